@@ -1,0 +1,138 @@
+"""Image callbacks: fixed-noise samples, latent traversals and reconstructions.
+
+Each saves a PNG under ``<default_root_dir>/images/`` and logs the same grid to every logger
+that takes images (W&B, TensorBoard), every ``every_n_steps`` training steps and at the end of fit.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from jsonargparse.typing import PositiveInt
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+
+class ImageGridCallback(pl.Callback, ABC):
+    """The cadence, saving and logging every image callback shares; subclasses make the grid."""
+
+    key: str
+
+    def __init__(self, every_n_steps: PositiveInt = 500) -> None:
+        self.every_n_steps = every_n_steps
+        self._last_logged_step: int | None = None
+
+    @abstractmethod
+    def make_grid(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor:
+        """A [3, H, W] image in [0, 1]."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.every_n_steps == 0 and step != self._last_logged_step:
+            self._log_grid(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_step != self._last_logged_step:
+            self._log_grid(trainer, pl_module)
+
+    def _log_grid(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        step = self._last_logged_step = trainer.global_step
+        if not trainer.is_global_zero:
+            return
+        grid = self.make_grid(trainer, pl_module).cpu()
+        path = Path(trainer.default_root_dir) / "images" / f"{self.key}_step{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(grid, path)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key=f"images/{self.key}", images=[grid], step=step)
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(f"images/{self.key}", grid, step)
+
+
+def to_grid(images: Tensor, nrow: int, value_range: tuple[float, float]) -> Tensor:
+    return make_grid(images.float(), nrow=nrow, normalize=True, value_range=value_range, pad_value=1.0)
+
+
+class SampleGrid(ImageGridCallback):
+    """Samples from the same fixed noise at every logging step, so grids compare across training.
+
+    Args:
+        num_samples: Images in the grid.
+        nrow: Images per row.
+        seed: Seed of the fixed noise (drawn on the CPU: the same noise on every machine).
+        every_n_steps: Logging cadence in training steps.
+    """
+
+    key = "samples"
+
+    def __init__(self, num_samples: PositiveInt = 64, nrow: PositiveInt = 8, seed: int = 0, every_n_steps: PositiveInt = 500) -> None:
+        super().__init__(every_n_steps)
+        self.num_samples, self.nrow, self.seed = num_samples, nrow, seed
+
+    def make_grid(self, trainer, pl_module) -> Tensor:
+        images = pl_module.sample(self.num_samples, torch.Generator().manual_seed(self.seed))
+        return to_grid(images, self.nrow, pl_module.output_range)
+
+
+class LatentTraversal(ImageGridCallback):
+    """One row per latent dimension, sweeping it while the others stay at a fixed latent.
+
+    Args:
+        steps: Images per row.
+        dims: The latent dimensions to sweep (default: the model's ``traversal_dims()``).
+        seed: Seed of the fixed latent the rows start from.
+        every_n_steps: Logging cadence in training steps.
+    """
+
+    key = "traversal"
+
+    def __init__(self, steps: PositiveInt = 7, dims: list[int] | None = None, seed: int = 0, every_n_steps: PositiveInt = 500) -> None:
+        super().__init__(every_n_steps)
+        self.steps, self.dims, self.seed = steps, dims, seed
+
+    def make_grid(self, trainer, pl_module) -> Tensor:
+        images = pl_module.traverse(dims=self.dims, steps=self.steps, generator=torch.Generator().manual_seed(self.seed))
+        return to_grid(images.flatten(0, 1), self.steps, pl_module.output_range)
+
+
+class Reconstructions(ImageGridCallback):
+    """Real images of the first training batch, each followed by the model's reconstruction.
+
+    Needs a model with ``reconstruct(x)`` (one with an encoder).
+
+    Args:
+        num_images: Real images reconstructed.
+        pairs_per_row: (image, reconstruction) pairs per row.
+        every_n_steps: Logging cadence in training steps.
+    """
+
+    key = "reconstructions"
+
+    def __init__(self, num_images: PositiveInt = 32, pairs_per_row: PositiveInt = 4, every_n_steps: PositiveInt = 500) -> None:
+        super().__init__(every_n_steps)
+        self.num_images, self.pairs_per_row = num_images, pairs_per_row
+        self._originals: Tensor | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if not callable(getattr(pl_module, "reconstruct", None)):
+            raise TypeError(
+                f"Reconstructions needs a model with an encoder (a `reconstruct` method); "
+                f"{type(pl_module).__name__} has none: remove the callback from the config."
+            )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._originals is None:
+            self._originals = batch[0][: self.num_images].detach().clone()
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def make_grid(self, trainer, pl_module) -> Tensor:
+        originals = self._originals.to(pl_module.device)
+        with torch.no_grad(), pl_module.evaluating():
+            reconstructions = pl_module.reconstruct(originals)
+        pairs = torch.stack([originals, reconstructions], 1).flatten(0, 1)
+        return to_grid(pairs, 2 * self.pairs_per_row, pl_module.output_range)

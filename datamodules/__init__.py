@@ -1,0 +1,18 @@
+"""LightningDataModules; every batch is a tuple (x, y) with x in the module's `value_range`."""
+
+from .base import BaseDataModule
+from .celeba import CelebADataModule
+from .dsprites import DSpritesDataModule, DSpritesGroundTruth
+from .gaussian_mixture import GaussianMixtureDataModule
+from .lsun import LSUNBedroomsDataModule
+from .mnist import MNISTDataModule
+
+__all__ = [
+    "BaseDataModule",
+    "CelebADataModule",
+    "DSpritesDataModule",
+    "DSpritesGroundTruth",
+    "GaussianMixtureDataModule",
+    "LSUNBedroomsDataModule",
+    "MNISTDataModule",
+]

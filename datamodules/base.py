@@ -1,0 +1,170 @@
+"""Plumbing shared by every datamodule: value ranges, splits, batched datasets, loaders."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.io import ImageReadMode, decode_image
+
+ValueRange = tuple[float, float]
+VALUE_RANGES: tuple[ValueRange, ...] = ((-1.0, 1.0), (0.0, 1.0))
+Batch = tuple[Tensor, Tensor]
+
+
+def check_value_range(value_range: Sequence[float]) -> ValueRange:
+    """Models pick their output activation (tanh / sigmoid) from this, so only two ranges exist."""
+    normalised = tuple(float(v) for v in value_range)
+    if normalised not in VALUE_RANGES:
+        raise ValueError(f"value_range must be (-1.0, 1.0) or (0.0, 1.0), got {tuple(value_range)!r}")
+    return normalised  # type: ignore[return-value]
+
+
+def unit_to_range(x: Tensor, value_range: ValueRange) -> Tensor:
+    """Map values in [0, 1] affinely onto `value_range`."""
+    low, high = value_range
+    return x * (high - low) + low
+
+
+def uint8_to_range(x: Tensor, value_range: ValueRange) -> Tensor:
+    """Decode 8-bit pixels only per batch, so datasets can keep the compact uint8 copy."""
+    return unit_to_range(x.float() / 255.0, value_range)
+
+
+def split_indices(n: int, holdout: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Seed-determined (train, held-out) partition of range(n), independent of the global RNG."""
+    if holdout >= n:
+        raise ValueError(f"cannot hold out {holdout} of {n} samples; lower val_size")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[holdout:], perm[:holdout]
+
+
+def missing_dataset_error(root: Path, expected: Iterable[str], where: str) -> FileNotFoundError:
+    """One message with everything needed to fix a missing dataset: the paths and where to get it."""
+    listing = "\n".join(f"  {root / name}" for name in expected)
+    return FileNotFoundError(f"dataset not found in '{root}'; expected:\n{listing}\n{where}")
+
+
+def pass_batch(batch: Batch) -> Batch:
+    """Collate for `BatchedDataset`: `__getitems__` already returns the stacked batch."""
+    return batch
+
+
+class BatchedDataset(Dataset[Batch], ABC):
+    """A dataset that builds whole batches at once.
+
+    torch's DataLoader fetcher calls `__getitems__` with the batch's indices when it exists,
+    which turns per-sample Python calls into a few tensor operations per batch.
+    """
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitems__(self, indices: Sequence[int]) -> Batch: ...
+
+    def __getitem__(self, index: int) -> Batch:
+        x, y = self.__getitems__([index])
+        return x[0], y[0]
+
+
+class TensorPairDataset(BatchedDataset):
+    """In-memory (x, y) tensors; `transform` is applied to each batch of x (e.g. uint8 -> range)."""
+
+    def __init__(self, x: Tensor, y: Tensor, transform: Callable[[Tensor], Tensor] | None = None) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x and y lengths differ: {len(x)} != {len(y)}")
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        x = self.x[index]
+        return (x if self.transform is None else self.transform(x)), self.y[index]
+
+
+class ImageFileDataset(BatchedDataset):
+    """Image files decoded to RGB uint8, transformed (crop/resize) one by one, scaled per batch."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        labels: Tensor,
+        transform: Callable[[Tensor], Tensor],
+        value_range: ValueRange,
+    ) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"paths and labels lengths differ: {len(paths)} != {len(labels)}")
+        self.paths, self.labels = list(paths), labels
+        self.transform, self.value_range = transform, value_range
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        images = torch.stack(
+            [self.transform(decode_image(self.paths[i], mode=ImageReadMode.RGB)) for i in indices]
+        )
+        return uint8_to_range(images, self.value_range), self.labels[torch.as_tensor(indices, dtype=torch.long)]
+
+
+class BaseDataModule(pl.LightningDataModule):
+    """Builds the loaders from the `train_set` / `val_set` / `test_set` that `setup` creates.
+
+    Shuffling uses the global torch RNG (no DataLoader generator), so restoring a checkpoint's
+    RNG state reproduces the batch order.
+    """
+
+    data_shape: tuple[int, ...]
+
+    def __init__(
+        self, *, batch_size: int, num_workers: int, seed: int, value_range: Sequence[float] | None
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.value_range = None if value_range is None else check_value_range(value_range)
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._split("train")
+        if len(dataset) < self.batch_size:
+            raise ValueError(
+                f"train split has {len(dataset)} samples, fewer than batch_size={self.batch_size}; "
+                "with drop_last=True it would yield no batches"
+            )
+        return self._loader(dataset, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._split("val"), train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._split("test"), train=False)
+
+    def _split(self, name: str) -> Dataset:
+        dataset = getattr(self, f"{name}_set")
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup() before asking for the {name} loader")
+        return dataset
+
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            collate_fn=pass_batch,
+        )

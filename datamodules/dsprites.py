@@ -1,0 +1,239 @@
+"""dSprites: the official npz when present, otherwise a procedural renderer of the same factor grid."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+from torch import Tensor
+
+from .base import BaseDataModule, Batch, BatchedDataset, check_value_range, missing_dataset_error, split_indices, unit_to_range
+
+NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+DSPRITES_URL = "https://github.com/google-deepmind/dsprites-dataset"
+IMAGE_SIZE = 64
+FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
+FACTOR_SIZES = (3, 6, 40, 32, 32)
+# Shape is categorical (0 square, 1 ellipse, 2 heart); class k of each other factor stands for
+# linspace(low, high, size)[k] with these (low, high).
+_VALUE_SPANS = ((0.5, 1.0), (0.0, 2.0 * math.pi), (0.0, 1.0), (0.0, 1.0))
+# Index = mixed radix of the classes, shape most significant, posY least.
+_STRIDES = tuple(math.prod(FACTOR_SIZES[i + 1 :]) for i in range(len(FACTOR_SIZES)))
+GRID_SIZE = math.prod(FACTOR_SIZES)
+
+# Renderer geometry, in pixels. Shape centres span [0.2, 0.8] of the frame, like the official
+# images. At scale 1 every shape fits in a circle of radius 12 around its centre (the square's
+# side is then 17 px), inside the 12.8 px margin, so no shape is clipped at any rotation.
+_CENTRE_LOW, _CENTRE_HIGH = 0.2 * IMAGE_SIZE, 0.8 * IMAGE_SIZE
+_RADIUS = 12.0
+# Side of the window around the centre that contains every pixel a shape can cover.
+_WINDOW = 2 * math.ceil(_RADIUS) + 2
+
+
+def _square(u: Tensor, v: Tensor) -> Tensor:
+    return torch.maximum(u.abs(), v.abs()) <= math.sqrt(0.5)
+
+
+def _ellipse(u: Tensor, v: Tensor) -> Tensor:
+    """Semi-axes 1 (horizontal at orientation 0) and 1/2."""
+    return u.square() + (2.0 * v).square() <= 1.0
+
+
+def _heart(u: Tensor, v: Tensor) -> Tensor:
+    """(x² + y² - 1)³ <= x² y³, point up; its smallest enclosing circle has radius 1.25 around
+    (0, 0.25), hence the shift and scale that give it circumradius 1 like the other shapes."""
+    x, y = 1.25 * u, 1.25 * v + 0.25
+    q = x.square() + y.square() - 1.0
+    return q * q * q <= x.square() * y * y * y
+
+
+# Point-in-shape tests in units of the circumradius, v pointing up; indexed by the shape class.
+_SHAPE_TESTS = (_square, _ellipse, _heart)
+
+
+def _check_factors(factors: Tensor) -> Tensor:
+    factors = torch.as_tensor(factors, dtype=torch.long)
+    sizes = torch.tensor(FACTOR_SIZES, device=factors.device)
+    if factors.ndim != 2 or factors.shape[1] != len(FACTOR_SIZES):
+        raise ValueError(f"factors must have shape [n, {len(FACTOR_SIZES)}], got {list(factors.shape)}")
+    if ((factors < 0) | (factors >= sizes)).any():
+        raise ValueError(f"factor classes out of range; sizes are {list(FACTOR_SIZES)} ({', '.join(FACTOR_NAMES)})")
+    return factors
+
+
+def render_dsprites(factors: Tensor) -> Tensor:
+    """Boolean images [n, 64, 64] of factor classes [n, 5], computed on the factors' device.
+
+    posX moves the shape right (increasing column) and posY down (increasing row), as in the
+    official dataset; orientation turns it counter-clockwise as displayed. Pixels are tested at
+    their centres. Only a window around each centre is tested and then pasted into the frame:
+    about 6x fewer pixels than testing the full frame.
+    """
+    factors = _check_factors(factors)
+    n, device = len(factors), factors.device
+    scale, theta, pos_x, pos_y = (
+        low + (high - low) * column / (size - 1)
+        for (low, high), size, column in zip(_VALUE_SPANS, FACTOR_SIZES[1:], factors[:, 1:].T.float())
+    )
+    centre_x = _CENTRE_LOW + (_CENTRE_HIGH - _CENTRE_LOW) * pos_x
+    centre_y = _CENTRE_LOW + (_CENTRE_HIGH - _CENTRE_LOW) * pos_y
+    offsets = torch.arange(_WINDOW, device=device)
+    cols = (centre_x.floor().long() - _WINDOW // 2).clamp(0, IMAGE_SIZE - _WINDOW)[:, None] + offsets
+    rows = (centre_y.floor().long() - _WINDOW // 2).clamp(0, IMAGE_SIZE - _WINDOW)[:, None] + offsets
+    radius = (_RADIUS * scale)[:, None]
+    dx = ((cols + 0.5 - centre_x[:, None]) / radius)[:, None, :]
+    dy = ((centre_y[:, None] - rows - 0.5) / radius)[:, :, None]  # up is positive
+    cos, sin = theta.cos()[:, None, None], theta.sin()[:, None, None]
+    # Rotating the pixel grid by -theta turns the shape by +theta.
+    u, v = cos * dx + sin * dy, cos * dy - sin * dx
+    window = torch.empty(n, _WINDOW, _WINDOW, dtype=torch.bool, device=device)
+    for shape, inside in enumerate(_SHAPE_TESTS):
+        members = (factors[:, 0] == shape).nonzero().squeeze(1)
+        window[members] = inside(u[members], v[members])
+    frame = torch.zeros(n, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool, device=device)
+    frame[torch.arange(n, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]] = window
+    return frame
+
+
+def _load_npz(path: Path) -> tuple[Tensor, Tensor]:
+    """(imgs uint8 [N, 64, 64], factor classes [N, 5]) from a file with the official keys."""
+    if not path.is_file():
+        raise missing_dataset_error(path.parent, [path.name], f"dSprites is published at {DSPRITES_URL}")
+    with np.load(path) as data:
+        missing = [key for key in ("imgs", "latents_classes") if key not in data.files]
+        if missing:
+            raise ValueError(f"{path} lacks the arrays {missing}")
+        images, classes = data["imgs"], data["latents_classes"]
+    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or classes.shape != (len(images), 1 + len(FACTOR_SIZES)):
+        raise ValueError(
+            f"{path}: expected imgs [N, 64, 64] and latents_classes [N, 6], "
+            f"got {list(images.shape)} and {list(classes.shape)}"
+        )
+    # latents_classes column 0 is colour, which has a single value (white) in dSprites.
+    return torch.from_numpy(images.astype(np.uint8, copy=False)), torch.from_numpy(classes[:, 1:].astype(np.int64))
+
+
+class DSpritesGroundTruth:
+    """The dSprites factor grid and its images: the interface disentanglement metrics use.
+
+    Images are rendered, or read from the official npz when `npz_path` is given. The npz may
+    hold any subset of the grid, mapped through its `latents_classes` (the official file holds
+    all of it), so tests can use a tiny file; `available_indices` lists the grid indices it has.
+
+    Args:
+        value_range: range of the returned pixels, (-1, 1) or (0, 1).
+        npz_path: the official npz, or None to render procedurally.
+    """
+
+    def __init__(self, value_range: Sequence[float] = (-1.0, 1.0), npz_path: str | Path | None = None) -> None:
+        self.value_range = check_value_range(value_range)
+        self.num_factors = len(FACTOR_SIZES)
+        self.factor_sizes = list(FACTOR_SIZES)
+        self.factor_names = list(FACTOR_NAMES)
+        self._images: Tensor | None = None
+        if npz_path is None:
+            self.available_indices = torch.arange(GRID_SIZE)
+            return
+        self._images, factors = _load_npz(Path(npz_path))
+        self.available_indices = self.factors_to_index(factors)
+        self._row_of = torch.full((GRID_SIZE,), -1, dtype=torch.long)
+        self._row_of[self.available_indices] = torch.arange(len(factors))
+
+    def __len__(self) -> int:
+        return GRID_SIZE
+
+    def sample_factors(self, n: int, generator: torch.Generator) -> Tensor:
+        """Factor classes [n, 5], each uniform over its classes, on the generator's device."""
+        return torch.stack(
+            [torch.randint(size, (n,), generator=generator, device=generator.device) for size in FACTOR_SIZES],
+            dim=1,
+        )
+
+    def factors_to_index(self, factors: Tensor) -> Tensor:
+        factors = _check_factors(factors)
+        return (factors * torch.tensor(_STRIDES, device=factors.device)).sum(dim=1)
+
+    def index_to_factors(self, index: Tensor) -> Tensor:
+        index = torch.as_tensor(index, dtype=torch.long)
+        if ((index < 0) | (index >= GRID_SIZE)).any():
+            raise ValueError(f"dSprites indices must lie in [0, {GRID_SIZE})")
+        return torch.stack([index // stride % size for stride, size in zip(_STRIDES, FACTOR_SIZES)], dim=1)
+
+    def images_for(self, factors: Tensor) -> Tensor:
+        """Images [n, 1, 64, 64] in `value_range`, on the factors' device."""
+        if self._images is None:
+            masks = render_dsprites(factors)
+        else:
+            rows = self._row_of[self.factors_to_index(factors).cpu()]
+            if (rows < 0).any():
+                raise ValueError(f"{int((rows < 0).sum())} requested factor combinations are not in the npz")
+            masks = (self._images[rows] != 0).to(factors.device)
+        return unit_to_range(masks.unsqueeze(1).float(), self.value_range)
+
+
+class DSpritesDataset(BatchedDataset):
+    """Grid indices -> (images [B, 1, 64, 64], factor classes [B, 5]), a whole batch per call."""
+
+    def __init__(self, ground_truth: DSpritesGroundTruth, indices: Tensor) -> None:
+        self.ground_truth, self.indices = ground_truth, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        factors = self.ground_truth.index_to_factors(self.indices[torch.as_tensor(indices, dtype=torch.long)])
+        return self.ground_truth.images_for(factors), factors
+
+
+class DSpritesDataModule(BaseDataModule):
+    """dSprites (Matthey et al., 2017): 64x64 binary sprites over 5 known factors.
+
+    There is no official test split: the test loader reuses the validation hold-out.
+
+    Args:
+        root: directory searched for the official dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz.
+        source: "npz" requires that file, "procedural" renders the grid, "auto" uses the file when present.
+        val_size: number of images held out for validation, chosen by seed; the rest is training data.
+        batch_size: samples per batch.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        seed: seed of the train/validation split.
+        value_range: pixel range of the returned images, (-1, 1) or (0, 1).
+    """
+
+    def __init__(
+        self,
+        root: str = "data/dsprites",
+        source: Literal["auto", "npz", "procedural"] = "auto",
+        val_size: PositiveInt = 10000,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
+        value_range: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, value_range=value_range)
+        self.root = Path(root)
+        self.source = source
+        self.val_size = val_size
+        self.data_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
+
+    @cached_property
+    def ground_truth(self) -> DSpritesGroundTruth:
+        """Built on first use: only the npz source reads a file (and fails when it is missing)."""
+        npz_path = self.root / NPZ_NAME
+        if self.source == "procedural" or (self.source == "auto" and not npz_path.is_file()):
+            return DSpritesGroundTruth(self.value_range)
+        return DSpritesGroundTruth(self.value_range, npz_path)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        available = self.ground_truth.available_indices
+        train, val = split_indices(len(available), self.val_size, self.seed)
+        self.train_set = DSpritesDataset(self.ground_truth, available[train])
+        self.val_set = self.test_set = DSpritesDataset(self.ground_truth, available[val])

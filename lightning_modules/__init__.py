@@ -1,0 +1,9 @@
+"""LightningModules: one per model, on the shared base in ``lightning_modules.base``."""
+
+from lightning_modules import strategies  # noqa: F401  (registers the gan_ddp strategies)
+from lightning_modules.base import AdversarialModule, GenerativeModule
+from lightning_modules.dcgan import DCGAN
+from lightning_modules.optim import OptimizerConfig
+from lightning_modules.wgan_gp import WGANGP
+
+__all__ = ["AdversarialModule", "DCGAN", "GenerativeModule", "OptimizerConfig", "WGANGP"]

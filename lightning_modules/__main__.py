@@ -1,0 +1,3 @@
+from lightning_modules.cli import main
+
+main()

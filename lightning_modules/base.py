@@ -1,0 +1,279 @@
+"""The plumbing every model shares, written once.
+
+A model subclasses :class:`GenerativeModule` (or :class:`AdversarialModule` for GANs), builds its
+networks as attributes, names which of them are trained with which :class:`OptimizerConfig` in
+``self.optimized_networks``, and writes ``training_step`` as its paper's algorithm::
+
+    with self.optimize("discriminator") as step:
+        step(discriminator_loss(self.discriminator(real), self.discriminator(fake.detach())))
+
+``optimize`` makes only that network's parameters take gradients, and ``step`` zeroes, backprops,
+averages the gradients across processes (DDP), clips and steps that one optimizer.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from jsonargparse.typing import OpenUnitInterval, PositiveFloat, PositiveInt
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from lightning_modules.optim import OptimizerConfig
+
+
+class GenerativeModule(pl.LightningModule):
+    """Manual multi-optimizer training, EMA of the sampling network and the sampling API.
+
+    Args:
+        gradient_clip_norm: Clip each network's gradient norm to this value before its step.
+        ema_decay: Keep an exponential moving average of the sampling network with this decay
+            (e.g. 0.999); samples and metrics then use the averaged weights.
+    """
+
+    #: The network whose optimizer steps count as Lightning's ``global_step`` (so ``max_steps``
+    #: and step cadences count generator updates, the iteration count papers report).
+    step_network: str = "generator"
+    #: The network that maps a latent to data; EMA and ``sample`` use it.
+    sampling_network: str = "generator"
+    #: The range of ``generate``'s output, which image callbacks and metrics rely on.
+    output_range: tuple[float, float] = (-1.0, 1.0)
+
+    def __init__(
+        self,
+        *,
+        gradient_clip_norm: PositiveFloat | None = None,
+        ema_decay: OpenUnitInterval | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters()
+        self.gradient_clip_norm = gradient_clip_norm
+        self.ema_decay = ema_decay
+        #: network attribute name -> its optimizer settings, filled in by the subclass.
+        self.optimized_networks: dict[str, OptimizerConfig] = {}
+        self.sampling_network_ema: AveragedModel | None = None
+
+    # ----------------------------------------------------------------- the model's interface
+    latent_dim: int
+    #: Shape of one datum, checked against the datamodule's ``data_shape`` at start-up.
+    data_shape: tuple[int, ...]
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` latents from the prior (standard normal unless a model says otherwise)."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self._generator_device(generator))
+
+    def generate(self, latent: Tensor) -> Tensor:
+        """Map latents to data with the sampling network (its EMA when enabled)."""
+        if self.sampling_network_ema is not None:
+            return self.sampling_network_ema.module(latent)
+        return getattr(self, self.sampling_network)(latent)
+
+    # ------------------------------------------------------------------------- sampling API
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples from the model, in ``output_range``, generated in eval mode."""
+        with self.evaluating():
+            return self.generate(self.sample_latent(n, generator).to(self.device))
+
+    def traversal_dims(self) -> Sequence[int]:
+        """The latent dimensions a traversal sweeps by default (structured codes override this)."""
+        return range(min(self.latent_dim, 10))
+
+    #: Values swept by ``traverse``: from -span to +span (the prior's bulk for N(0, I)).
+    traversal_span: float = 2.0
+
+    @torch.no_grad()
+    def traverse(
+        self,
+        latent: Tensor | None = None,
+        dims: Sequence[int] | None = None,
+        steps: int = 7,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Images as one latent dimension sweeps while the others stay fixed.
+
+        Returns a tensor ``[len(dims), steps, *data_shape]``: row ``i`` sweeps ``dims[i]`` of
+        ``latent`` (one latent vector, drawn from the prior when omitted) over
+        ``linspace(-traversal_span, traversal_span, steps)``.
+        """
+        if latent is None:
+            latent = self.sample_latent(1, generator)[0]
+        dims = list(self.traversal_dims() if dims is None else dims)
+        values = torch.linspace(-self.traversal_span, self.traversal_span, steps)
+        latents = latent.to(self.device).expand(len(dims), steps, -1).clone()
+        for row, dim in enumerate(dims):
+            latents[row, :, dim] = values.to(latents)
+        with self.evaluating():
+            images = self.generate(latents.flatten(0, 1))
+        return images.view(len(dims), steps, *images.shape[1:])
+
+    # ------------------------------------------------------------------------ the stepping
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        if not self.optimized_networks:
+            raise RuntimeError(f"{type(self).__name__} must fill self.optimized_networks in __init__")
+        return [config.build(getattr(self, name).parameters()) for name, config in self.optimized_networks.items()]
+
+    def optimizer_of(self, network: str) -> pl.core.optimizer.LightningOptimizer:
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return optimizers[list(self.optimized_networks).index(network)]
+
+    @contextmanager
+    def optimize(self, network: str) -> Iterator[Callable[[Tensor], None]]:
+        """Within the block only ``network``'s parameters take gradients; yields ``step(loss)``.
+
+        The forward pass belongs inside the block, so that the other networks build no
+        gradient graph for their own weights (a generator step still backprops through D).
+        """
+        optimizer = self.optimizer_of(network)
+
+        def step(loss: Tensor) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            self._average_gradients_across_processes(optimizer.optimizer)
+            if self.gradient_clip_norm is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+            if network == self.step_network:
+                optimizer.step()
+            else:
+                # Same path as LightningOptimizer.step (precision plugin, hooks) but not counted
+                # in global_step, which counts only the step network's updates.
+                self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
+            if network == self.sampling_network and self.sampling_network_ema is not None:
+                self.sampling_network_ema.update_parameters(getattr(self, network))
+
+        with self.toggled_optimizer(optimizer):
+            yield step
+
+    def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer) -> None:
+        """All-reduce exactly the stepped network's gradients, as one flat buffer.
+
+        This is the DDP design of the framework (see ``lightning_modules.strategies``): the module
+        is not wrapped in torch's DistributedDataParallel, so each backward is free to touch any
+        subset of the networks, and only the network about to step pays for communication.
+        """
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        if isinstance(self.trainer.strategy.model, DistributedDataParallel):
+            return  # torch DDP (find_unused_parameters=True) already averaged them
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        for grad, chunk in zip(grads, flat.split([g.numel() for g in grads])):
+            grad.copy_(chunk.view_as(grad))
+
+    # ------------------------------------------------------------------------- lifecycle
+    def _build_ema(self) -> None:
+        if self.ema_decay is not None and self.sampling_network_ema is None:
+            network = getattr(self, self.sampling_network)
+            self.sampling_network_ema = AveragedModel(
+                network, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True
+            )
+            self.sampling_network_ema.requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        self._build_ema()
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        if datamodule is not None:
+            self._check_data_matches(datamodule)
+
+    def _check_data_matches(self, datamodule: pl.LightningDataModule) -> None:
+        data_shape = getattr(datamodule, "data_shape", None)
+        if data_shape is not None and tuple(data_shape) != tuple(self.data_shape):
+            raise ValueError(
+                f"{type(self).__name__} is built for data of shape {tuple(self.data_shape)} but "
+                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's image_size/channels "
+                f"(or the data's image_size) so they agree."
+            )
+        value_range = getattr(datamodule, "value_range", None)
+        if value_range is not None and tuple(value_range) != tuple(self.output_range):
+            raise ValueError(
+                f"{type(self).__name__} generates values in {tuple(self.output_range)} but "
+                f"{type(datamodule).__name__} yields value_range={tuple(value_range)}: set the data's "
+                f"value_range to {list(self.output_range)}."
+            )
+
+    def on_fit_start(self) -> None:
+        wrapped = self.trainer.strategy.model
+        if isinstance(wrapped, DistributedDataParallel) and not wrapped.find_unused_parameters:
+            raise RuntimeError(
+                "Plain DDP cannot train a model whose backward passes each use only some networks. "
+                "Use `trainer.strategy: gan_ddp` (averages each stepped network's gradients itself), "
+                "or `ddp_find_unused_parameters_true` (slower: all-reduces every network every step)."
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Restoring the RNG makes a resumed run draw the same noise and shuffles as an uninterrupted one.
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": _numpy_rng_state(),
+            "python": random.getstate(),
+            **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._build_ema()  # the EMA copy must exist before its weights are loaded
+        states = checkpoint.get("rng_states")
+        if states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        _set_numpy_rng_state(states["numpy"])
+        random.setstate(states["python"])
+        if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+    # ----------------------------------------------------------------------------- helpers
+    def _generator_device(self, generator: torch.Generator | None) -> torch.device:
+        # A user's torch.Generator fixes the device noise is drawn on (CPU generators give
+        # the same noise on every machine); the result is moved to the model's device.
+        return generator.device if generator is not None else self.device
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode within the block (batch norm uses running statistics), then back as it was."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
+
+def _numpy_rng_state() -> dict:
+    """NumPy's global RNG state as tensors and numbers, which ``torch.load(weights_only=True)`` accepts."""
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+
+
+def _set_numpy_rng_state(state: dict) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, state["position"], state["has_gauss"], state["cached_gaussian"]))
+
+
+class AdversarialModule(GenerativeModule):
+    """A GAN: adds the discriminator (critic) steps per generator step.
+
+    Args:
+        n_critic: Discriminator/critic updates per generator update; each uses a fresh real batch.
+    """
+
+    def __init__(self, *, n_critic: PositiveInt = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_critic = n_critic
+
+    def generator_turn(self) -> bool:
+        """Whether this batch ends a round of ``n_critic`` discriminator steps."""
+        return (self.trainer.fit_loop.epoch_loop.total_batch_idx + 1) % self.n_critic == 0
+

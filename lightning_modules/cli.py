@@ -1,0 +1,36 @@
+"""``python -m lightning_modules fit|validate|test|predict --config configs/X.yaml``."""
+
+from __future__ import annotations
+
+from pytorch_lightning import LightningDataModule
+from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+
+import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
+from lightning_modules.base import GenerativeModule
+
+
+class UploadConfig(SaveConfigCallback):
+    """Saves config.yaml in the run directory and uploads the full config to every logger."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": self.config.as_dict()})
+
+
+class CLI(LightningCLI):
+    def __init__(self, args=None, run: bool = True) -> None:
+        super().__init__(
+            GenerativeModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=UploadConfig,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+
+
+def main(args=None) -> None:
+    CLI(args=args)

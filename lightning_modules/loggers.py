@@ -1,0 +1,57 @@
+"""A W&B logger that never prompts for a login and never hangs without a network."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import socket
+from urllib.parse import urlparse
+
+from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+_log = logging.getLogger(__name__)
+_OFFLINE_MODES = {"offline", "dryrun", "disabled"}
+
+
+def offline_reason(timeout: float = 3.0) -> str | None:
+    """Why W&B cannot log online here (no credentials, host unreachable), or None if it can."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    host = url.hostname or "api.wandb.ai"
+    if not (os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE") or _netrc_has(host)):
+        return "no W&B login (WANDB_API_KEY or `wandb login`)"
+    try:
+        socket.create_connection((host, url.port or (443 if url.scheme != "http" else 80)), timeout=timeout).close()
+    except OSError as error:
+        return f"{host} is unreachable ({error.__class__.__name__})"
+    return None
+
+
+def _netrc_has(host: str) -> bool:
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+@rank_zero_only
+def _warn_offline(reason: str, save_dir: str) -> None:
+    _log.warning("W&B logging offline to %s: %s. Upload later with `wandb sync`.", save_dir, reason)
+
+
+class WandbLogger(LightningWandbLogger):
+    """Lightning's WandbLogger, offline (one warning line) when there is no login or no network.
+
+    Args:
+        offline: Log offline regardless (also set by ``WANDB_MODE=offline``).
+    """
+
+    def __init__(self, offline: bool = False, **kwargs) -> None:
+        if not offline:
+            reason = "WANDB_MODE=" + os.environ["WANDB_MODE"] if os.environ.get("WANDB_MODE") in _OFFLINE_MODES else offline_reason()
+            if reason is not None:
+                offline = True
+                if not reason.startswith("WANDB_MODE"):
+                    _warn_offline(reason, kwargs.get("save_dir", "."))
+        super().__init__(offline=offline, **kwargs)

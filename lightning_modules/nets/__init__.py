@@ -1,0 +1,7 @@
+"""Networks shared by every model."""
+
+from lightning_modules.nets.dcgan import ConvDiscriminator, ConvEncoder, ConvGenerator
+from lightning_modules.nets.infogan_cr import InfoGANCRGenerator, InfoGANCRTrunk
+from lightning_modules.nets.mlp import MLP
+
+__all__ = ["ConvDiscriminator", "ConvEncoder", "ConvGenerator", "InfoGANCRGenerator", "InfoGANCRTrunk", "MLP"]

@@ -1,0 +1,48 @@
+"""Per-network optimizer settings, validated when the config is parsed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """One network's optimizer.
+
+    Args:
+        lr: Learning rate.
+        betas: Adam/AdamW momentum coefficients (β1, β2), each in [0, 1).
+        weight_decay: L2 penalty (decoupled for AdamW).
+        momentum: Momentum for SGD and RMSprop.
+        algorithm: Which torch.optim class to use.
+    """
+
+    lr: PositiveFloat = 2e-4
+    betas: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.5, 0.999)
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: ClosedUnitInterval = 0.0
+    algorithm: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optimizer lr must be positive, got {self.lr}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"optimizer betas must each lie in [0, 1), got {self.betas}")
+
+    def build(self, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        if self.algorithm == "adam":
+            return torch.optim.Adam(parameters, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        if self.algorithm == "adamw":
+            return torch.optim.AdamW(parameters, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        if self.algorithm == "rmsprop":
+            return torch.optim.RMSprop(parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+
+# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class.
+torch.serialization.add_safe_globals([OptimizerConfig])

@@ -1,0 +1,56 @@
+"""Callbacks the multi-process tests load by class path (so they must live in an importable module)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+
+
+def _gather(flat: torch.Tensor) -> list[torch.Tensor]:
+    gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return gathered
+
+
+class RankConsistency(pl.Callback):
+    """After every training batch, compares every rank's weights and gradients with rank 0's;
+    at the end each rank saves what it saw to ``out_dir/rank{N}.pt``.
+
+    Args:
+        out_dir: Where each rank writes its report.
+    """
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.max_weight_difference = 0.0
+        self.max_gradient_difference = 0.0
+        self.first_batch_sum: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.first_batch_sum is None:
+            self.first_batch_sum = batch[0].double().sum().item()
+        parameters = list(pl_module.parameters())
+        weights = torch.cat([p.detach().reshape(-1) for p in parameters])
+        grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in parameters])
+        for name, flat in (("weight", weights), ("gradient", grads)):
+            gathered = _gather(flat)
+            difference = max((g - gathered[0]).abs().max().item() for g in gathered)
+            attribute = f"max_{name}_difference"
+            setattr(self, attribute, max(getattr(self, attribute), difference))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "state_dict": pl_module.state_dict(),
+                "max_weight_difference": self.max_weight_difference,
+                "max_gradient_difference": self.max_gradient_difference,
+                "first_batch_sum": self.first_batch_sum,
+                "global_step": trainer.global_step,
+                "world_size": trainer.world_size,
+            },
+            self.out_dir / f"rank{trainer.global_rank}.pt",
+        )
