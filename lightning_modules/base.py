@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -55,6 +56,8 @@ class GenerativeModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.save_hyperparameters()
+        for key, value in self.hparams.items():
+            self.hparams[key] = _plain(value)
         self.gradient_clip_norm = gradient_clip_norm
         self.ema_decay = ema_decay
         #: network attribute name -> its optimizer settings, filled in by the subclass.
@@ -248,6 +251,17 @@ class GenerativeModule(pl.LightningModule):
             yield
         finally:
             self.train(was_training)
+
+
+def _plain(value: Any) -> Any:
+    """jsonargparse's constrained types (PositiveInt, ...) as the built-in types they extend, so that
+    checkpoints load with ``torch.load(weights_only=True)``."""
+    for plain in (bool, int, float, str):
+        if isinstance(value, plain):
+            return plain(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 def _numpy_rng_state() -> dict:

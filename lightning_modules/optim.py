@@ -29,6 +29,11 @@ class OptimizerConfig:
     algorithm: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
 
     def __post_init__(self) -> None:
+        # jsonargparse passes float subclasses (PositiveFloat); checkpoints must hold plain floats.
+        object.__setattr__(self, "lr", float(self.lr))
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "weight_decay", float(self.weight_decay))
+        object.__setattr__(self, "momentum", float(self.momentum))
         if self.lr <= 0:
             raise ValueError(f"optimizer lr must be positive, got {self.lr}")
         if not all(0.0 <= b < 1.0 for b in self.betas):

@@ -1,0 +1,91 @@
+"""W&B offline: the run directory holds the scalars, images and config; no login means offline, not a prompt."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+import wandb
+import yaml
+
+from lightning_modules.cli import main
+from lightning_modules.loggers import WandbLogger
+
+
+def logged_values(run_file: Path, key: str) -> list[float]:
+    """The distinct values of a scalar in an offline run's protobuf records (key, then its JSON
+    value; each appears in a history and a summary record)."""
+    raw = run_file.read_bytes()
+    pattern = re.escape(key.encode()) + rb"\x82\x01.([-+0-9.eE]+)"
+    return sorted({float(v) for v in re.findall(pattern, raw, flags=re.DOTALL)})
+
+
+def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    every = {"init_args": {"every_n_steps": 2}}
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu", "max_steps": 4, "log_every_n_steps": 1, "default_root_dir": "run",
+            "enable_progress_bar": False, "enable_checkpointing": False,
+            "logger": {"class_path": "lightning_modules.loggers.WandbLogger",
+                       "init_args": {"project": "tests", "name": "offline", "save_dir": "run"}},
+            "callbacks": [{"class_path": "callbacks.SampleGrid", **every}, {"class_path": "callbacks.LatentTraversal", **every}],
+        },
+        "model": {"class_path": "lightning_modules.DCGAN",
+                  "init_args": {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 5}},
+        "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", "config.yaml"])
+    wandb.finish()
+
+    images = sorted(p.name for p in (tmp_path / "run" / "images").iterdir())
+    assert images == [f"{kind}_step{step:07d}.png" for kind in ("samples", "traversal") for step in (2, 4)]
+    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    assert len(list((run_dir / "files" / "media" / "images").rglob("samples_*.png"))) == 2
+    assert len(list((run_dir / "files" / "media" / "images").rglob("traversal_*.png"))) == 2
+    (run_file,) = run_dir.glob("run-*.wandb")
+    d_losses = logged_values(run_file, "train/d_loss")
+    assert len(d_losses) == 4 and all(v > 0 for v in d_losses)
+    assert len(logged_values(run_file, "train/g_loss")) == 4
+    raw = run_file.read_bytes()
+    assert b"seed_everything" in raw and b"DSpritesDataModule" in raw  # the full config was uploaded
+
+
+def no_login(monkeypatch, tmp_path):
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "netrc").write_text("")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+
+
+def test_no_login_means_offline_with_one_warning_line(monkeypatch, tmp_path, caplog):
+    no_login(monkeypatch, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
+        logger = WandbLogger(project="tests", save_dir=str(tmp_path))
+    assert logger._offline
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage() and "no W&B login" in record.getMessage()
+
+
+def test_unreachable_server_means_offline(monkeypatch, tmp_path, caplog):
+    no_login(monkeypatch, tmp_path)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
+        logger = WandbLogger(project="tests", save_dir=str(tmp_path))
+    assert logger._offline
+    assert "127.0.0.1 is unreachable" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("mode", ["offline", "disabled"])
+def test_wandb_mode_is_respected_silently(monkeypatch, tmp_path, caplog, mode):
+    no_login(monkeypatch, tmp_path)
+    monkeypatch.setenv("WANDB_MODE", mode)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
+        assert WandbLogger(project="tests", save_dir=str(tmp_path))._offline
+    assert not caplog.records
