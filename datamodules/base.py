@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 ValueRange = tuple[float, float]
 VALUE_RANGES: tuple[ValueRange, ...] = ((-1.0, 1.0), (0.0, 1.0))
@@ -90,6 +91,12 @@ class TensorPairDataset(BatchedDataset):
         return (x if self.transform is None else self.transform(x)), self.y[index]
 
 
+def _read_rgb(path: str) -> Tensor:
+    """uint8 [3, H, W]; PIL because torchvision.io's decoders are deprecated since 0.29."""
+    with Image.open(path) as image:
+        return pil_to_tensor(image.convert("RGB"))
+
+
 class ImageFileDataset(BatchedDataset):
     """Image files decoded to RGB uint8, transformed (crop/resize) one by one, scaled per batch."""
 
@@ -110,9 +117,10 @@ class ImageFileDataset(BatchedDataset):
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         images = torch.stack(
-            [self.transform(decode_image(self.paths[i], mode=ImageReadMode.RGB)) for i in indices]
+            [self.transform(_read_rgb(self.paths[i])) for i in indices]
         )
-        return uint8_to_range(images, self.value_range), self.labels[torch.as_tensor(indices, dtype=torch.long)]
+        labels = self.labels[torch.as_tensor(indices, dtype=torch.long)]
+        return uint8_to_range(images, self.value_range), labels
 
 
 class BaseDataModule(pl.LightningDataModule):

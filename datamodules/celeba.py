@@ -16,7 +16,9 @@ from torchvision.transforms import v2
 from .base import BaseDataModule, ImageFileDataset, missing_dataset_error
 
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
-IMAGE_DIR, ATTRIBUTE_FILE, PARTITION_FILE = "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"
+IMAGE_DIR = "img_align_celeba"
+ATTRIBUTE_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
 # Official attribute order (line 2 of list_attr_celeba.txt); known before any file is read so a
 # conditional model can size itself at construction.
 CELEBA_ATTRIBUTES = (
@@ -46,7 +48,8 @@ def read_attributes(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def read_partition(path: Path) -> dict[str, int]:
-    return {filename: int(code) for filename, code in (line.split() for line in path.read_text().splitlines() if line.strip())}
+    rows = (line.split() for line in path.read_text().splitlines() if line.strip())
+    return {filename: int(code) for filename, code in rows}
 
 
 class CelebADataModule(BaseDataModule):
@@ -96,7 +99,9 @@ class CelebADataModule(BaseDataModule):
         partition = read_partition(self.root / PARTITION_FILE)
         unlisted = [f for f in filenames if f not in partition]
         if unlisted:
-            raise ValueError(f"{self.root / PARTITION_FILE} does not list {len(unlisted)} images, e.g. {unlisted[0]}")
+            raise ValueError(
+                f"{self.root / PARTITION_FILE} does not list {len(unlisted)} images, e.g. {unlisted[0]}"
+            )
         codes = np.array([partition[f] for f in filenames])
         transform = v2.Compose([v2.CenterCrop(self.crop_size), v2.Resize(self.image_size, antialias=True)])
         for split, code in _SPLITS.items():

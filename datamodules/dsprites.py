@@ -13,7 +13,15 @@ import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import Tensor
 
-from .base import BaseDataModule, Batch, BatchedDataset, check_value_range, missing_dataset_error, split_indices, unit_to_range
+from .base import (
+    BaseDataModule,
+    Batch,
+    BatchedDataset,
+    check_value_range,
+    missing_dataset_error,
+    split_indices,
+    unit_to_range,
+)
 
 NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 DSPRITES_URL = "https://github.com/google-deepmind/dsprites-dataset"
@@ -46,8 +54,9 @@ def _ellipse(u: Tensor, v: Tensor) -> Tensor:
 
 
 def _heart(u: Tensor, v: Tensor) -> Tensor:
-    """(x² + y² - 1)³ <= x² y³, point up; its smallest enclosing circle has radius 1.25 around
-    (0, 0.25), hence the shift and scale that give it circumradius 1 like the other shapes."""
+    """(x² + y² - 1)³ <= x² y³, lobes up and tip down; its smallest enclosing circle has
+    radius 1.25 around (0, 0.25), hence the shift and scale that give it circumradius 1 like
+    the other shapes."""
     x, y = 1.25 * u, 1.25 * v + 0.25
     q = x.square() + y.square() - 1.0
     return q * q * q <= x.square() * y * y * y
@@ -63,7 +72,9 @@ def _check_factors(factors: Tensor) -> Tensor:
     if factors.ndim != 2 or factors.shape[1] != len(FACTOR_SIZES):
         raise ValueError(f"factors must have shape [n, {len(FACTOR_SIZES)}], got {list(factors.shape)}")
     if ((factors < 0) | (factors >= sizes)).any():
-        raise ValueError(f"factor classes out of range; sizes are {list(FACTOR_SIZES)} ({', '.join(FACTOR_NAMES)})")
+        raise ValueError(
+            f"factor classes out of range; sizes are {list(FACTOR_SIZES)} ({', '.join(FACTOR_NAMES)})"
+        )
     return factors
 
 
@@ -116,7 +127,8 @@ def _load_npz(path: Path) -> tuple[Tensor, Tensor]:
             f"got {list(images.shape)} and {list(classes.shape)}"
         )
     # latents_classes column 0 is colour, which has a single value (white) in dSprites.
-    return torch.from_numpy(images.astype(np.uint8, copy=False)), torch.from_numpy(classes[:, 1:].astype(np.int64))
+    factors = torch.from_numpy(classes[:, 1:].astype(np.int64))
+    return torch.from_numpy(images.astype(np.uint8, copy=False)), factors
 
 
 class DSpritesGroundTruth:
@@ -131,7 +143,9 @@ class DSpritesGroundTruth:
         npz_path: the official npz, or None to render procedurally.
     """
 
-    def __init__(self, value_range: Sequence[float] = (-1.0, 1.0), npz_path: str | Path | None = None) -> None:
+    def __init__(
+        self, value_range: Sequence[float] = (-1.0, 1.0), npz_path: str | Path | None = None
+    ) -> None:
         self.value_range = check_value_range(value_range)
         self.num_factors = len(FACTOR_SIZES)
         self.factor_sizes = list(FACTOR_SIZES)
@@ -150,10 +164,10 @@ class DSpritesGroundTruth:
 
     def sample_factors(self, n: int, generator: torch.Generator) -> Tensor:
         """Factor classes [n, 5], each uniform over its classes, on the generator's device."""
-        return torch.stack(
-            [torch.randint(size, (n,), generator=generator, device=generator.device) for size in FACTOR_SIZES],
-            dim=1,
-        )
+        columns = [
+            torch.randint(size, (n,), generator=generator, device=generator.device) for size in FACTOR_SIZES
+        ]
+        return torch.stack(columns, dim=1)
 
     def factors_to_index(self, factors: Tensor) -> Tensor:
         factors = _check_factors(factors)

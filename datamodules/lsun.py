@@ -59,9 +59,10 @@ class LSUNBedroomsDataModule(BaseDataModule):
         if not paths:
             raise missing_dataset_error(self.root, [f"**/*{suffix}" for suffix in IMAGE_SUFFIXES], LSUN_HINT)
         transform = v2.Compose([v2.Resize(self.image_size, antialias=True), v2.CenterCrop(self.image_size)])
+        labels = torch.zeros(len(paths), dtype=torch.long)
         train, val = split_indices(len(paths), self.val_size, self.seed)
         self.train_set, self.val_set = (
-            ImageFileDataset([paths[i] for i in part], torch.zeros(len(part), dtype=torch.long), transform, self.value_range)
-            for part in (train.tolist(), val.tolist())
+            ImageFileDataset([paths[i] for i in part.tolist()], labels[part], transform, self.value_range)
+            for part in (train, val)
         )
         self.test_set = self.val_set

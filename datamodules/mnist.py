@@ -43,7 +43,9 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     size = header + math.prod(shape)
     if len(raw) != size:
-        raise ValueError(f"{path} has {len(raw)} bytes but its header {list(shape)} implies {size}: truncated or corrupt")
+        raise ValueError(
+            f"{path} has {len(raw)} bytes but its header {list(shape)} implies {size}: truncated or corrupt"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
@@ -97,13 +99,17 @@ class MNISTDataModule(BaseDataModule):
     def _load(self, split: str) -> tuple[Tensor, Tensor]:
         """uint8 images [N, 1, S, S] and int64 labels [N] of one file pair."""
         stems = (f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte")
-        found = [next((p for p in (self.root / s, self.root / f"{s}.gz") if p.is_file()), None) for s in stems]
+        candidates = [(self.root / stem, self.root / f"{stem}.gz") for stem in stems]
+        found = [next((p for p in pair if p.is_file()), None) for pair in candidates]
         if None in found:
-            raise missing_dataset_error(self.root, [f"{s}[.gz]" for s in stems], f"MNIST is published at {MNIST_URL}")
+            where = f"MNIST is published at {MNIST_URL}"
+            raise missing_dataset_error(self.root, [f"{s}[.gz]" for s in stems], where)
         image_path, label_path = found
         images, labels = read_idx(image_path, ndim=3), read_idx(label_path, ndim=1)
         if images.shape[1:] != (28, 28) or len(images) != len(labels):
-            raise ValueError(f"{image_path} ({list(images.shape)}) and {label_path} ({len(labels)}) do not match")
+            raise ValueError(
+                f"{image_path} ({list(images.shape)}) and {label_path} ({len(labels)} labels) do not match"
+            )
         if labels.max(initial=0) > 9:
             raise ValueError(f"{label_path} holds labels above 9")
         pixels = torch.from_numpy(images).unsqueeze(1)

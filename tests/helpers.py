@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -39,47 +45,39 @@ def flat_parameters(module: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
 
 
-def write_mnist(root, n: int = 16, split: str = "train", gz: bool = False, seed: int = 0) -> tuple:
-    """idx files as the MNIST site publishes them (big-endian header, then uint8 data)."""
-    import gzip
-    import struct
-    from pathlib import Path
 
-    import numpy as np
+def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
+    """An idx file as the MNIST site publishes it: big-endian header, then uint8 data."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
 
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+
+def write_mnist(root: Path, split: str, n: int, compress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Image i carries i in its top-left pixel so a batch can be traced back to the file."""
+    rng = np.random.default_rng(n)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    images[:, 0, 0] = np.arange(n)
     labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-    opener = gzip.open if gz else open
-    suffix = ".gz" if gz else ""
-    with opener(root / f"{split}-images-idx3-ubyte{suffix}", "wb") as f:
-        f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
-    with opener(root / f"{split}-labels-idx1-ubyte{suffix}", "wb") as f:
-        f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+    root.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compress else ""
+    write_idx(root / f"{split}-images-idx3-ubyte{suffix}", images, compress)
+    write_idx(root / f"{split}-labels-idx1-ubyte{suffix}", labels, compress)
     return images, labels
 
 
-def write_celeba(root, partitions=(0, 0, 0, 0, 0, 0, 1, 2), size: tuple[int, int] = (178, 218), seed: int = 0) -> list:
-    """The standard CelebA layout: img_align_celeba/*.jpg, list_attr_celeba.txt, list_eval_partition.txt."""
-    from pathlib import Path
-
-    import numpy as np
-    from PIL import Image
-
-    root = Path(root)
-    (root / "img_align_celeba").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    names = [f"{i + 1:06d}.jpg" for i in range(len(partitions))]
-    attributes = rng.choice([-1, 1], size=(len(names), 40))
-    for name in names:
-        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(root / "img_align_celeba" / name)
+def write_celeba(root: Path, partition: Sequence[int] = (1, 0, 2, 0, 1, 0)) -> tuple[list[str], np.ndarray, list[int]]:
+    """The standard CelebA layout: solid-grey JPEGs (grey level 40 * (i + 1) mod 256), random
+    attributes, and the given official partition (0 train, 1 val, 2 test) per image."""
     from datamodules.celeba import CELEBA_ATTRIBUTES
 
-    header = " ".join(CELEBA_ATTRIBUTES)
-    rows = [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, attributes)]
-    (root / "list_attr_celeba.txt").write_text(f"{len(names)}\n{header}\n" + "\n".join(rows) + "\n")
-    (root / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, partitions)))
-    return attributes.tolist()
+    n = len(partition)
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    attributes = np.random.default_rng(0).choice([-1, 1], size=(n, 40))
+    (root / "img_align_celeba").mkdir(parents=True)
+    for i, name in enumerate(names):
+        Image.new("RGB", (40, 48), ((40 * (i + 1)) % 256,) * 3).save(root / "img_align_celeba" / name)
+    rows = [f"{name} " + " ".join(f"{v:2d}" for v in values) for name, values in zip(names, attributes)]
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
+    (root / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, partition)))
+    return names, attributes, list(partition)

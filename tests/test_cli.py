@@ -19,10 +19,10 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
     data = yaml.safe_load(config.read_text())["data"]
     name = data["class_path"].rsplit(".", 1)[-1]
     if name == "MNISTDataModule":
-        write_mnist(tmp_path / "mnist", n=24)
+        write_mnist(tmp_path / "mnist", "train", n=24, compress=False)
         return [f"--data.init_args.root={tmp_path / 'mnist'}", "--data.init_args.val_size=4"]
     if name == "CelebADataModule":
-        write_celeba(tmp_path / "celeba")
+        write_celeba(tmp_path / "celeba", partition=[0] * 6 + [1, 2])
         return [f"--data.init_args.root={tmp_path / 'celeba'}"]
     return []
 

@@ -1,0 +1,80 @@
+"""Image callbacks: cadence, fixed noise, grid layout, PNGs under the run directory, clear errors."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.io import decode_png
+
+from callbacks import LatentTraversal, Reconstructions, SampleGrid
+from lightning_modules import DCGAN, GenerativeModule, OptimizerConfig
+from lightning_modules.nets import ConvEncoder, ConvGenerator
+from tests.helpers import RandomImages, quiet_trainer
+
+
+class TinyAutoencoder(GenerativeModule):
+    """A stand-in model with an encoder (the foundation has none yet)."""
+
+    sampling_network = step_network = "autoencoder"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latent_dim, self.data_shape = 4, (1, 28, 28)
+        self.autoencoder = torch.nn.Sequential(ConvEncoder(28, 1, 4, out_features=4), ConvGenerator(4, 28, 1, 4))
+        self.optimized_networks = {"autoencoder": OptimizerConfig(lr=1e-3)}
+
+    def generate(self, latent):
+        return self.autoencoder[1](latent)
+
+    def reconstruct(self, x):
+        return self.autoencoder(x)
+
+    def training_step(self, batch, batch_idx):
+        with self.optimize("autoencoder") as step:
+            step(F.mse_loss(self.reconstruct(batch[0]), batch[0]))
+
+
+def png(path: Path) -> torch.Tensor:
+    return decode_png(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8))
+
+
+def test_grids_are_saved_at_the_cadence_and_at_the_end(tmp_path):
+    trainer = quiet_trainer(max_steps=5, default_root_dir=tmp_path, callbacks=[SampleGrid(num_samples=6, nrow=3, every_n_steps=2)])
+    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
+    saved = sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert saved == ["samples_step0000002.png", "samples_step0000004.png", "samples_step0000005.png"]
+    grid = png(tmp_path / "images" / "samples_step0000005.png")
+    assert grid.shape[1:] == (2 * 30 + 2, 3 * 30 + 2)  # 2 rows x 3 columns of 28 px with 2 px padding
+
+
+def test_sample_grid_uses_the_same_noise_every_time():
+    model = DCGAN(image_size=28, channels=1, width=4, latent_dim=5)
+    callback = SampleGrid(num_samples=4, seed=3)
+    first, second = callback.make_grid(None, model), callback.make_grid(None, model)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, SampleGrid(num_samples=4, seed=4).make_grid(None, model))
+
+
+def test_traversal_has_one_row_per_dimension(tmp_path):
+    trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[LatentTraversal(dims=[0, 2], steps=3)])
+    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
+    assert png(tmp_path / "images" / "traversal_step0000001.png").shape[1:] == (2 * 30 + 2, 3 * 30 + 2)
+
+
+def test_reconstructions_pair_each_image_with_its_reconstruction(tmp_path):
+    model = TinyAutoencoder()
+    callback = Reconstructions(num_images=4, pairs_per_row=2)
+    trainer = quiet_trainer(max_steps=2, default_root_dir=tmp_path, callbacks=[callback])
+    trainer.fit(model, RandomImages(size=28))
+    grid = png(tmp_path / "images" / "reconstructions_step0000002.png")
+    assert grid.shape[1:] == (2 * 30 + 2, 4 * 30 + 2)
+    # the first tile is the first original, mapped from [-1, 1] to 8-bit
+    original = ((callback._originals[0, 0] + 1) / 2 * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    assert torch.equal(grid[0, 2:30, 2:30], original)
+
+
+def test_reconstructions_need_a_model_with_an_encoder(tmp_path):
+    trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[Reconstructions()])
+    with pytest.raises(TypeError, match="DCGAN has none"):
+        trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
