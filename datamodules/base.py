@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 import torch
 from PIL import Image
 from torch import Tensor
@@ -128,12 +129,23 @@ class BaseDataModule(pl.LightningDataModule):
 
     Shuffling uses the global torch RNG (no DataLoader generator), so restoring a checkpoint's
     RNG state reproduces the batch order.
+
+    Args:
+        batch_size: samples per batch (per process under DDP).
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        seed: seed of the held-out splits, independent of the global RNG.
+        value_range: pixel range of the returned images, (-1, 1) or (0, 1).
     """
 
     data_shape: tuple[int, ...]
 
     def __init__(
-        self, *, batch_size: int, num_workers: int, seed: int, value_range: Sequence[float] | None
+        self,
+        *,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
+        seed: int = 0,
+        value_range: tuple[float, float] = (-1.0, 1.0),
     ) -> None:
         super().__init__()
         self.batch_size = batch_size

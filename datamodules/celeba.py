@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import PositiveInt
 from torchvision.transforms import v2
 
 from .base import BaseDataModule, ImageFileDataset, missing_dataset_error
@@ -57,14 +57,12 @@ class CelebADataModule(BaseDataModule):
 
     Train/validation/test follow the official list_eval_partition.txt.
 
+    Also takes BaseDataModule's batch_size, num_workers, seed and value_range.
+
     Args:
         root: directory holding img_align_celeba/, list_attr_celeba.txt and list_eval_partition.txt.
         image_size: side of the returned square images.
         crop_size: side of the center crop taken from the 178x218 aligned image before resizing.
-        batch_size: samples per batch.
-        num_workers: DataLoader worker processes (0 loads in the main process).
-        seed: unused by the official split; kept so every datamodule accepts the same arguments.
-        value_range: pixel range of the returned images, (-1, 1) or (0, 1).
     """
 
     def __init__(
@@ -72,12 +70,9 @@ class CelebADataModule(BaseDataModule):
         root: str = "data/celeba",
         image_size: PositiveInt = 64,
         crop_size: PositiveInt = 148,
-        batch_size: PositiveInt = 64,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
-        value_range: tuple[float, float] = (-1.0, 1.0),
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, value_range=value_range)
+        super().__init__(**kwargs)
         self.root = Path(root)
         self.image_size = image_size
         self.crop_size = crop_size

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
 from .base import (
@@ -138,8 +138,9 @@ class DSpritesGroundTruth:
     hold any subset of the grid, mapped through its `latents_classes` (the official file holds
     all of it), so tests can use a tiny file; `available_indices` lists the grid indices it has.
 
+    Also takes BaseDataModule's batch_size, num_workers, seed and value_range.
+
     Args:
-        value_range: range of the returned pixels, (-1, 1) or (0, 1).
         npz_path: the official npz, or None to render procedurally.
     """
 
@@ -214,10 +215,6 @@ class DSpritesDataModule(BaseDataModule):
         root: directory searched for the official dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz.
         source: "npz" requires that file, "procedural" renders the grid, "auto" uses the file when present.
         val_size: number of images held out for validation, chosen by seed; the rest is training data.
-        batch_size: samples per batch.
-        num_workers: DataLoader worker processes (0 loads in the main process).
-        seed: seed of the train/validation split.
-        value_range: pixel range of the returned images, (-1, 1) or (0, 1).
     """
 
     def __init__(
@@ -225,12 +222,9 @@ class DSpritesDataModule(BaseDataModule):
         root: str = "data/dsprites",
         source: Literal["auto", "npz", "procedural"] = "auto",
         val_size: PositiveInt = 10000,
-        batch_size: PositiveInt = 64,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
-        value_range: tuple[float, float] = (-1.0, 1.0),
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, value_range=value_range)
+        super().__init__(**kwargs)
         self.root = Path(root)
         self.source = source
         self.val_size = val_size

@@ -6,7 +6,7 @@ import math
 from typing import Literal
 
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
+from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
 from .base import BaseDataModule, TensorPairDataset
@@ -49,10 +49,9 @@ class GaussianMixtureDataModule(BaseDataModule):
         std: PositiveFloat = 0.02,
         num_samples: PositiveInt = 100000,
         batch_size: PositiveInt = 256,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, value_range=None)
+        super().__init__(batch_size=batch_size, value_range=None, **kwargs)
         self.std = std
         self.num_samples = num_samples
         self.centers = mixture_centers(layout, num_components, radius)

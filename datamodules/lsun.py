@@ -23,14 +23,12 @@ class LSUNBedroomsDataModule(BaseDataModule):
     y is all zeros (unconditional data). There is no official test split here: the test loader
     reuses the validation hold-out.
 
+    Also takes BaseDataModule's batch_size, num_workers, seed and value_range.
+
     Args:
         root: folder searched recursively for .jpg/.jpeg/.png/.webp images (e.g. a `data.py export` output).
         image_size: side of the returned square images.
         val_size: images held out for validation, chosen by seed (0 for none).
-        batch_size: samples per batch.
-        num_workers: DataLoader worker processes (0 loads in the main process).
-        seed: seed of the train/validation split.
-        value_range: pixel range of the returned images, (-1, 1) or (0, 1).
     """
 
     def __init__(
@@ -38,12 +36,9 @@ class LSUNBedroomsDataModule(BaseDataModule):
         root: str = "data/lsun/bedroom",
         image_size: PositiveInt = 64,
         val_size: NonNegativeInt = 1000,
-        batch_size: PositiveInt = 64,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
-        value_range: tuple[float, float] = (-1.0, 1.0),
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, value_range=value_range)
+        super().__init__(**kwargs)
         self.root = Path(root)
         self.image_size = image_size
         self.val_size = val_size

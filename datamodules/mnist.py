@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
 from .base import BaseDataModule, TensorPairDataset, missing_dataset_error, split_indices, uint8_to_range
@@ -54,16 +54,14 @@ class MNISTDataModule(BaseDataModule):
 
     The test loader always reads the t10k files.
 
+    Also takes BaseDataModule's batch_size, num_workers, seed and value_range.
+
     Args:
         root: directory holding the idx files, plain or .gz.
         image_size: 28 keeps the digits as they are; 32 zero-pads them by 2 pixels per side.
         train_split: which file pair is training data; "t10k" lets you train when only the
             test files are available (the test loader then overlaps training data).
         val_size: images of the training split held out for validation, chosen by seed.
-        batch_size: samples per batch.
-        num_workers: DataLoader worker processes (0 loads in the main process).
-        seed: seed of the train/validation split.
-        value_range: pixel range of the returned images, (-1, 1) or (0, 1).
     """
 
     def __init__(
@@ -72,12 +70,9 @@ class MNISTDataModule(BaseDataModule):
         image_size: Literal[28, 32] = 28,
         train_split: Literal["train", "t10k"] = "train",
         val_size: PositiveInt = 5000,
-        batch_size: PositiveInt = 64,
-        num_workers: NonNegativeInt = 0,
-        seed: int = 0,
-        value_range: tuple[float, float] = (-1.0, 1.0),
+        **kwargs,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, value_range=value_range)
+        super().__init__(**kwargs)
         self.root = Path(root)
         self.image_size = image_size
         self.train_split = train_split
