@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from lightning_modules.cli import main
@@ -83,3 +84,17 @@ def test_missing_dataset_is_one_clear_error_naming_the_path(tmp_path, monkeypatc
     with pytest.raises(FileNotFoundError, match=r"(?s)nowhere.*train-images-idx3-ubyte"):
         main(["fit", "--config", str(ROOT / "configs" / "dcgan_mnist.yaml"), f"--data.init_args.root={tmp_path / 'nowhere'}",
               "--trainer.fast_dev_run=true"])
+
+
+def test_ckpt_path_last_resumes_the_previous_run(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--model.init_args.width=4", "--data.init_args.batch_size=8", "--trainer.enable_progress_bar=false"]
+    main(["fit", "--config", QUICKSTART, *tiny, "--trainer.max_steps=2", "--ckpt_path=last"])  # nothing to resume yet
+    last = tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
+    first = torch.load(last, weights_only=True)
+    assert first["global_step"] == 2
+
+    with caplog.at_level("INFO", logger="pytorch_lightning"):
+        main(["fit", "--config", QUICKSTART, *tiny, "--trainer.max_steps=4", "--ckpt_path=last"])
+    assert f"Restored all states from the checkpoint at {last}" in caplog.text
+    assert torch.load(last, weights_only=True)["global_step"] == 4
