@@ -14,6 +14,7 @@ averages the gradients across processes (DDP), clips and steps that one optimize
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lightning_modules.optim import OptimizerConfig
+
+# Lightning warns (with a code sample) that under manual optimization a step checkpoint holds the
+# weights after that step's update: exactly the state a resume must start from.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 
 class GenerativeModule(pl.LightningModule):
