@@ -51,6 +51,8 @@ class GenerativeModule(pl.LightningModule):
     sampling_network: str = "generator"
     #: The range of ``generate``'s output, which image callbacks and metrics rely on.
     output_range: tuple[float, float] = (-1.0, 1.0)
+    #: Values swept by ``traverse``: from -span to +span (the prior's bulk for N(0, I)).
+    traversal_span: float = 2.0
 
     def __init__(
         self,
@@ -94,9 +96,6 @@ class GenerativeModule(pl.LightningModule):
     def traversal_dims(self) -> Sequence[int]:
         """The latent dimensions a traversal sweeps by default (structured codes override this)."""
         return range(min(self.latent_dim, 10))
-
-    #: Values swept by ``traverse``: from -span to +span (the prior's bulk for N(0, I)).
-    traversal_span: float = 2.0
 
     @torch.no_grad()
     def traverse(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import wandb
 from pytorch_lightning import LightningDataModule
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
@@ -33,4 +34,13 @@ class CLI(LightningCLI):
 
 
 def main(args=None) -> None:
-    CLI(args=args)
+    """One CLI command; its W&B run ends with it (so a second command in the same process, as in a
+    notebook, starts a run of its own instead of appending to this one)."""
+    try:
+        CLI(args=args)
+    except BaseException:
+        if wandb.run is not None:
+            wandb.finish(exit_code=1)
+        raise
+    if wandb.run is not None:
+        wandb.finish()

@@ -44,14 +44,17 @@ class WandbLogger(LightningWandbLogger):
     """Lightning's WandbLogger, offline (one warning line) when there is no login or no network.
 
     Args:
+        save_dir: Where the run's files go (made absolute).
         offline: Log offline regardless (also set by ``WANDB_MODE=offline``).
     """
 
-    def __init__(self, offline: bool = False, **kwargs) -> None:
+    def __init__(self, save_dir: str = ".", offline: bool = False, **kwargs) -> None:
         if not offline:
-            reason = "WANDB_MODE=" + os.environ["WANDB_MODE"] if os.environ.get("WANDB_MODE") in _OFFLINE_MODES else offline_reason()
-            if reason is not None:
+            if os.environ.get("WANDB_MODE") in _OFFLINE_MODES:
                 offline = True
-                if not reason.startswith("WANDB_MODE"):
-                    _warn_offline(reason, kwargs.get("save_dir", "."))
-        super().__init__(offline=offline, **kwargs)
+            elif (reason := offline_reason()) is not None:
+                offline = True
+                _warn_offline(reason, save_dir)
+        # wandb's service process outlives a run and resolves relative paths against its own
+        # working directory, so a later run in the same process would land elsewhere.
+        super().__init__(save_dir=os.path.abspath(save_dir), offline=offline, **kwargs)
