@@ -2,8 +2,10 @@
 
 from lightning_modules import strategies  # noqa: F401  (registers the gan_ddp strategies)
 from lightning_modules.base import AdversarialModule, GenerativeModule
+from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.dcgan import DCGAN
+from lightning_modules.idgan_sc import IDGANSC
 from lightning_modules.optim import OptimizerConfig
 from lightning_modules.wgan_gp import WGANGP
 
-__all__ = ["AdversarialModule", "DCGAN", "GenerativeModule", "OptimizerConfig", "WGANGP"]
+__all__ = ["AdversarialModule", "BetaVAE", "DCGAN", "GenerativeModule", "IDGANSC", "OptimizerConfig", "WGANGP"]

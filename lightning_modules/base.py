@@ -134,31 +134,47 @@ class GenerativeModule(pl.LightningModule):
         return optimizers[list(self.optimized_networks).index(network)]
 
     @contextmanager
-    def optimize(self, network: str) -> Iterator[Callable[[Tensor], None]]:
-        """Within the block only ``network``'s parameters take gradients; yields ``step(loss)``.
+    def optimize(self, *networks: str) -> Iterator[Callable[[Tensor], None]]:
+        """Within the block only these networks' parameters take gradients; yields ``step(loss)``.
 
         The forward pass belongs inside the block, so that the other networks build no
         gradient graph for their own weights (a generator step still backprops through D).
+        Several networks minimising one loss (IDGAN-SC's G and E) each keep their own optimizer.
         """
-        optimizer = self.optimizer_of(network)
+        optimizers = {name: self.optimizer_of(name) for name in networks}
 
         def step(loss: Tensor) -> None:
-            optimizer.zero_grad(set_to_none=True)
+            for optimizer in optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
-            self._average_gradients_across_processes(optimizer.optimizer)
-            if self.gradient_clip_norm is not None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
-            if network == self.step_network:
-                optimizer.step()
-            else:
-                # Same path as LightningOptimizer.step (precision plugin, hooks) but not counted
-                # in global_step, which counts only the step network's updates.
-                self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
-            if network == self.sampling_network and self.sampling_network_ema is not None:
-                self.sampling_network_ema.update_parameters(getattr(self, network))
+            for name, optimizer in optimizers.items():
+                self._average_gradients_across_processes(optimizer.optimizer)
+                if self.gradient_clip_norm is not None:
+                    self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
+                if name == self.step_network:
+                    optimizer.step()
+                else:
+                    # Same path as LightningOptimizer.step (precision plugin, hooks) but not counted
+                    # in global_step, which counts only the step network's updates.
+                    self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
+            if self.sampling_network in optimizers and self.sampling_network_ema is not None:
+                self.sampling_network_ema.update_parameters(getattr(self, self.sampling_network))
 
-        with self.toggled_optimizer(optimizer):
+        trained = {p for optimizer in optimizers.values() for group in optimizer.param_groups for p in group["params"]}
+        frozen = [
+            p
+            for optimizer in self.trainer.optimizers
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if p not in trained and p.requires_grad
+        ]
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        try:
             yield step
+        finally:
+            for parameter in frozen:
+                parameter.requires_grad_(True)
 
     def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer) -> None:
         """All-reduce exactly the stepped network's gradients, as one flat buffer.

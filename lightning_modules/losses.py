@@ -5,6 +5,7 @@ Discriminator outputs are logits (no sigmoid); critic outputs are unbounded scor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -54,3 +55,48 @@ def gradient_penalty(
     scores = critic(interpolates)
     (gradients,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
     return ((gradients.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def gaussian_nll(target: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
+    """-log N(target; mean, diag(exp(log_var))), summed over the last dim, averaged over the batch.
+
+    As the info loss this is -L_info of IDGAN-SC eq. 5 (InfoGAN's L_I) without the constant H(c):
+    Q's Gaussian log-likelihood of the code c that generated the sample.
+    """
+    squared = (target - mean) ** 2 * torch.exp(-log_var)
+    return 0.5 * (log_var + squared + math.log(2 * math.pi)).sum(-1).mean()
+
+
+def kl_to_standard_normal(mean: Tensor, log_var: Tensor) -> Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, I)) = ½ Σ_j (μ_j² + σ_j² - log σ_j² - 1) (Kingma & Welling
+    2014, appendix B): the regulariser of IDGAN-SC eq. 1, summed over dims, averaged over the batch."""
+    return 0.5 * (mean**2 + log_var.exp() - log_var - 1).sum(-1).mean()
+
+
+def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
+    """-log p(x|z) for a Bernoulli decoder (IDGAN-SC eq. 1's reconstruction term for binary data):
+    binary cross-entropy of the decoder's logits, summed over pixels, averaged over the batch."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(-1).mean()
+
+
+def supervised_contrastive_loss(
+    representations: Tensor, labels: Tensor, tau_positive: float, tau_all: float
+) -> Tensor:
+    """IDGAN-SC eq. 6 (SupCon, Khosla et al. 2020, with separate temperatures):
+
+    L_SC = 1/|I'| Σ_i -1/|P(i)| Σ_{p∈P(i)} log( exp(r_i·r_p / τ1) / Σ_{j∈A(i)} exp(r_i·r_j / τ2) )
+
+    with A(i) every other sample and P(i) those sharing i's label. ``representations`` are the
+    L2-normalised r [m, d]. τ1 = τ2 is Khosla et al.'s L^sup_out. The paper sums over anchors; we
+    average (as Khosla et al.'s reference code does), so α keeps its meaning for any number of pairs m.
+    Anchors without a positive (I' excludes them) contribute nothing.
+    """
+    similarity = representations @ representations.T
+    others = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positives = (labels[:, None] == labels[None, :]) & others
+    log_denominator = torch.logsumexp((similarity / tau_all).masked_fill(~others, float("-inf")), dim=1, keepdim=True)
+    log_ratio = similarity / tau_positive - log_denominator
+    counts = positives.sum(1)
+    anchors = counts > 0
+    per_anchor = -(log_ratio * positives).sum(1)[anchors] / counts[anchors]
+    return per_anchor.mean()

@@ -1,0 +1,258 @@
+"""IDGAN-SC stage two (seed 001, eqs. 3-6, Algorithm 1).
+
+    min_{G,Q,E} max_D  L_adv(D, G) - λ L_info(Q, G) + α L_SC(E, G)
+
+G(z, c) draws c from the frozen stage-one β-VAE's posterior q(c|x) of the real batch (ID-GAN's
+distillation) or, in the ablation "without β-VAE", from N(0, I). D is a DCGAN discriminator whose
+trunk Q shares; E maps a channel-concatenated pair that differs in one code dimension s to r ∈ R^d,
+and SupCon (eq. 6) pulls together the pairs that vary the same dimension. The paper writes
+"- α L_SC", but L_SC is a loss: G and E minimise it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt, restricted_number_type
+from torch import Tensor, nn
+
+from lightning_modules.base import AdversarialModule
+from lightning_modules.beta_vae import BetaVAE
+from lightning_modules.latents import gaussian_posterior, pairs_differing_in, reparameterize
+from lightning_modules.losses import (
+    discriminator_loss,
+    gaussian_nll,
+    nonsaturating_generator_loss,
+    supervised_contrastive_loss,
+)
+from lightning_modules.nets import ConvDiscriminator, ConvGenerator
+from lightning_modules.optim import OptimizerConfig
+
+PairCount = restricted_number_type("PairCount", int, (">=", 2))
+
+
+class IDGANSC(AdversarialModule):
+    """Information-distillation GAN with a supervised-contrastive regulariser.
+
+    Args:
+        distiller_checkpoint: The stage-one β-VAE checkpoint (the default is where
+            configs/beta_vae_dsprites.yaml writes it). Its weights are embedded in this model's
+            checkpoints, so resuming stage two does not need the file.
+        code_source: "distiller": c ~ q(c|x) of the real batch (IDGAN-SC); "prior": c ~ N(0, I)
+            (the paper's ablation "without β-VAE").
+        info_head: "trainable": a Q head on D's trunk (the paper); "distiller": the frozen β-VAE
+            encoder is Q (ID-GAN's practice).
+        code_dim: Size k of the code c; must equal the distiller's latent_dim.
+        noise_dim: Size d of the noise z ~ N(0, I).
+        image_size: Height and width of the images (28, 32 or 64).
+        channels: Image channels.
+        width: Feature maps of the conv layers next to the image.
+        info_weight: λ (paper: 0.05).
+        contrastive_weight: α (paper: 2).
+        num_pairs: m, the pairs built per generator step (paper: 384 on dSprites, 768 on CelebA).
+        tau_positive: τ1 of eq. 6, the positives' temperature (paper: 0.07).
+        tau_all: τ2 of eq. 6, the denominator's temperature (paper: 0.1).
+        representation_dim: Size of E's L2-normalised representation r (paper: 128).
+        generator_optimizer: Paper: Adam, lr 1e-4 on dSprites, 2e-4 on CelebA.
+        discriminator_optimizer: D and the Q head. Paper: lr 2e-4 on dSprites, 4e-4 on CelebA.
+        contrastive_optimizer: E. Paper: as D.
+    """
+
+    output_range = (0.0, 1.0)
+
+    def __init__(
+        self,
+        distiller_checkpoint: str = "runs/beta_vae_dsprites/checkpoints/last.ckpt",
+        code_source: Literal["distiller", "prior"] = "distiller",
+        info_head: Literal["trainable", "distiller"] = "trainable",
+        code_dim: PositiveInt = 10,
+        noise_dim: PositiveInt = 5,
+        image_size: Literal[28, 32, 64] = 64,
+        channels: PositiveInt = 1,
+        width: PositiveInt = 32,
+        info_weight: NonNegativeFloat = 0.05,
+        contrastive_weight: NonNegativeFloat = 2.0,
+        num_pairs: PairCount = 384,
+        tau_positive: PositiveFloat = 0.07,
+        tau_all: PositiveFloat = 0.1,
+        representation_dim: PositiveInt = 128,
+        generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-4, betas=(0.5, 0.999)),
+        discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
+        contrastive_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.distiller_checkpoint, self.code_source, self.info_head_kind = distiller_checkpoint, code_source, info_head
+        self.code_dim, self.noise_dim, self.latent_dim = code_dim, noise_dim, code_dim + noise_dim
+        self.info_weight, self.contrastive_weight = info_weight, contrastive_weight
+        self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
+        self.data_shape = (channels, image_size, image_size)
+
+        self.generator = ConvGenerator(self.latent_dim, image_size, channels, width, activation="sigmoid")
+        self.discriminator = ConvDiscriminator(image_size, channels, width, normalization="batch")
+        self.contrastive_head = ConvDiscriminator(image_size, 2 * channels, width, out_features=representation_dim)
+        self.optimized_networks = {
+            "discriminator": discriminator_optimizer,
+            "generator": generator_optimizer,
+            "contrastive_head": contrastive_optimizer,
+        }
+        if info_head == "trainable":
+            self.info_head = nn.Linear(self.discriminator.feature_dim, 2 * code_dim)
+            self.optimized_networks["info_head"] = discriminator_optimizer
+        self.distiller: nn.Module | None = None
+        self._distiller_hparams: dict[str, Any] | None = None
+
+    # --------------------------------------------------------------------- Algorithm 1, stage two
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        real, _ = batch
+        codes = self.sample_codes(real)
+        fake = self.generator(torch.cat([codes, torch.randn(len(real), self.noise_dim, device=self.device)], 1))
+
+        discriminator_networks = ("discriminator", "info_head") if self.info_head_kind == "trainable" else ("discriminator",)
+        with self.optimize(*discriminator_networks) as step:
+            real_logits = self.discriminator(real)
+            fake_features = self.discriminator.features(fake.detach())
+            d_loss = discriminator_loss(real_logits, self.discriminator.head(fake_features))
+            if self.info_head_kind == "trainable":
+                d_loss = d_loss + self.info_weight * gaussian_nll(codes, *self.q_posterior(fake.detach(), fake_features))
+            step(d_loss)
+        self.log("train/d_loss", d_loss, prog_bar=True)
+
+        if self.generator_turn():
+            with self.optimize("generator", "contrastive_head") as step:
+                fake_features = self.discriminator.features(fake)
+                g_adv = nonsaturating_generator_loss(self.discriminator.head(fake_features))
+                info_loss = gaussian_nll(codes, *self.q_posterior(fake, fake_features))  # -L_info, eq. 5
+                pair_dims, representations = self.contrastive_pairs(codes)
+                sc_loss = supervised_contrastive_loss(representations, pair_dims, self.tau_positive, self.tau_all)
+                step(g_adv + self.info_weight * info_loss + self.contrastive_weight * sc_loss)
+            self.log_dict(
+                {
+                    "train/g_loss": g_adv,
+                    "train/info_nll": info_loss,
+                    "train/sc_loss": sc_loss,
+                    "train/sc_accuracy": nearest_neighbour_accuracy(representations.detach(), pair_dims),
+                    "train/code_recovery_mse": F.mse_loss(self.q_posterior(fake.detach(), fake_features.detach())[0], codes),
+                },
+                prog_bar=True,
+            )
+
+    def sample_codes(self, real: Tensor) -> Tensor:
+        """c ~ q(c|x) of the real batch from the frozen distiller, or c ~ N(0, I)."""
+        if self.code_source == "prior":
+            return torch.randn(len(real), self.code_dim, device=real.device)
+        with torch.no_grad():
+            return reparameterize(*gaussian_posterior(self.distiller, real))
+
+    def q_posterior(self, images: Tensor, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Q's Gaussian (mean, log-variance) over the code behind ``images``: a head on D's trunk
+        features (computed here unless given), or the frozen distiller's encoder."""
+        if self.info_head_kind == "distiller":
+            return gaussian_posterior(self.distiller, images)
+        return gaussian_posterior(self.info_head, self.discriminator.features(images) if features is None else features)
+
+    def contrastive_pairs(self, codes: Tensor) -> tuple[Tensor, Tensor]:
+        """§2.2: m pairs, each varying one dimension s of a code from the batch (the other
+        dimensions and z shared), both values of c_s drawn from the batch's codes. Returns the
+        labels s and E's normalised representations r of the channel-concatenated pairs."""
+        m, k, n = self.num_pairs, self.code_dim, len(codes)
+        device = codes.device
+        dims = torch.randint(k, (m,), device=device)
+        base = codes[torch.randint(n, (m,), device=device)]
+        first = codes[torch.randint(n, (m,), device=device), dims]
+        second = codes[torch.randint(n, (m,), device=device), dims]
+        code_1, code_2 = pairs_differing_in(base, first, second, dims)
+        noise = torch.randn(m, self.noise_dim, device=device)
+        pair = torch.cat([self.generator(torch.cat([code_1, noise], 1)), self.generator(torch.cat([code_2, noise], 1))], 1)
+        return dims, F.normalize(self.contrastive_head(pair), dim=1)
+
+    # ------------------------------------------------------------------------ sampling API
+    def traversal_dims(self) -> range:
+        return range(self.code_dim)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Q's mean code of real images (the representation disentanglement metrics score)."""
+        return self.q_posterior(x)[0]
+
+    # ------------------------------------------------------------------------- the distiller
+    @property
+    def uses_distiller(self) -> bool:
+        return self.code_source == "distiller" or self.info_head_kind == "distiller"
+
+    def setup(self, stage: str) -> None:
+        if self.uses_distiller and self.distiller is None and Path(self.distiller_checkpoint).is_file():
+            self._set_distiller(load_distiller_hparams_and_weights(self.distiller_checkpoint, self))
+        super().setup(stage)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.uses_distiller and self.distiller is None:
+            raise FileNotFoundError(
+                f"IDGAN-SC stage two needs the stage-one β-VAE checkpoint distiller_checkpoint="
+                f"'{self.distiller_checkpoint}', which does not exist. Train stage one first (e.g. "
+                f"`python -m lightning_modules fit --config configs/beta_vae_dsprites.yaml`) or point "
+                f"model.init_args.distiller_checkpoint at its last.ckpt."
+            )
+
+    def _set_distiller(self, hparams_and_state: tuple[dict[str, Any], dict[str, Tensor] | None]) -> None:
+        hparams, state_dict = hparams_and_state
+        vae = BetaVAE(**{k: v for k, v in hparams.items() if k in inspect.signature(BetaVAE.__init__).parameters})
+        if state_dict is not None:
+            vae.load_state_dict(state_dict)
+        self.distiller = vae.encoder.requires_grad_(False).eval()
+        self._distiller_hparams = hparams
+
+    def train(self, mode: bool = True) -> IDGANSC:
+        super().train(mode)
+        if self.distiller is not None:
+            self.distiller.eval()  # frozen: its batch norm keeps stage one's statistics
+        return self
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self._distiller_hparams is not None:
+            checkpoint["distiller_hparams"] = self._distiller_hparams
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if self.distiller is None and "distiller_hparams" in checkpoint:
+            self._set_distiller((checkpoint["distiller_hparams"], None))  # weights follow in the state dict
+
+
+def load_distiller_hparams_and_weights(path: str, stage_two: IDGANSC) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """A stage-one checkpoint's β-VAE hyper-parameters and weights, checked against stage two."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"distiller_checkpoint '{path}' is not a readable checkpoint: {error}") from error
+    hparams = checkpoint.get("hyper_parameters", {})
+    state_dict = checkpoint.get("state_dict", {})
+    if "beta" not in hparams or not any(key.startswith("encoder.") for key in state_dict):
+        raise ValueError(
+            f"distiller_checkpoint '{path}' is not a β-VAE checkpoint: train stage one with a "
+            f"configs/beta_vae_*.yaml config and point distiller_checkpoint at its last.ckpt."
+        )
+    if hparams["latent_dim"] != stage_two.code_dim:
+        raise ValueError(
+            f"the distiller in '{path}' has a code of size {hparams['latent_dim']} but code_dim="
+            f"{stage_two.code_dim}: set model.init_args.code_dim={hparams['latent_dim']}, or train a "
+            f"β-VAE with latent_dim={stage_two.code_dim}."
+        )
+    distiller_shape = (hparams["channels"], hparams["image_size"], hparams["image_size"])
+    if distiller_shape != stage_two.data_shape:
+        raise ValueError(
+            f"the distiller in '{path}' was trained on images of shape {distiller_shape} but stage two "
+            f"is built for {stage_two.data_shape}: set image_size/channels to match."
+        )
+    return hparams, state_dict
+
+
+def nearest_neighbour_accuracy(representations: Tensor, labels: Tensor) -> Tensor:
+    """Share of samples whose most similar other sample has the same label (chance ≈ 1/#labels)."""
+    similarity = representations @ representations.T
+    similarity.fill_diagonal_(float("-inf"))
+    return (labels[similarity.argmax(1)] == labels).float().mean()

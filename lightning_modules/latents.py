@@ -1,0 +1,36 @@
+"""Operations on latent codes shared by the VAEs and the InfoGAN family."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def gaussian_posterior(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean, log-variance) of q(z|x) from an encoder whose output is their concatenation."""
+    mean, log_var = encoder(x).chunk(2, dim=1)
+    return mean, log_var.clamp(-20.0, 10.0)  # keeps exp(log_var) finite early in training
+
+
+def reparameterize(mean: Tensor, log_var: Tensor) -> Tensor:
+    """z = μ + σ ε, ε ~ N(0, I) (Kingma & Welling 2014): a sample that gradients flow through."""
+    return mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+
+
+def pairs_differing_in(codes: Tensor, first: Tensor, second: Tensor, dims: Tensor) -> tuple[Tensor, Tensor]:
+    """IDGAN-SC §2.2: pair i keeps every dimension of ``codes[i]`` except ``dims[i]``, which takes
+    the values ``first[i]`` and ``second[i]``. Returns the two codes [m, k] of each pair."""
+    rows = torch.arange(len(codes), device=codes.device)
+    code_1, code_2 = codes.clone(), codes.clone()
+    code_1[rows, dims] = first
+    code_2[rows, dims] = second
+    return code_1, code_2
+
+
+def pairs_sharing(first: Tensor, second: Tensor, dims: Tensor) -> tuple[Tensor, Tensor]:
+    """InfoGAN-CR (Lin et al. 2020, reference code): pair i shares only dimension ``dims[i]``
+    (taken from ``first[i]``); every other dimension comes from ``first[i]`` and ``second[i]``."""
+    rows = torch.arange(len(first), device=first.device)
+    code_2 = second.clone()
+    code_2[rows, dims] = first[rows, dims]
+    return first, code_2
