@@ -66,7 +66,7 @@ class IDGANSC(AdversarialModule):
 
     def __init__(
         self,
-        distiller_checkpoint: str = "runs/beta_vae_dsprites/checkpoints/last.ckpt",
+        distiller_checkpoint: str | None = "runs/beta_vae_dsprites/checkpoints/last.ckpt",
         code_source: Literal["distiller", "prior"] = "distiller",
         info_head: Literal["trainable", "distiller"] = "trainable",
         code_dim: PositiveInt = 10,
@@ -157,14 +157,16 @@ class IDGANSC(AdversarialModule):
 
     def contrastive_pairs(self, codes: Tensor) -> tuple[Tensor, Tensor]:
         """§2.2: m pairs, each varying one dimension s of a code from the batch (the other
-        dimensions and z shared), both values of c_s drawn from the batch's codes. Returns the
+        dimensions and z shared), its two values of c_s taken from two different codes of the
+        batch (so the pair always differs). Needs a batch of at least two. Returns the
         labels s and E's normalised representations r of the channel-concatenated pairs."""
         m, k, n = self.num_pairs, self.code_dim, len(codes)
         device = codes.device
         dims = torch.randint(k, (m,), device=device)
         base = codes[torch.randint(n, (m,), device=device)]
-        first = codes[torch.randint(n, (m,), device=device), dims]
-        second = codes[torch.randint(n, (m,), device=device), dims]
+        first_source = torch.randint(n, (m,), device=device)
+        second_source = (first_source + torch.randint(1, n, (m,), device=device)) % n  # another code: a real change
+        first, second = codes[first_source, dims], codes[second_source, dims]
         code_1, code_2 = pairs_differing_in(base, first, second, dims)
         noise = torch.randn(m, self.noise_dim, device=device)
         pair = torch.cat([self.generator(torch.cat([code_1, noise], 1)), self.generator(torch.cat([code_2, noise], 1))], 1)
@@ -184,8 +186,9 @@ class IDGANSC(AdversarialModule):
         return self.code_source == "distiller" or self.info_head_kind == "distiller"
 
     def setup(self, stage: str) -> None:
-        if self.uses_distiller and self.distiller is None and Path(self.distiller_checkpoint).is_file():
-            self._set_distiller(load_distiller_hparams_and_weights(self.distiller_checkpoint, self))
+        path = self.distiller_checkpoint
+        if self.uses_distiller and self.distiller is None and path is not None and Path(path).is_file():
+            self._set_distiller(load_distiller_hparams_and_weights(path, self))
         super().setup(stage)
 
     def on_fit_start(self) -> None:

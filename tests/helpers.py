@@ -14,15 +14,19 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 class RandomImages(pl.LightningDataModule):
-    """A fixed set of random images in [-1, 1] (the DCGAN contract: ``data_shape``, ``value_range``)."""
+    """A fixed set of random images in ``value_range`` (the datamodule contract: ``data_shape``, ``value_range``)."""
 
-    def __init__(self, size: int = 16, channels: int = 1, n: int = 64, batch_size: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self, size: int = 16, channels: int = 1, n: int = 64, batch_size: int = 8, seed: int = 0,
+        value_range: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
         super().__init__()
         self.data_shape = (channels, size, size)
-        self.value_range = (-1.0, 1.0)
+        self.value_range = value_range
         self.batch_size = batch_size
         generator = torch.Generator().manual_seed(seed)
-        self.images = torch.rand(n, *self.data_shape, generator=generator) * 2 - 1
+        low, high = value_range
+        self.images = torch.rand(n, *self.data_shape, generator=generator) * (high - low) + low
 
     def train_dataloader(self) -> DataLoader:
         dataset = TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))

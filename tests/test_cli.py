@@ -8,11 +8,25 @@ import pytest
 import torch
 import yaml
 
+from lightning_modules import BetaVAE
 from lightning_modules.cli import main
-from tests.helpers import write_celeba, write_mnist
+from tests.helpers import RandomImages, quiet_trainer, write_celeba, write_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def distiller_override(config: Path, tmp_path: Path) -> list[str]:
+    """A stage-two config gets a (briefly trained) β-VAE checkpoint of the code size it expects."""
+    model = yaml.safe_load(config.read_text())["model"]
+    args = model["init_args"]
+    if not model["class_path"].endswith("IDGANSC") or args.get("code_source") == "prior":
+        return []
+    vae = BetaVAE(latent_dim=args["code_dim"], image_size=args["image_size"], channels=args["channels"], width=4)
+    trainer = quiet_trainer(max_steps=1)
+    trainer.fit(vae, RandomImages(size=args["image_size"], channels=args["channels"], value_range=(0.0, 1.0)))
+    trainer.save_checkpoint(tmp_path / "distiller.ckpt")
+    return [f"--model.init_args.distiller_checkpoint={tmp_path / 'distiller.ckpt'}"]
 
 
 def data_overrides(config: Path, tmp_path: Path) -> list[str]:
@@ -36,14 +50,23 @@ def test_print_config_round_trips(config, capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     original = yaml.safe_load(config.read_text())
     assert printed["model"]["class_path"] == original["model"]["class_path"]
-    for key, value in original["model"]["init_args"].items():
-        assert printed["model"]["init_args"][key] == value
+    assert_contains(printed["model"]["init_args"], original["model"]["init_args"])
+    assert_contains(printed["data"]["init_args"], original["data"]["init_args"])
+
+
+def assert_contains(printed: dict, original: dict) -> None:
+    """Every value the config sets comes back (printed adds the defaults of what it leaves out)."""
+    for key, value in original.items():
+        if isinstance(value, dict):
+            assert_contains(printed[key], value)
+        else:
+            assert printed[key] == value, key
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_fast_dev_run_fits(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the configs write under runs/
-    overrides = data_overrides(config, tmp_path)
+    overrides = data_overrides(config, tmp_path) + distiller_override(config, tmp_path)
     main(
         ["fit", "--config", str(config), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",
          "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", *overrides]
@@ -57,7 +80,7 @@ def cli_error(args: list[str], capsys) -> str:
     return capsys.readouterr().err
 
 
-QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
+DCGAN_DSPRITES = str(ROOT / "configs" / "dcgan_dsprites.yaml")
 
 
 @pytest.mark.parametrize(
@@ -74,7 +97,7 @@ QUICKSTART = str(ROOT / "configs" / "quickstart.yaml")
 )
 def test_bad_config_values_fail_at_parse_time_naming_the_key(override, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    error = cli_error(["fit", "--config", QUICKSTART, override], capsys)
+    error = cli_error(["fit", "--config", DCGAN_DSPRITES, override], capsys)
     assert message in error
     assert not (tmp_path / "runs").exists()  # nothing started
 
@@ -88,13 +111,14 @@ def test_missing_dataset_is_one_clear_error_naming_the_path(tmp_path, monkeypatc
 
 def test_ckpt_path_last_resumes_the_previous_run(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
-    tiny = ["--model.init_args.width=4", "--data.init_args.batch_size=8", "--trainer.enable_progress_bar=false"]
-    main(["fit", "--config", QUICKSTART, *tiny, "--trainer.max_steps=2", "--ckpt_path=last"])  # nothing to resume yet
-    last = tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
+    tiny = ["--model.init_args.width=4", "--data.init_args.batch_size=8", "--data.init_args.source=procedural",
+            "--data.init_args.num_workers=0", "--trainer.enable_progress_bar=false"]
+    main(["fit", "--config", DCGAN_DSPRITES, *tiny, "--trainer.max_steps=2", "--ckpt_path=last"])  # nothing to resume yet
+    last = tmp_path / "runs" / "dcgan_dsprites" / "checkpoints" / "last.ckpt"
     first = torch.load(last, weights_only=True)
     assert first["global_step"] == 2
 
     with caplog.at_level("INFO", logger="pytorch_lightning"):
-        main(["fit", "--config", QUICKSTART, *tiny, "--trainer.max_steps=4", "--ckpt_path=last"])
+        main(["fit", "--config", DCGAN_DSPRITES, *tiny, "--trainer.max_steps=4", "--ckpt_path=last"])
     assert f"Restored all states from the checkpoint at {last}" in caplog.text
     assert torch.load(last, weights_only=True)["global_step"] == 4

@@ -14,7 +14,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> subprocess.CompletedProcess:
+def run_cli(
+    tmp_path: Path, model: dict, strategy: str, max_steps: int = 3, value_range: tuple = (-1.0, 1.0)
+) -> subprocess.CompletedProcess:
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -30,7 +32,10 @@ def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> s
             "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}],
         },
         "model": model,
-        "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
+        "data": {
+            "class_path": "datamodules.DSpritesDataModule",
+            "init_args": {"source": "procedural", "batch_size": 8, "value_range": list(value_range)},
+        },
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -42,19 +47,34 @@ def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> s
 
 
 TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
+STAGE_TWO = {"image_size": 64, "channels": 1, "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
+UNIT = (0.0, 1.0)
+MODELS = {
+    "dcgan-ema": ({"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}, (-1.0, 1.0)),
+    "wgan-gp": ({"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}}, (-1.0, 1.0)),
+    "beta-vae": ({"class_path": "lightning_modules.BetaVAE", "init_args": {**TINY, "latent_dim": 3}}, UNIT),
+    "idgan-sc": ({"class_path": "lightning_modules.IDGANSC", "init_args": STAGE_TWO}, UNIT),
+}
+
+
+def tiny_distiller(path: Path) -> str:
+    """A β-VAE checkpoint with IDGAN-SC's code size, written after one training step."""
+    from lightning_modules import BetaVAE
+    from tests.helpers import RandomImages, quiet_trainer
+
+    trainer = quiet_trainer(max_steps=1)
+    trainer.fit(BetaVAE(image_size=64, channels=1, width=4, latent_dim=3), RandomImages(size=64, value_range=UNIT))
+    trainer.save_checkpoint(path)
+    return str(path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "model",
-    [
-        {"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}},
-        {"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}},
-    ],
-    ids=["dcgan-ema", "wgan-gp"],
-)
-def test_gan_ddp_keeps_every_rank_identical(tmp_path, model):
-    result = run_cli(tmp_path, model, "gan_ddp")
+@pytest.mark.parametrize("name", MODELS)
+def test_gan_ddp_keeps_every_rank_identical(tmp_path, name):
+    model, value_range = MODELS[name]
+    if name == "idgan-sc":
+        model = {**model, "init_args": {**model["init_args"], "distiller_checkpoint": tiny_distiller(tmp_path / "stage_one.ckpt")}}
+    result = run_cli(tmp_path, model, "gan_ddp", value_range=value_range)
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]

@@ -1,0 +1,211 @@
+"""IDGAN-SC: the losses of eqs. 1, 5 and 6 against hand computations, pair construction, the
+distiller hand-over between the stages, and that both stages learn on procedural dSprites."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from lightning_modules import IDGANSC, BetaVAE, OptimizerConfig
+from lightning_modules.latents import pairs_differing_in, pairs_sharing
+from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, supervised_contrastive_loss
+from tests.helpers import RandomImages, flat_parameters, quiet_trainer
+
+UNIT = (0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------- losses
+def supcon_by_loops(r: torch.Tensor, labels: list[int], tau_positive: float, tau_all: float) -> float:
+    """Eq. 6 written out anchor by anchor, averaged over anchors that have a positive."""
+    losses = []
+    for i in range(len(labels)):
+        positives = [p for p in range(len(labels)) if p != i and labels[p] == labels[i]]
+        if not positives:
+            continue
+        denominator = sum(math.exp(float(r[i] @ r[j]) / tau_all) for j in range(len(labels)) if j != i)
+        terms = [math.log(math.exp(float(r[i] @ r[p]) / tau_positive) / denominator) for p in positives]
+        losses.append(-sum(terms) / len(positives))
+    return sum(losses) / len(losses)
+
+
+def test_supcon_with_equal_temperatures_matches_a_hand_computed_value():
+    # two pairs of identical unit vectors, orthogonal across labels, τ = 1: for every anchor the one
+    # positive has similarity 1 and the denominator is e + 1 + 1, so L = log(e + 2) - 1.
+    r = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    loss = supervised_contrastive_loss(r, torch.tensor([0, 0, 1, 1]), 1.0, 1.0)
+    assert loss.item() == pytest.approx(math.log(math.e + 2) - 1, rel=1e-6)
+    assert loss.item() == pytest.approx(0.551444, rel=1e-5)
+
+
+@pytest.mark.parametrize("tau_positive, tau_all", [(0.07, 0.07), (0.07, 0.1), (0.5, 0.2)])
+def test_supcon_follows_eq_6_for_any_temperatures(tau_positive, tau_all):
+    torch.manual_seed(0)
+    r = torch.nn.functional.normalize(torch.randn(9, 5), dim=1)
+    labels = [0, 1, 2, 0, 1, 2, 0, 1, 3]  # label 3 has no positive: that anchor is left out
+    loss = supervised_contrastive_loss(r, torch.tensor(labels), tau_positive, tau_all)
+    assert loss.item() == pytest.approx(supcon_by_loops(r, labels, tau_positive, tau_all), rel=1e-5)
+
+
+def test_gaussian_nll_by_hand():
+    # target (1, 2), mean 0, variances (1, 4): ½[(0 + 1 + log 2π) + (log 4 + 1 + log 2π)]
+    loss = gaussian_nll(torch.tensor([[1.0, 2.0]]), torch.zeros(1, 2), torch.tensor([[0.0, math.log(4.0)]]))
+    assert loss.item() == pytest.approx(1 + math.log(2) + math.log(2 * math.pi), rel=1e-6)
+
+
+def test_kl_and_bernoulli_nll_by_hand():
+    assert kl_to_standard_normal(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]])).item() == (
+        pytest.approx(0.5 * (1 + 1 - 0 - 1) + 0.5 * (0 + 2 - math.log(2) - 1), rel=1e-6)
+    )
+    assert bernoulli_nll(torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)).item() == pytest.approx(4 * math.log(2), rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------- pairs
+def test_pairs_differ_exactly_in_the_labelled_dimension():
+    torch.manual_seed(0)
+    codes, dims = torch.randn(50, 6), torch.randint(6, (50,))
+    code_1, code_2 = pairs_differing_in(codes, torch.randn(50), torch.randn(50), dims)
+    differs = code_1 != code_2
+    assert torch.equal(differs, torch.nn.functional.one_hot(dims, 6).bool())
+
+
+def test_pairs_share_exactly_the_labelled_dimension():
+    torch.manual_seed(0)
+    first, second, dims = torch.randn(50, 6), torch.randn(50, 6), torch.randint(6, (50,))
+    code_1, code_2 = pairs_sharing(first, second, dims)
+    assert torch.equal(code_1 == code_2, torch.nn.functional.one_hot(dims, 6).bool())
+
+
+class RecordingGenerator(torch.nn.Module):
+    def __init__(self, generator: torch.nn.Module) -> None:
+        super().__init__()
+        self.generator, self.inputs = generator, []
+
+    def forward(self, latent):
+        self.inputs.append(latent.detach().clone())
+        return self.generator(latent)
+
+
+def test_contrastive_pairs_share_z_and_vary_the_labelled_code_dimension():
+    model = IDGANSC(code_source="prior", code_dim=4, noise_dim=3, image_size=28, width=4, num_pairs=20, representation_dim=8)
+    model.generator = RecordingGenerator(model.generator)
+    dims, representations = model.contrastive_pairs(torch.randn(7, 4))
+    latent_1, latent_2 = model.generator.inputs
+    assert torch.equal(latent_1[:, 4:], latent_2[:, 4:])  # z shared
+    assert torch.equal(latent_1[:, :4] != latent_2[:, :4], torch.nn.functional.one_hot(dims, 4).bool())
+    assert representations.shape == (20, 8)
+    assert torch.allclose(representations.norm(dim=1), torch.ones(20))
+
+
+def test_the_contrastive_loss_trains_g_and_e_but_not_d():
+    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, image_size=28, width=4, num_pairs=12, representation_dim=8)
+    quiet_trainer(max_steps=1).fit(model, RandomImages(size=28, value_range=UNIT))
+    before = {name: flat_parameters(getattr(model, name)) for name in ("generator", "contrastive_head", "discriminator")}
+    discriminator_grads = [p.grad.clone() for p in model.discriminator.parameters()]
+    with model.optimize("generator", "contrastive_head") as step:
+        dims, representations = model.contrastive_pairs(torch.randn(8, 3))
+        step(supervised_contrastive_loss(representations, dims, 0.07, 0.1))
+    assert not torch.equal(flat_parameters(model.generator), before["generator"])
+    assert not torch.equal(flat_parameters(model.contrastive_head), before["contrastive_head"])
+    assert torch.equal(flat_parameters(model.discriminator), before["discriminator"])
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.discriminator.parameters(), discriminator_grads))
+
+
+# ------------------------------------------------------------------ the two stages, end to end
+class History(pl.Callback):
+    """Every logged training scalar after every batch."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.rows.append({key: value.item() for key, value in trainer.callback_metrics.items()})
+
+    def mean(self, key: str, rows: slice) -> float:
+        values = [row[key] for row in self.rows[rows] if key in row]
+        return sum(values) / len(values)
+
+
+def dsprites(batch_size: int = 16):
+    from datamodules import DSpritesDataModule
+
+    return DSpritesDataModule(source="procedural", batch_size=batch_size, value_range=UNIT)
+
+
+STAGE_TWO = dict(code_dim=4, noise_dim=2, width=8, num_pairs=24, representation_dim=16)
+
+
+@pytest.fixture(scope="module")
+def stage_one(tmp_path_factory):
+    """A tiny β-VAE trained on procedural dSprites: its checkpoint and its training history."""
+    pl.seed_everything(0)
+    directory = tmp_path_factory.mktemp("stage_one")
+    history = History()
+    trainer = quiet_trainer(
+        max_steps=60, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=directory, save_last=True), history]
+    )
+    model = BetaVAE(latent_dim=4, width=8, beta=4.0, optimizer=OptimizerConfig(lr=2e-3, betas=(0.9, 0.999)))
+    trainer.fit(model, dsprites())
+    return directory / "last.ckpt", model, history
+
+
+def test_beta_vae_reconstruction_loss_falls(stage_one):
+    _, _, history = stage_one
+    first, last = history.mean("train/reconstruction_nll", slice(0, 5)), history.mean("train/reconstruction_nll", slice(-5, None))
+    assert last < 0.5 * first
+
+
+def test_stage_two_loads_the_distiller_frozen_and_learns_to_recover_the_code(stage_one):
+    path, vae, _ = stage_one
+    pl.seed_everything(0)
+    history = History()
+    model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
+    quiet_trainer(max_steps=60, callbacks=[history]).fit(model, dsprites())
+    assert torch.equal(flat_parameters(model.distiller), flat_parameters(vae.encoder))  # frozen all along
+    first = history.mean("train/code_recovery_mse", slice(0, 5))
+    assert history.mean("train/code_recovery_mse", slice(-10, None)) < 0.4 * first
+
+
+def test_stage_two_checkpoint_embeds_the_distiller(stage_one, tmp_path):
+    path, vae, _ = stage_one
+    model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
+    trainer = quiet_trainer(max_steps=2, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    trainer.fit(model, dsprites())
+    # on another machine the stage-one file is gone: loading and resuming still work
+    elsewhere = {**STAGE_TWO, "distiller_checkpoint": str(tmp_path / "gone.ckpt")}
+    restored = IDGANSC.load_from_checkpoint(tmp_path / "last.ckpt", **elsewhere)
+    assert torch.equal(flat_parameters(restored.distiller), flat_parameters(vae.encoder))
+    resumed = IDGANSC(**elsewhere)
+    quiet_trainer(max_steps=3).fit(resumed, dsprites(), ckpt_path=tmp_path / "last.ckpt")
+    assert torch.equal(flat_parameters(resumed.distiller), flat_parameters(vae.encoder))
+
+
+def test_a_distiller_with_another_code_size_is_refused_before_training(stage_one):
+    path, _, _ = stage_one
+    model = IDGANSC(distiller_checkpoint=str(path), **{**STAGE_TWO, "code_dim": 5})
+    trainer = quiet_trainer(max_steps=2)
+    with pytest.raises(ValueError, match=r"code of size 4 but code_dim=5.*code_dim=4"):
+        trainer.fit(model, dsprites())
+    assert trainer.global_step == 0
+
+
+def test_a_missing_distiller_names_the_file_and_stage_one(tmp_path):
+    model = IDGANSC(distiller_checkpoint=str(tmp_path / "absent.ckpt"), **STAGE_TWO)
+    with pytest.raises(FileNotFoundError, match=r"absent\.ckpt.*beta_vae_dsprites\.yaml"):
+        quiet_trainer(max_steps=1).fit(model, dsprites())
+
+
+def test_a_checkpoint_that_is_not_a_beta_vae_is_refused(tmp_path):
+    from lightning_modules import DCGAN
+
+    dcgan_checkpoint = tmp_path / "dcgan.ckpt"
+    trainer = quiet_trainer(max_steps=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="dcgan")])
+    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=4), RandomImages(size=28))
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint")
+    for path, message in ((dcgan_checkpoint, "not a β-VAE checkpoint"), (corrupt, "not a readable checkpoint")):
+        with pytest.raises(ValueError, match=message):
+            quiet_trainer(max_steps=1).fit(IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO), dsprites())
