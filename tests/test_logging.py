@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,10 @@ def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
     assert len(list((run_dir / "files" / "media" / "images").rglob("samples_*.png"))) == 2
     assert len(list((run_dir / "files" / "media" / "images").rglob("traversal_*.png"))) == 2
     (run_file,) = run_dir.glob("run-*.wandb")
+    # wandb's service writes the file in the background, and may still be finishing it under load
+    deadline = time.monotonic() + 60
+    while len(logged_values(run_file, "train/g_loss")) < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
     d_losses = logged_values(run_file, "train/d_loss")
     assert len(d_losses) == 4 and all(v > 0 for v in d_losses)
     assert len(logged_values(run_file, "train/g_loss")) == 4
