@@ -14,7 +14,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> subprocess.CompletedProcess:
+def run_cli(
+    tmp_path: Path, model: dict, strategy: str, max_steps: int = 3, callbacks: list[dict] = (), logger: dict | bool = False
+) -> subprocess.CompletedProcess:
+    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -22,12 +25,12 @@ def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> s
             "devices": 2,
             "strategy": strategy,
             "max_steps": max_steps,
-            "logger": False,
+            "logger": logger,
             "enable_checkpointing": False,
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "default_root_dir": str(tmp_path),
-            "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}],
+            "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}, *callbacks],
         },
         "model": model,
         "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
