@@ -38,7 +38,7 @@ _LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
 
 
 class FIDEvaluation(PeriodicCallback):
-    """Logs ``fid/fid``, ``fid/kid_mean`` and ``fid/kid_std`` of ``num_samples`` generated images
+    """Logs ``<prefix>/fid``, ``<prefix>/kid_mean`` and ``<prefix>/kid_std`` of ``num_samples`` generated images
     against ``num_real_samples`` images of the datamodule's ``split``.
 
     Samples come from ``pl_module.sample`` (the EMA generator when enabled), in batches, without
@@ -68,6 +68,8 @@ class FIDEvaluation(PeriodicCallback):
         cache_dir: Where real statistics are cached; default ``$XDG_CACHE_HOME/idgan-lightning/fid``
             (``~/.cache/...``), shared by every run and config of the same data.
         every_n_steps: Evaluation cadence in training steps (generator updates).
+        prefix: Section of the logged keys; tells several FIDEvaluation callbacks apart (e.g. a
+            frequent FID-1k and a FID-50k every 50,000 steps).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class FIDEvaluation(PeriodicCallback):
         seed: int = 0,
         cache_dir: str | None = None,
         every_n_steps: PositiveInt = 5000,
+        prefix: str = "fid",
     ) -> None:
         super().__init__(every_n_steps)
         if (inception_weights is None) == (feature_extractor is None):
@@ -106,6 +109,7 @@ class FIDEvaluation(PeriodicCallback):
         self.kid_subsets, self.kid_subset_size, self.kid_real_samples = kid_subsets, kid_subset_size, kid_real_samples
         self.split, self.batch_size, self.seed = split, batch_size, seed
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.prefix = prefix
         self.quality: SampleQuality | None = None
         self._real_ready = False
         self.last_results: dict[str, float] = {}
@@ -113,7 +117,7 @@ class FIDEvaluation(PeriodicCallback):
     # ------------------------------------------------------------------------------ hooks
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = self.evaluate(pl_module, trainer.datamodule)
-        metrics = {f"fid/{name}": value for name, value in results.items()}
+        metrics = {f"{self.prefix}/{name}": value for name, value in results.items()}
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)

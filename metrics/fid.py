@@ -216,27 +216,31 @@ class SampleQuality(nn.Module):
                 ).cpu(),
             }
 
-    def load_real_state(self, state: dict[str, Tensor]) -> None:
-        """Make ``state`` (from :meth:`real_state`) the real side of every process together.
+    def load_real_state(self, state: dict[str, Tensor] | None) -> None:
+        """Make ``state`` (from :meth:`real_state`) the real side of all processes together.
 
-        Under DDP process 0 holds it and the others hold zeros, so that the sum / gather of
-        :meth:`compute` gives back exactly ``state``.
+        Under DDP process 0 holds it and the others hold zeros (their ``state`` is ignored and may
+        be None), so that the sum / gather of :meth:`compute` gives back exactly ``state``.
         """
         keep = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        if keep and state is None:
+            raise ValueError("process 0 needs the real state to load")
         device = self.fid.real_features_sum.device
         for name in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
-            value = state[name].to(device)
-            setattr(self.fid, name, value if keep else torch.zeros_like(value))
-        kid_features = state["kid_real_features"].to(device)
-        self.kid.real_features = [kid_features if keep else kid_features[:0]]
+            current = getattr(self.fid, name)
+            setattr(self.fid, name, state[name].to(device) if keep else torch.zeros_like(current))
+        kid_features = state["kid_real_features"].to(device) if keep else self._no_features()
+        self.kid.real_features = [kid_features]
+
+    def _no_features(self) -> Tensor:
+        return self.fid.real_features_sum.new_zeros(0, self.num_features, dtype=torch.float32)
 
     def _one_tensor_per_list_state(self) -> None:
         """KID's feature lists as one tensor each (maybe empty): torchmetrics gathers list states
         element by element, so every process must hold the same number of elements."""
         for name in ("real_features", "fake_features"):
             parts = getattr(self.kid, name)
-            empty = self.fid.real_features_sum.new_zeros(0, self.num_features, dtype=torch.float32)
-            setattr(self.kid, name, [torch.cat([p.reshape(-1, self.num_features) for p in parts] or [empty])])
+            setattr(self.kid, name, [torch.cat([p.reshape(-1, self.num_features) for p in parts] or [self._no_features()])])
 
 
 def default_cache_dir() -> Path:

@@ -210,9 +210,9 @@ def test_samples_come_from_the_ema_generator(tmp_path):
     assert tiny_evaluation(tmp_path).evaluate(tiny_dcgan(), data) != tiny_evaluation(tmp_path).evaluate(plain, data)
 
 
-def logged_rows(log_dir: Path) -> list[dict[str, str]]:
+def logged_rows(log_dir: Path, key: str = "fid/fid") -> list[dict[str, str]]:
     with open(next(log_dir.rglob("metrics.csv"))) as file:
-        return [row for row in csv.DictReader(file) if row.get("fid/fid")]
+        return [row for row in csv.DictReader(file) if row.get(key)]
 
 
 def test_the_callback_logs_its_keys_at_the_cadence_and_at_the_end(tmp_path):
@@ -232,27 +232,31 @@ def test_the_callback_logs_its_keys_at_the_cadence_and_at_the_end(tmp_path):
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_scores(tmp_path):
     settings = dict(num_samples=48, num_real_samples=64, kid_subsets=4, kid_subset_size=16, kid_real_samples=40, batch_size=16)
-    fid = {
-        "class_path": "callbacks.FIDEvaluation",
-        "init_args": {**settings, "every_n_steps": 100, "cache_dir": str(tmp_path / "ddp_cache"),
-                      "feature_extractor": {"class_path": "tests.probes.TinyFeatures"}},
-    }
+    data = DSpritesDataModule(source="procedural", batch_size=8)
+    # one process caches the real statistics that the "warm" callback then finds on disk
+    FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "warm"), **settings).evaluate(DCGAN(**TINY), data)
+
+    def fid_callback(prefix: str) -> dict:
+        arguments = {**settings, "cache_dir": str(tmp_path / prefix), "prefix": prefix, "every_n_steps": 100,
+                     "feature_extractor": {"class_path": "tests.probes.TinyFeatures"}}
+        return {"class_path": "callbacks.FIDEvaluation", "init_args": arguments}
+
     logger = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}}
     model = {"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}
-    result = run_cli(tmp_path, model, "gan_ddp", max_steps=2, callbacks=[fid], logger=logger)
+    result = run_cli(tmp_path, model, "gan_ddp", max_steps=2, callbacks=[fid_callback("cold"), fid_callback("warm")], logger=logger)
     assert result.returncode == 0, result.stderr[-3000:]
-    (row,) = logged_rows(tmp_path / "logs")
+    rows = {prefix: logged_rows(tmp_path / "logs", f"{prefix}/fid") for prefix in ("cold", "warm")}
+    assert [int(row["step"]) for prefix in rows for row in rows[prefix]] == [2, 2]
     report = torch.load(tmp_path / "ranks" / "rank0.pt", weights_only=False)
-    assert report["world_size"] == 2 and int(row["step"]) == 2
+    assert report["world_size"] == 2
     # the same model, evaluated by one process with the real statistics computed afresh
     single = DCGAN(**TINY, ema_decay=0.9)
     single.setup("fit")
     single.load_state_dict(report["state_dict"])
-    data = DSpritesDataModule(source="procedural", batch_size=8)
-    alone = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "one_cache"), **settings)
-    scores = alone.evaluate(single, data)
-    for name, value in scores.items():
-        assert float(row[f"fid/{name}"]) == pytest.approx(value, rel=1e-6, abs=1e-9), name
-    # and the cache the two processes wrote holds the same statistics
-    from_ddp_cache = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "ddp_cache"), **settings)
+    scores = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "one"), **settings).evaluate(single, data)
+    for prefix in ("cold", "warm"):  # real side embedded by both processes / loaded by process 0
+        for name, value in scores.items():
+            assert float(rows[prefix][0][f"{prefix}/{name}"]) == pytest.approx(value, rel=1e-6, abs=1e-9), (prefix, name)
+    # the statistics the two processes cached are the one-process ones
+    from_ddp_cache = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "cold"), **settings)
     assert from_ddp_cache.evaluate(single, data) == pytest.approx(scores, rel=1e-9)
