@@ -141,7 +141,7 @@ class FIDEvaluation(PeriodicCallback):
             _, height, width = pl_module.data_shape
             self.quality = SampleQuality(
                 self.feature_extractor, kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size,
-                kid_real_samples=self.kid_real_samples, seed=self.seed, probe_shape=(3, height, width),
+                seed=self.seed, probe_shape=(3, height, width),
             )
         return self.quality.to(pl_module.device)
 

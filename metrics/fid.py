@@ -50,16 +50,6 @@ def to_uint8_rgb(images: Tensor, value_range: tuple[float, float]) -> Tensor:
     return pixels.expand(-1, 3, -1, -1)
 
 
-def _inception_with_weights(path: str | Path) -> NoTrainInceptionV3:
-    # The TF1-compatible resize (antialias=False) is the original FID's, and torch-fidelity's.
-    return NoTrainInceptionV3(
-        name="inception-v3-compat",
-        features_list=[str(INCEPTION_FEATURES)],
-        feature_extractor_weights_path=str(path),
-        antialias=False,
-    )
-
-
 def load_inception(path: str | Path) -> NoTrainInceptionV3:
     """torch-fidelity's Inception-v3 (2048 pool features) with the weights in ``path``.
 
@@ -72,7 +62,12 @@ def load_inception(path: str | Path) -> NoTrainInceptionV3:
     if not path.is_file():
         raise FileNotFoundError(f"Inception weights not found at '{path}'. {_WHERE}.")
     try:
-        return _inception_with_weights(path)
+        # torchmetrics' wrapper of torch-fidelity's network, as FrechetInceptionDistance builds it;
+        # antialias=False keeps torch-fidelity's TF1-compatible resize, the original FID's.
+        return NoTrainInceptionV3(
+            name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)],
+            feature_extractor_weights_path=str(path), antialias=False,
+        )
     except (RuntimeError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"'{path}' is not the Inception weights file. {_WHERE}. Loading it failed: {err}") from err
 
@@ -143,7 +138,6 @@ class SampleQuality(nn.Module):
             found with one forward pass of ``probe_shape``.
         kid_subsets: KID is the mean (and std) of the MMD over this many random subsets...
         kid_subset_size: ...of this many real and this many fake features each.
-        kid_real_samples: Real features KID keeps (and the cache stores); FID uses every real image.
         seed: Seed of KID's subsets (drawn without touching the global RNG).
         probe_shape: Image shape ``(3, H, W)`` for finding ``num_features``.
     """
@@ -154,7 +148,6 @@ class SampleQuality(nn.Module):
         num_features: int | None = None,
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
-        kid_real_samples: int = 10_000,
         seed: int = 0,
         probe_shape: tuple[int, int, int] = (3, 299, 299),
     ) -> None:
@@ -165,9 +158,9 @@ class SampleQuality(nn.Module):
         if num_features is None:
             num_features = self.embed(torch.zeros(1, *probe_shape, dtype=torch.uint8)).shape[-1]
         self.num_features = int(num_features)
-        self.kid_real_samples, self.seed = kid_real_samples, seed
+        self.seed = seed
         self.fid = FrechetInceptionDistance(feature=_Precomputed(self.num_features), reset_real_features=False)
-        with warnings.catch_warnings():  # its memory warning: we keep at most kid_real_samples real features
+        with warnings.catch_warnings():  # its memory warning: callers choose how many features KID gets
             warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
             self.kid = KernelInceptionDistance(
                 feature=_Precomputed(self.num_features), subsets=kid_subsets, subset_size=kid_subset_size,
