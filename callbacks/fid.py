@@ -42,7 +42,8 @@ class FIDEvaluation(PeriodicCallback):
     against ``num_real_samples`` images of the datamodule's ``split``.
 
     Samples come from ``pl_module.sample`` (the EMA generator when enabled), in batches, without
-    gradients. Under DDP each process generates and embeds its share and torchmetrics syncs the
+    gradients. The global RNGs are left as they were, so training after an evaluation goes on as
+    without it. Under DDP each process generates and embeds its share and torchmetrics syncs the
     states; the samples are the same whatever the number of processes (batch ``j`` is drawn from
     seed ``(seed, j)``), so the scores are too.
 
@@ -172,6 +173,7 @@ class FIDEvaluation(PeriodicCallback):
             Subset(dataset, indices[start:stop].tolist()), batch_size=self.batch_size,
             num_workers=getattr(datamodule, "num_workers", 0),
             collate_fn=pass_batch if isinstance(dataset, BatchedDataset) else None,
+            generator=torch.Generator().manual_seed(self.seed),  # its worker seeds: not from the global RNG
         )
         for x, _ in loader:
             kid_count = max(0, self.kid_real_samples - start)

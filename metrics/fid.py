@@ -88,7 +88,7 @@ def save_random_inception(path: str | Path, seed: int = 0) -> Path:
     empty = path.with_suffix(".empty")
     torch.save({}, empty)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         network = _Unloaded(name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)],
                             feature_extractor_weights_path=str(empty))
     empty.unlink()
@@ -187,7 +187,7 @@ class SampleQuality(nn.Module):
         """``{"fid", "kid_mean", "kid_std"}`` over the states of every process."""
         self._one_tensor_per_list_state()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.default_generator.manual_seed(self.seed)  # the CPU RNG KID draws from; CUDA untouched
             kid_mean, kid_std = self.kid.compute()
         return {"fid": self.fid.compute(), "kid_mean": kid_mean, "kid_std": kid_std}
 

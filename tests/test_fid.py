@@ -175,7 +175,9 @@ def tiny_dcgan(**kwargs) -> DCGAN:
 
 def test_real_statistics_are_cached_and_reused_until_the_transform_changes(tmp_path):
     model, data = tiny_dcgan(), TinyImages()
+    rng = torch.get_rng_state()
     first = tiny_evaluation(tmp_path).evaluate(model, data)
+    assert torch.equal(torch.get_rng_state(), rng)  # training after an evaluation is not perturbed
     reads = data.train_set.reads
     assert reads == 3  # 40 real images in batches of 16
     assert len(list(tmp_path.glob("*.pt"))) == 1
