@@ -38,8 +38,9 @@ _LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
 
 
 class FIDEvaluation(PeriodicCallback):
-    """Logs ``<prefix>/fid``, ``<prefix>/kid_mean`` and ``<prefix>/kid_std`` of ``num_samples`` generated images
-    against ``num_real_samples`` images of the datamodule's ``split``.
+    """Logs ``<prefix>/fid``, ``<prefix>/kid_mean`` and ``<prefix>/kid_std`` of ``num_samples``
+    generated images against ``num_real_samples`` images of the datamodule's ``split``, to every
+    logger and to ``trainer.callback_metrics`` (which a ``ModelCheckpoint`` can monitor).
 
     Samples come from ``pl_module.sample`` (the EMA generator when enabled), in batches, without
     gradients. The global RNGs are left as they were, so training after an evaluation goes on as
@@ -51,7 +52,9 @@ class FIDEvaluation(PeriodicCallback):
     first evaluation and cached in ``cache_dir``, keyed by the datamodule (class and arguments), the
     split, the data shape and value range, the dataset's transform, the number of real images, and
     the feature extractor (the weights file's SHA-256, or a custom module's class and parameters).
-    Later evaluations, and later runs, only generate and embed fakes.
+    Later evaluations, and later runs, only generate and embed fakes. Under DDP a cold cache is
+    filled by every process embedding its share of the real images; process 0 alone reads and
+    writes the file (no shared file system needed) and then holds the real side, the others zeros.
 
     Args:
         inception_weights: Path of ``pt_inception-2015-12-05-6726825d.pth`` (torch-fidelity's
