@@ -119,6 +119,10 @@ class FIDEvaluation(PeriodicCallback):
         self.last_results: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------ hooks
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            _split_dataset(trainer.datamodule, self.split)  # fail at start-up, not at the first evaluation
+
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = self.evaluate(pl_module, trainer.datamodule)
         metrics = {f"{self.prefix}/{name}": value for name, value in results.items()}
@@ -231,7 +235,9 @@ def _batch_seed(seed: int, batch: int) -> int:
     return int(np.random.SeedSequence([seed, batch]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def _split_dataset(datamodule: pl.LightningDataModule, split: str) -> Dataset:
+def _split_dataset(datamodule: pl.LightningDataModule | None, split: str) -> Dataset:
+    if datamodule is None:
+        raise ValueError("FIDEvaluation reads real images from a datamodule: fit with `datamodule=`, not dataloaders")
     dataset = getattr(datamodule, f"{split}_set", None)
     if dataset is None and callable(getattr(datamodule, "setup", None)):
         datamodule.setup("fit")

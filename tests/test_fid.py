@@ -228,6 +228,12 @@ def test_the_callback_logs_its_keys_at_the_cadence_and_at_the_end(tmp_path):
     assert trainer.callback_metrics["fid/fid"].item() == pytest.approx(float(rows[-1]["fid/fid"]))
 
 
+def test_the_callback_needs_real_images_from_a_datamodule(tmp_path):
+    trainer = quiet_trainer(max_steps=1, callbacks=[tiny_evaluation(tmp_path)])
+    with pytest.raises(ValueError, match="datamodule"):
+        trainer.fit(tiny_dcgan(), train_dataloaders=TinyImages().train_dataloader())
+
+
 # ---------------------------------------------------------------------------------------- DDP
 
 
