@@ -1,5 +1,7 @@
-"""Lightning callbacks: image grids now; metric evaluation callbacks join them."""
+"""Lightning callbacks: image grids and sample-quality evaluation (FID/KID)."""
 
+from callbacks.fid import FIDEvaluation
 from callbacks.images import ImageGridCallback, LatentTraversal, Reconstructions, SampleGrid
+from callbacks.periodic import PeriodicCallback
 
-__all__ = ["ImageGridCallback", "LatentTraversal", "Reconstructions", "SampleGrid"]
+__all__ = ["FIDEvaluation", "ImageGridCallback", "LatentTraversal", "PeriodicCallback", "Reconstructions", "SampleGrid"]

@@ -54,3 +54,23 @@ class RankConsistency(pl.Callback):
             },
             self.out_dir / f"rank{trainer.global_rank}.pt",
         )
+
+
+class TinyFeatures(torch.nn.Module):
+    """A fast stand-in for the Inception: uint8 [N, 3, H, W] -> [N, 2 * channels] (mean and std
+    of a random convolution's maps), with weights fixed by ``seed``.
+
+    Args:
+        channels: Convolution channels.
+        seed: Seed of the weights (independent of the global RNG).
+    """
+
+    def __init__(self, channels: int = 8, seed: int = 0) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.conv = torch.nn.Conv2d(3, channels, kernel_size=5, stride=2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        maps = torch.tanh(self.conv(images.float() / 127.5 - 1.0)).flatten(2)
+        return torch.cat([maps.mean(2), maps.std(2)], dim=1)

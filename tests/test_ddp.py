@@ -15,8 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(
-    tmp_path: Path, model: dict, strategy: str, max_steps: int = 3, value_range: tuple = (-1.0, 1.0)
+    tmp_path: Path,
+    model: dict,
+    strategy: str,
+    max_steps: int = 3,
+    value_range: tuple = (-1.0, 1.0),
+    callbacks: list[dict] = (),
+    logger: dict | bool = False,
 ) -> subprocess.CompletedProcess:
+    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -24,12 +31,12 @@ def run_cli(
             "devices": 2,
             "strategy": strategy,
             "max_steps": max_steps,
-            "logger": False,
+            "logger": logger,
             "enable_checkpointing": False,
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "default_root_dir": str(tmp_path),
-            "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}],
+            "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}, *callbacks],
         },
         "model": model,
         "data": {

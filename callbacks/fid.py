@@ -1,0 +1,283 @@
+"""FID and KID of the model's samples against the real data, every N steps and at the end of fit."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from jsonargparse.typing import PositiveInt
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from callbacks.periodic import PeriodicCallback
+from datamodules.base import BatchedDataset, pass_batch
+from metrics.fid import (
+    SampleQuality,
+    cache_path,
+    default_cache_dir,
+    file_digest,
+    load_cached_state,
+    load_inception,
+    module_digest,
+    save_cached_state,
+    to_uint8_rgb,
+)
+
+#: Bumped when the meaning of a cached file changes (conversion of images, states stored).
+CACHE_FORMAT = 1
+#: Datamodule arguments that change how data is loaded, not which data: left out of the cache key.
+_LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
+
+
+class FIDEvaluation(PeriodicCallback):
+    """Logs ``<prefix>/fid``, ``<prefix>/kid_mean`` and ``<prefix>/kid_std`` of ``num_samples``
+    generated images against ``num_real_samples`` images of the datamodule's ``split``, to every
+    logger and to ``trainer.callback_metrics`` (which a ``ModelCheckpoint`` can monitor).
+
+    Samples come from ``pl_module.sample`` (the EMA generator when enabled), in batches, without
+    gradients. The global RNGs are left as they were, so training after an evaluation goes on as
+    without it. Under DDP each process generates and embeds its share and torchmetrics syncs the
+    states; the samples are the same whatever the number of processes (batch ``j`` is drawn from
+    seed ``(seed, j)``), so the scores are too.
+
+    The real side (FID's feature sums, KID's first ``kid_real_samples`` features) is computed at the
+    first evaluation and cached in ``cache_dir``, keyed by the datamodule (class and arguments), the
+    split, the data shape and value range, the dataset's transform, the number of real images, and
+    the feature extractor (the weights file's SHA-256, or a custom module's class and parameters).
+    Later evaluations, and later runs, only generate and embed fakes. Under DDP a cold cache is
+    filled by every process embedding its share of the real images; process 0 alone reads and
+    writes the file (no shared file system needed) and then holds the real side, the others zeros.
+
+    Args:
+        inception_weights: Path of ``pt_inception-2015-12-05-6726825d.pth`` (torch-fidelity's
+            Inception-v3, the standard FID network).
+        feature_extractor: Any module mapping ``uint8 [N, 3, H, W]`` to ``[N, d]`` features, instead
+            of the Inception (scores are then not comparable to published FIDs).
+        num_samples: Generated images per evaluation.
+        num_real_samples: Real images, a seeded random subset of the split (all when it has fewer).
+        kid_subsets: Random subsets KID averages over.
+        kid_subset_size: Real and fake features per KID subset.
+        kid_real_samples: Real features kept for KID (the first of the real subset; FID uses all).
+        split: The datamodule's split the real images come from (its ``<split>_set``).
+        batch_size: Images generated and embedded at once (per process).
+        seed: Seed of the samples, of the real subset and of KID's subsets.
+        cache_dir: Where real statistics are cached; default ``$XDG_CACHE_HOME/idgan-lightning/fid``
+            (``~/.cache/...``), shared by every run and config of the same data.
+        every_n_steps: Evaluation cadence in training steps (generator updates).
+        prefix: Section of the logged keys; tells several FIDEvaluation callbacks apart (e.g. a
+            frequent FID-1k and a FID-50k every 50,000 steps).
+    """
+
+    def __init__(
+        self,
+        inception_weights: str | None = None,
+        feature_extractor: nn.Module | None = None,
+        num_samples: PositiveInt = 10_000,
+        num_real_samples: PositiveInt = 50_000,
+        kid_subsets: PositiveInt = 100,
+        kid_subset_size: PositiveInt = 1000,
+        kid_real_samples: PositiveInt = 10_000,
+        split: str = "train",
+        batch_size: PositiveInt = 250,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        every_n_steps: PositiveInt = 5000,
+        prefix: str = "fid",
+    ) -> None:
+        super().__init__(every_n_steps)
+        if (inception_weights is None) == (feature_extractor is None):
+            raise ValueError(
+                "FIDEvaluation needs exactly one of inception_weights (the path of "
+                "pt_inception-2015-12-05-6726825d.pth) and feature_extractor"
+            )
+        if kid_subset_size > min(num_samples, kid_real_samples):
+            raise ValueError(
+                f"kid_subset_size={kid_subset_size} exceeds num_samples={num_samples} or "
+                f"kid_real_samples={kid_real_samples}"
+            )
+        if inception_weights is not None:
+            self.feature_extractor = load_inception(inception_weights)
+            self.extractor_identity = f"inception-v3-2048/sha256:{file_digest(Path(inception_weights).expanduser())}"
+        else:
+            self.feature_extractor = feature_extractor
+            self.extractor_identity = f"module/sha256:{module_digest(feature_extractor)}"
+        self.num_samples, self.num_real_samples = num_samples, num_real_samples
+        self.kid_subsets, self.kid_subset_size, self.kid_real_samples = kid_subsets, kid_subset_size, kid_real_samples
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.prefix = prefix
+        self.quality: SampleQuality | None = None
+        self._real_ready = False
+        self.last_results: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------ hooks
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            _split_dataset(trainer.datamodule, self.split)  # fail at start-up, not at the first evaluation
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        results = self.evaluate(pl_module, trainer.datamodule)
+        metrics = {f"{self.prefix}/{name}": value for name, value in results.items()}
+        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+
+    # --------------------------------------------------------------------------- evaluation
+    def evaluate(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule) -> dict[str, float]:
+        """``{"fid", "kid_mean", "kid_std"}`` of the model's samples; call on every process."""
+        quality = self._quality(pl_module)
+        if not self._real_ready:
+            self._prepare_real(quality, datamodule, pl_module.device)
+        quality.reset_fake()
+        for j in _my_batches(self.num_samples, self.batch_size):
+            size = min(self.batch_size, self.num_samples - j * self.batch_size)
+            images = pl_module.sample(size, torch.Generator().manual_seed(_batch_seed(self.seed, j)))
+            quality.update(to_uint8_rgb(images, pl_module.output_range), real=False)
+        self.last_results = {name: value.item() for name, value in quality.compute().items()}
+        return self.last_results
+
+    def _quality(self, pl_module: pl.LightningModule) -> SampleQuality:
+        if self.quality is None:
+            _, height, width = pl_module.data_shape
+            self.quality = SampleQuality(
+                self.feature_extractor, kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size,
+                seed=self.seed, probe_shape=(3, height, width),
+            )
+        return self.quality.to(pl_module.device)
+
+    def _prepare_real(self, quality: SampleQuality, datamodule: pl.LightningDataModule, device: torch.device) -> None:
+        """Load the real side from the cache (process 0), or embed the real images (every process
+        its share), sync, and cache the result."""
+        dataset = _split_dataset(datamodule, self.split)
+        indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
+        indices = indices[: self.num_real_samples]
+        if min(len(indices), self.kid_real_samples) < self.kid_subset_size:
+            raise ValueError(
+                f"the {self.split} split has {len(indices)} images, fewer than kid_subset_size={self.kid_subset_size}"
+            )
+        identity = self.cache_identity(datamodule, dataset, len(indices))
+        path = cache_path(self.cache_dir, identity)
+        state = load_cached_state(path, identity) if _rank() == 0 else None
+        if not _broadcast_from_zero(state is not None):
+            state = self._embed_real(quality, datamodule, dataset, indices, device)
+            if _rank() == 0:
+                save_cached_state(path, identity, state)
+        quality.load_real_state(state)
+        self._real_ready = True
+
+    def _embed_real(self, quality, datamodule, dataset: Dataset, indices: Tensor, device) -> dict[str, Tensor]:
+        batches = _my_batches(len(indices), self.batch_size)
+        start, stop = batches.start * self.batch_size, min(batches.stop * self.batch_size, len(indices))
+        loader = DataLoader(
+            Subset(dataset, indices[start:stop].tolist()), batch_size=self.batch_size,
+            num_workers=getattr(datamodule, "num_workers", 0),
+            collate_fn=pass_batch if isinstance(dataset, BatchedDataset) else None,
+            generator=torch.Generator().manual_seed(self.seed),  # its worker seeds: not from the global RNG
+        )
+        for x, _ in loader:
+            kid_count = max(0, self.kid_real_samples - start)
+            quality.update(to_uint8_rgb(x.to(device), datamodule.value_range), real=True, kid_count=kid_count)
+            start += len(x)
+        return quality.real_state()
+
+    def cache_identity(self, datamodule: pl.LightningDataModule, dataset: Dataset, num_real: int) -> dict[str, Any]:
+        """What the cached real statistics depend on (the cache file is named by its hash)."""
+        return {
+            "format": CACHE_FORMAT,
+            "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}",
+            "datamodule_arguments": _datamodule_arguments(datamodule),
+            "split": self.split,
+            "data_shape": list(datamodule.data_shape),
+            "value_range": list(datamodule.value_range),
+            "transform": _describe(getattr(dataset, "transform", None)),
+            "num_real_samples": num_real,
+            "kid_real_samples": min(num_real, self.kid_real_samples),
+            "seed": self.seed,
+            "feature_extractor": self.extractor_identity,
+        }
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _broadcast_from_zero(flag: bool) -> bool:
+    if _world_size() == 1:
+        return flag
+    message = [flag]
+    dist.broadcast_object_list(message, src=0)
+    return message[0]
+
+
+def _my_batches(total: int, batch_size: int) -> range:
+    """This process's batches of ``total`` items: a contiguous block, so that gathering the
+    processes' features in rank order gives the one-process order."""
+    batches = math.ceil(total / batch_size)
+    rank, world_size = _rank(), _world_size()
+    return range(rank * batches // world_size, (rank + 1) * batches // world_size)
+
+
+def _batch_seed(seed: int, batch: int) -> int:
+    """Independent streams per (seed, batch), unlike ``seed + batch``."""
+    return int(np.random.SeedSequence([seed, batch]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _split_dataset(datamodule: pl.LightningDataModule | None, split: str) -> Dataset:
+    if datamodule is None:
+        raise ValueError("FIDEvaluation reads real images from a datamodule: fit with `datamodule=`, not dataloaders")
+    dataset = getattr(datamodule, f"{split}_set", None)
+    if dataset is None and callable(getattr(datamodule, "setup", None)):
+        datamodule.setup("fit")
+        dataset = getattr(datamodule, f"{split}_set", None)
+    if dataset is None or getattr(datamodule, "value_range", None) is None:
+        raise ValueError(
+            f"FIDEvaluation reads real images from the datamodule's `{split}_set` (split={split!r}) and "
+            f"needs image data with a value_range; {type(datamodule).__name__} has "
+            f"{'no such split' if dataset is None else 'no value_range'}"
+        )
+    return dataset
+
+
+def _datamodule_arguments(datamodule: pl.LightningDataModule) -> dict[str, str]:
+    """The constructor arguments of the datamodule's classes, read back from the attributes of
+    the same name (loader settings left out)."""
+    names = {
+        name
+        for cls in type(datamodule).__mro__
+        if issubclass(cls, pl.LightningDataModule) and "__init__" in vars(cls)
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) and name != "self"
+    }
+    return {
+        name: _describe(getattr(datamodule, name))
+        for name in sorted(names - _LOADER_ARGUMENTS)
+        if hasattr(datamodule, name)
+    }
+
+
+def _describe(value: Any) -> str:
+    """A text that stays the same across processes for the same setting (no memory addresses;
+    paths made absolute)."""
+    if isinstance(value, Path):
+        return str(value.expanduser().resolve())
+    if isinstance(value, functools.partial):
+        arguments = [_describe(a) for a in value.args] + [f"{k}={_describe(v)}" for k, v in sorted(value.keywords.items())]
+        return f"{_describe(value.func)}({', '.join(arguments)})"
+    if inspect.isfunction(value) or inspect.isclass(value):
+        return f"{value.__module__}.{value.__qualname__}"
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(_describe(v) for v in value)}]"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))

@@ -1,0 +1,265 @@
+"""FID and KID of generated images, on torchmetrics' metrics and torch-fidelity's Inception.
+
+:class:`SampleQuality` runs the feature extractor once per batch and feeds the features to
+torchmetrics' :class:`~torchmetrics.image.fid.FrechetInceptionDistance` and
+:class:`~torchmetrics.image.kid.KernelInceptionDistance` (which compute the statistics, the
+Fréchet distance and the polynomial-kernel MMD). Its real-image side can be exported and loaded
+(:meth:`SampleQuality.real_state`, :meth:`SampleQuality.load_real_state`), which is what the
+on-disk cache of :mod:`callbacks.fid` stores.
+
+Feature extractors receive ``uint8`` images ``[N, 3, H, W]`` at the data's resolution, the input
+the Inception expects (it resizes to 299 itself): :func:`to_uint8_rgb` converts model outputs and
+data batches to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
+from torchmetrics.image.kid import KernelInceptionDistance
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_WEIGHTS_FILE}"
+INCEPTION_FEATURES = 2048
+_WHERE = (
+    f"FID needs the Inception-v3 weights of the original TensorFlow FID converted to PyTorch, "
+    f"'{INCEPTION_WEIGHTS_FILE}', published at {INCEPTION_WEIGHTS_URL} (torch-fidelity publishes the "
+    f"same weights as {URL_INCEPTION_V3})"
+)
+
+
+def to_uint8_rgb(images: Tensor, value_range: tuple[float, float]) -> Tensor:
+    """Images ``[N, 1 or 3, H, W]`` in ``value_range`` as ``uint8`` RGB (grayscale replicated).
+
+    Rounds like ``torchvision.utils.save_image``, so the features are those of the saved images.
+    """
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"FID needs images [N, 1 or 3, H, W], got {list(images.shape)}")
+    low, high = value_range
+    pixels = ((images.float() - low) * (255.0 / (high - low))).add_(0.5).clamp_(0, 255).to(torch.uint8)
+    return pixels.expand(-1, 3, -1, -1)
+
+
+def load_inception(path: str | Path) -> NoTrainInceptionV3:
+    """torch-fidelity's Inception-v3 (2048 pool features) with the weights in ``path``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist; the message says which file is needed and where.
+        ValueError: ``path`` is not a state dict of this network (wrong keys or shapes, or not a
+            PyTorch file).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"Inception weights not found at '{path}'. {_WHERE}.")
+    try:
+        # torchmetrics' wrapper of torch-fidelity's network, as FrechetInceptionDistance builds it;
+        # antialias=False keeps torch-fidelity's TF1-compatible resize, the original FID's.
+        return NoTrainInceptionV3(
+            name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)],
+            feature_extractor_weights_path=str(path), antialias=False,
+        )
+    except (RuntimeError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"'{path}' is not the Inception weights file. {_WHERE}. Loading it failed: {err}") from err
+
+
+def save_random_inception(path: str | Path, seed: int = 0) -> Path:
+    """Write an Inception with random weights, in the format of the published file.
+
+    For tests and benchmarks on machines without the real weights: :func:`load_inception` reads
+    it through the same code path; the features are meaningless, the cost is the real one.
+    """
+
+    class _Unloaded(NoTrainInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):  # keep the random init
+            return None
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    empty = path.with_suffix(".empty")
+    torch.save({}, empty)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        network = _Unloaded(name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)],
+                            feature_extractor_weights_path=str(empty))
+    empty.unlink()
+    torch.save(network.state_dict(), path)
+    return path
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def module_digest(module: nn.Module) -> str:
+    """SHA-256 over a module's class and state dict (names, shapes, dtypes and values)."""
+    digest = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _Precomputed(nn.Module):
+    """The metrics' feature "extractor": :class:`SampleQuality` hands them features, not images."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+class SampleQuality(nn.Module):
+    """FID and KID of fake against real images, with one feature pass per batch.
+
+    ``update(images, real)`` embeds ``uint8`` RGB images (see :func:`to_uint8_rgb`);
+    ``update_features`` takes features directly. Real-side states survive :meth:`reset_fake`.
+    Under DDP every state syncs on :meth:`compute` (sums for FID, gathered features for KID).
+
+    Args:
+        feature_extractor: ``uint8 [N, 3, H, W] -> [N, d]`` (e.g. :func:`load_inception`).
+        num_features: ``d``; read from ``feature_extractor.num_features`` when it has one, else
+            found with one forward pass of ``probe_shape``.
+        kid_subsets: KID is the mean (and std) of the MMD over this many random subsets...
+        kid_subset_size: ...of this many real and this many fake features each.
+        seed: Seed of KID's subsets (drawn without touching the global RNG).
+        probe_shape: Image shape ``(3, H, W)`` for finding ``num_features``.
+    """
+
+    def __init__(
+        self,
+        feature_extractor: nn.Module,
+        num_features: int | None = None,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        seed: int = 0,
+        probe_shape: tuple[int, int, int] = (3, 299, 299),
+    ) -> None:
+        super().__init__()
+        self.feature_extractor = feature_extractor.eval().requires_grad_(False)
+        if num_features is None:
+            num_features = getattr(feature_extractor, "num_features", None)
+        if num_features is None:
+            num_features = self.embed(torch.zeros(1, *probe_shape, dtype=torch.uint8)).shape[-1]
+        self.num_features = int(num_features)
+        self.seed = seed
+        self.fid = FrechetInceptionDistance(feature=_Precomputed(self.num_features), reset_real_features=False)
+        with warnings.catch_warnings():  # its memory warning: callers choose how many features KID gets
+            warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
+            self.kid = KernelInceptionDistance(
+                feature=_Precomputed(self.num_features), subsets=kid_subsets, subset_size=kid_subset_size,
+                reset_real_features=False,
+            )
+
+    @torch.no_grad()
+    def embed(self, images: Tensor) -> Tensor:
+        """Features ``[N, d]`` of ``uint8`` images ``[N, 3, H, W]``."""
+        return self.feature_extractor(images).reshape(len(images), -1)
+
+    def update(self, images: Tensor, real: bool, kid_count: int | None = None) -> None:
+        """Add ``uint8`` RGB images to the real or fake side; the first ``kid_count`` also go to KID."""
+        self.update_features(self.embed(images), real, kid_count)
+
+    def update_features(self, features: Tensor, real: bool, kid_count: int | None = None) -> None:
+        """Add features ``[N, d]`` to the real or fake side; the first ``kid_count`` also go to KID."""
+        self.fid.update(features, real=real)
+        kid_features = features if kid_count is None else features[:kid_count]
+        if len(kid_features):
+            self.kid.update(kid_features, real=real)
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"fid", "kid_mean", "kid_std"}`` over the states of every process."""
+        self._one_tensor_per_list_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(self.seed)  # the CPU RNG KID draws from; CUDA untouched
+            kid_mean, kid_std = self.kid.compute()
+        return {"fid": self.fid.compute(), "kid_mean": kid_mean, "kid_std": kid_std}
+
+    def reset_fake(self) -> None:
+        """Forget the fake side, keep the real one."""
+        self.fid.reset()
+        self.kid.reset()
+
+    def real_state(self) -> dict[str, Tensor]:
+        """The real side, summed / gathered over every process, on the CPU."""
+        self._one_tensor_per_list_state()
+        with self.fid.sync_context(), self.kid.sync_context():
+            return {
+                "real_features_sum": self.fid.real_features_sum.cpu().clone(),
+                "real_features_cov_sum": self.fid.real_features_cov_sum.cpu().clone(),
+                "real_features_num_samples": self.fid.real_features_num_samples.cpu().clone(),
+                "kid_real_features": torch.cat(
+                    [f.reshape(-1, self.num_features) for f in self.kid.real_features]
+                ).cpu(),
+            }
+
+    def load_real_state(self, state: dict[str, Tensor] | None) -> None:
+        """Make ``state`` (from :meth:`real_state`) the real side of all processes together.
+
+        Under DDP process 0 holds it and the others hold zeros (their ``state`` is ignored and may
+        be None), so that the sum / gather of :meth:`compute` gives back exactly ``state``.
+        """
+        keep = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        if keep and state is None:
+            raise ValueError("process 0 needs the real state to load")
+        device = self.fid.real_features_sum.device
+        for name in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
+            current = getattr(self.fid, name)
+            setattr(self.fid, name, state[name].to(device) if keep else torch.zeros_like(current))
+        kid_features = state["kid_real_features"].to(device) if keep else self._no_features()
+        self.kid.real_features = [kid_features]
+
+    def _no_features(self) -> Tensor:
+        return self.fid.real_features_sum.new_zeros(0, self.num_features, dtype=torch.float32)
+
+    def _one_tensor_per_list_state(self) -> None:
+        """KID's feature lists as one tensor each (maybe empty): torchmetrics gathers list states
+        element by element, so every process must hold the same number of elements."""
+        for name in ("real_features", "fake_features"):
+            parts = getattr(self.kid, name)
+            setattr(self.kid, name, [torch.cat([p.reshape(-1, self.num_features) for p in parts] or [self._no_features()])])
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/idgan-lightning/fid`` (``~/.cache/...``): shared by every run and config."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "idgan-lightning" / "fid"
+
+
+def cache_path(cache_dir: str | Path, identity: dict) -> Path:
+    """The file of the real statistics described by ``identity`` (a JSON-able dict)."""
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return Path(cache_dir).expanduser() / f"real-{hashlib.sha256(text.encode()).hexdigest()[:20]}.pt"
+
+
+def save_cached_state(path: Path, identity: dict, state: dict[str, Tensor]) -> None:
+    """Write atomically (a temporary file, then a rename): a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save({"identity": json.loads(json.dumps(identity, default=str)), "state": state}, temporary)
+    os.replace(temporary, path)
+
+
+def load_cached_state(path: Path, identity: dict) -> dict[str, Tensor] | None:
+    """The state cached for ``identity``, or None when there is none (or the file is another's)."""
+    if not path.is_file():
+        return None
+    cached = torch.load(path, map_location="cpu", weights_only=True)
+    if cached.get("identity") != json.loads(json.dumps(identity, default=str)):
+        return None
+    return cached["state"]

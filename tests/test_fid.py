@@ -1,0 +1,270 @@
+"""FID/KID: values against NumPy/SciPy, the Inception loading path, the real-statistics cache, the
+callback on a tiny run, and DDP against one process."""
+
+from __future__ import annotations
+
+import copy
+import csv
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import CSVLogger
+from scipy import linalg
+
+from callbacks import FIDEvaluation
+from datamodules import DSpritesDataModule
+from datamodules.base import TensorPairDataset, pass_batch, uint8_to_range
+from lightning_modules import DCGAN
+from metrics import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, SampleQuality, load_inception, save_random_inception, to_uint8_rgb
+from tests.helpers import quiet_trainer
+from tests.probes import TinyFeatures
+from tests.test_ddp import TINY, run_cli
+
+# --------------------------------------------------------------------------- reference values
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The Fréchet distance of two Gaussians fitted to feature sets, with SciPy's sqrtm."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(cov_a @ cov_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+
+
+def unbiased_poly_mmd(a: np.ndarray, b: np.ndarray) -> float:
+    """MMD² with the cubic kernel (x.y / d + 1)³ (KID's), unbiased."""
+    d, m = a.shape[1], len(a)
+    k = lambda x, y: (x @ y.T / d + 1.0) ** 3  # noqa: E731
+    kaa, kbb = k(a, a), k(b, b)
+    within = (kaa.sum() - np.trace(kaa) + kbb.sum() - np.trace(kbb)) / (m * (m - 1))
+    return float(within - 2 * k(a, b).mean())
+
+
+def correlated_features(n: int, d: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)) @ rng.standard_normal((d, d)) / np.sqrt(d) + rng.standard_normal(d)
+
+
+def quality_of(real: np.ndarray, fake: np.ndarray, **kwargs) -> dict[str, float]:
+    quality = SampleQuality(torch.nn.Identity(), num_features=real.shape[1], **{"kid_subsets": 2, **kwargs})
+    quality.update_features(torch.from_numpy(real), real=True)
+    quality.update_features(torch.from_numpy(fake), real=False)
+    return {name: value.item() for name, value in quality.compute().items()}
+
+
+# ------------------------------------------------------------------------------- FID and KID
+
+
+def test_fid_matches_scipy_in_float64():
+    real, fake = correlated_features(400, 24, seed=0), correlated_features(400, 24, seed=1)
+    expected = frechet_distance(real, fake)
+    assert expected > 1.0
+    assert quality_of(real, fake, kid_subset_size=400)["fid"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_identical_sets_give_zero_and_a_mean_shift_gives_its_squared_norm():
+    real = correlated_features(300, 16, seed=2)
+    assert abs(quality_of(real, real, kid_subset_size=300)["fid"]) < 1e-8 * np.trace(np.cov(real, rowvar=False))
+    shift = np.linspace(-1.0, 2.0, 16)
+    assert quality_of(real, real + shift, kid_subset_size=300)["fid"] == pytest.approx((shift**2).sum(), rel=1e-6)
+
+
+def test_kid_on_whole_sets_is_the_unbiased_mmd():
+    real, fake = correlated_features(200, 8, seed=3), correlated_features(200, 8, seed=4)
+    scores = quality_of(real, fake, kid_subsets=3, kid_subset_size=200)
+    assert scores["kid_mean"] == pytest.approx(unbiased_poly_mmd(real, fake), rel=1e-6)
+    assert scores["kid_std"] == pytest.approx(0.0, abs=1e-9)  # every subset is the whole set
+
+
+def test_the_real_side_round_trips_through_its_state():
+    real, fake = correlated_features(120, 8, seed=5), correlated_features(120, 8, seed=6)
+    first = SampleQuality(torch.nn.Identity(), num_features=8, kid_subsets=5, kid_subset_size=50)
+    first.update_features(torch.from_numpy(real), real=True, kid_count=80)
+    second = SampleQuality(torch.nn.Identity(), num_features=8, kid_subsets=5, kid_subset_size=50)
+    second.load_real_state(first.real_state())
+    assert len(second.real_state()["kid_real_features"]) == 80
+    for quality in (first, second):
+        quality.update_features(torch.from_numpy(fake), real=False)
+    assert first.compute() == second.compute()
+
+
+def test_images_become_uint8_rgb_from_either_range():
+    gray = torch.tensor([-1.0, 0.0, 1.0]).view(3, 1, 1, 1)
+    pixels = to_uint8_rgb(gray, (-1.0, 1.0))
+    assert pixels.dtype == torch.uint8 and pixels.shape == (3, 3, 1, 1)
+    assert pixels[:, :, 0, 0].tolist() == [[0] * 3, [128] * 3, [255] * 3]
+    assert torch.equal(to_uint8_rgb((gray + 1) / 2, (0.0, 1.0)), pixels)
+
+
+# ----------------------------------------------------------------------------- the Inception
+
+
+@pytest.fixture(scope="module")
+def inception_file(tmp_path_factory) -> Path:
+    return save_random_inception(tmp_path_factory.mktemp("inception") / INCEPTION_WEIGHTS_FILE)
+
+
+def test_the_inception_loads_from_a_file_in_the_published_format(inception_file):
+    with torch.no_grad():
+        features = load_inception(inception_file)(torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8))
+    assert features.shape == (2, 2048) and features.isfinite().all()
+
+
+def test_a_missing_weights_file_says_which_file_and_where(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        FIDEvaluation(inception_weights=str(tmp_path / "nowhere.pth"))
+    assert INCEPTION_WEIGHTS_FILE in str(error.value) and INCEPTION_WEIGHTS_URL in str(error.value)
+
+
+def test_a_wrong_weights_file_says_which_file_and_where(tmp_path, inception_file):
+    wrong_keys = tmp_path / "keys.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, wrong_keys)
+    state = torch.load(inception_file, weights_only=True)
+    state["fc.weight"] = state["fc.weight"][:10]
+    wrong_shapes = tmp_path / "shapes.pth"
+    torch.save(state, wrong_shapes)
+    not_torch = tmp_path / "text.pth"
+    not_torch.write_text("not weights")
+    for path in (wrong_keys, wrong_shapes, not_torch):
+        with pytest.raises(ValueError, match=INCEPTION_WEIGHTS_FILE) as error:
+            load_inception(path)
+        assert INCEPTION_WEIGHTS_URL in str(error.value)
+
+
+# ------------------------------------------------------------------ the callback and its cache
+
+
+class CountingImages(TensorPairDataset):
+    """uint8 images decoded per batch; counts the batches read."""
+
+    reads = 0
+
+    def __getitems__(self, indices):
+        self.reads += 1
+        return super().__getitems__(indices)
+
+
+class TinyImages(pl.LightningDataModule):
+    """Random 28 px grayscale images as a datamodule would serve them (a ``train_set`` whose
+    ``transform`` maps uint8 to ``value_range``)."""
+
+    def __init__(self, n: int = 48, seed: int = 0) -> None:
+        super().__init__()
+        self.n, self.seed = n, seed
+        self.data_shape, self.value_range = (1, 28, 28), (-1.0, 1.0)
+        images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+        self.train_set = CountingImages(images, torch.zeros(n, dtype=torch.long), partial(uint8_to_range, value_range=self.value_range))
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(self.train_set, batch_size=8, shuffle=True, drop_last=True, collate_fn=pass_batch)
+
+
+def tiny_evaluation(cache_dir: Path, **kwargs) -> FIDEvaluation:
+    settings = dict(feature_extractor=TinyFeatures(), num_samples=32, num_real_samples=40, kid_subsets=4, kid_subset_size=16, kid_real_samples=24, batch_size=16)
+    return FIDEvaluation(cache_dir=str(cache_dir), **{**settings, **kwargs})
+
+
+def tiny_dcgan(**kwargs) -> DCGAN:
+    torch.manual_seed(0)
+    return DCGAN(image_size=28, channels=1, width=4, latent_dim=5, **kwargs)
+
+
+def test_real_statistics_are_cached_and_reused_until_the_transform_changes(tmp_path):
+    model, data = tiny_dcgan(), TinyImages()
+    rng = torch.get_rng_state()
+    first = tiny_evaluation(tmp_path).evaluate(model, data)
+    assert torch.equal(torch.get_rng_state(), rng)  # training after an evaluation is not perturbed
+    reads = data.train_set.reads
+    assert reads == 3  # 40 real images in batches of 16
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    again = tiny_evaluation(tmp_path)  # a later run: nothing in memory, the file on disk
+    assert again.evaluate(model, data) == first
+    assert again.evaluate(model, data) == first
+    assert data.train_set.reads == reads  # no pass over real data
+    data.train_set.transform = partial(uint8_to_range, value_range=(0.0, 1.0))
+    assert tiny_evaluation(tmp_path).evaluate(model, data) != first
+    assert data.train_set.reads == 2 * reads and len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_other_data_or_features_get_other_cache_files(tmp_path):
+    model = tiny_dcgan()
+    tiny_evaluation(tmp_path).evaluate(model, TinyImages(seed=0))
+    tiny_evaluation(tmp_path).evaluate(model, TinyImages(seed=1))
+    tiny_evaluation(tmp_path, feature_extractor=TinyFeatures(seed=1)).evaluate(model, TinyImages(seed=0))
+    tiny_evaluation(tmp_path, num_real_samples=32).evaluate(model, TinyImages(seed=0))
+    assert len(list(tmp_path.glob("*.pt"))) == 4
+
+
+def test_samples_come_from_the_ema_generator(tmp_path):
+    model = tiny_dcgan(ema_decay=0.5)
+    model.setup("fit")
+    with torch.no_grad():
+        for parameter in model.sampling_network_ema.parameters():
+            parameter.mul_(0.5)
+    plain = tiny_dcgan()
+    plain.generator = copy.deepcopy(model.sampling_network_ema.module)
+    data = TinyImages()
+    assert tiny_evaluation(tmp_path).evaluate(model, data) == tiny_evaluation(tmp_path).evaluate(plain, data)
+    assert tiny_evaluation(tmp_path).evaluate(tiny_dcgan(), data) != tiny_evaluation(tmp_path).evaluate(plain, data)
+
+
+def logged_rows(log_dir: Path, key: str = "fid/fid") -> list[dict[str, str]]:
+    with open(next(log_dir.rglob("metrics.csv"))) as file:
+        return [row for row in csv.DictReader(file) if row.get(key)]
+
+
+def test_the_callback_logs_its_keys_at_the_cadence_and_at_the_end(tmp_path):
+    callback = tiny_evaluation(tmp_path / "cache", every_n_steps=2)
+    trainer = quiet_trainer(max_steps=3, logger=CSVLogger(tmp_path / "logs"), callbacks=[callback])
+    trainer.fit(tiny_dcgan(), TinyImages())
+    rows = logged_rows(tmp_path / "logs")
+    assert [int(row["step"]) for row in rows] == [2, 3]
+    for row in rows:
+        assert float(row["fid/fid"]) > 0 and float(row["fid/kid_std"]) >= 0 and row["fid/kid_mean"]
+    assert trainer.callback_metrics["fid/fid"].item() == pytest.approx(float(rows[-1]["fid/fid"]))
+
+
+def test_the_callback_needs_real_images_from_a_datamodule(tmp_path):
+    trainer = quiet_trainer(max_steps=1, callbacks=[tiny_evaluation(tmp_path)])
+    with pytest.raises(ValueError, match="datamodule"):
+        trainer.fit(tiny_dcgan(), train_dataloaders=TinyImages().train_dataloader())
+
+
+# ---------------------------------------------------------------------------------------- DDP
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_scores(tmp_path):
+    settings = dict(num_samples=48, num_real_samples=64, kid_subsets=4, kid_subset_size=16, kid_real_samples=40, batch_size=16)
+    data = DSpritesDataModule(source="procedural", batch_size=8)
+    # one process caches the real statistics that the "warm" callback then finds on disk
+    FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "warm"), **settings).evaluate(DCGAN(**TINY), data)
+
+    def fid_callback(prefix: str) -> dict:
+        arguments = {**settings, "cache_dir": str(tmp_path / prefix), "prefix": prefix, "every_n_steps": 100,
+                     "feature_extractor": {"class_path": "tests.probes.TinyFeatures"}}
+        return {"class_path": "callbacks.FIDEvaluation", "init_args": arguments}
+
+    logger = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path / "logs")}}
+    model = {"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}
+    result = run_cli(tmp_path, model, "gan_ddp", max_steps=2, callbacks=[fid_callback("cold"), fid_callback("warm")], logger=logger)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {prefix: logged_rows(tmp_path / "logs", f"{prefix}/fid") for prefix in ("cold", "warm")}
+    assert [int(row["step"]) for prefix in rows for row in rows[prefix]] == [2, 2]
+    report = torch.load(tmp_path / "ranks" / "rank0.pt", weights_only=False)
+    assert report["world_size"] == 2
+    # the same model, evaluated by one process with the real statistics computed afresh
+    single = DCGAN(**TINY, ema_decay=0.9)
+    single.setup("fit")
+    single.load_state_dict(report["state_dict"])
+    scores = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "one"), **settings).evaluate(single, data)
+    for prefix in ("cold", "warm"):  # real side embedded by both processes / loaded by process 0
+        for name, value in scores.items():
+            assert float(rows[prefix][0][f"{prefix}/{name}"]) == pytest.approx(value, rel=1e-6, abs=1e-9), (prefix, name)
+    # the statistics the two processes cached are the one-process ones
+    from_ddp_cache = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "cold"), **settings)
+    assert from_ddp_cache.evaluate(single, data) == pytest.approx(scores, rel=1e-9)
