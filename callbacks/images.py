@@ -6,7 +6,7 @@ that takes images (W&B, TensorBoard), every ``every_n_steps`` training steps and
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -16,33 +16,22 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from callbacks.cadence import EveryNSteps
 
-class ImageGridCallback(pl.Callback, ABC):
-    """The cadence, saving and logging every image callback shares; subclasses make the grid."""
+
+class ImageGridCallback(EveryNSteps):
+    """The saving and logging every image callback shares; subclasses make the grid."""
 
     key: str
-
-    def __init__(self, every_n_steps: PositiveInt = 500) -> None:
-        self.every_n_steps = every_n_steps
-        self._last_logged_step: int | None = None
 
     @abstractmethod
     def make_grid(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor:
         """A [3, H, W] image in [0, 1]."""
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = trainer.global_step
-        if step > 0 and step % self.every_n_steps == 0 and step != self._last_logged_step:
-            self._log_grid(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if trainer.global_step != self._last_logged_step:
-            self._log_grid(trainer, pl_module)
-
-    def _log_grid(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        step = self._last_logged_step = trainer.global_step
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        step = trainer.global_step
         grid = self.make_grid(trainer, pl_module).cpu()
         path = Path(trainer.default_root_dir) / "images" / f"{self.key}_step{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)

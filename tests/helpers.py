@@ -81,3 +81,29 @@ def write_celeba(root: Path, partition: Sequence[int] = (1, 0, 2, 0, 1, 0)) -> t
     (root / "list_attr_celeba.txt").write_text(f"{n}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
     (root / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, partition)))
     return names, attributes, list(partition)
+
+
+def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
+    """Known-answer representations of a ``FactorGroundTruth`` (whose observations are the factors):
+
+    - ``"ideal"``: the standardised factors, then ``noise_dims`` independent N(0, 1) dimensions;
+    - ``"noise"``: ``F + noise_dims`` independent N(0, 1) dimensions, nothing of the factors;
+    - ``"copies"``: each standardised factor twice;
+    - ``"rotated"``: the standardised factors times a fixed random rotation.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    rotation = torch.linalg.qr(torch.randn(ground_truth.num_factors, ground_truth.num_factors, generator=generator))[0]
+
+    def represent(observations):
+        factors = ground_truth.standardise(observations)
+        if kind == "ideal":
+            return torch.cat([factors, torch.randn(len(factors), noise_dims, generator=generator)], dim=1)
+        if kind == "noise":
+            return torch.randn(len(factors), factors.shape[1] + noise_dims, generator=generator)
+        if kind == "copies":
+            return torch.cat([factors, factors], dim=1)
+        if kind == "rotated":
+            return factors @ rotation
+        raise ValueError(kind)
+
+    return represent
