@@ -9,8 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_modules import GenerativeModule, OptimizerConfig
+from lightning_modules.nets import ConvEncoder, ConvGenerator
 
 
 class RandomImages(pl.LightningDataModule):
@@ -27,6 +31,38 @@ class RandomImages(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+
+class TinyAutoencoder(GenerativeModule):
+    """A stand-in model with an encoder: ``encode(x)`` gives codes [n, latent_dim].
+
+    Args:
+        image_size: 28, 32 or 64 (one channel).
+        latent_dim: Code dimensions.
+    """
+
+    sampling_network = step_network = "autoencoder"
+
+    def __init__(self, image_size: int = 28, latent_dim: int = 4) -> None:
+        super().__init__()
+        self.latent_dim, self.data_shape = latent_dim, (1, image_size, image_size)
+        self.autoencoder = torch.nn.Sequential(
+            ConvEncoder(image_size, 1, 4, out_features=latent_dim), ConvGenerator(latent_dim, image_size, 1, 4)
+        )
+        self.optimized_networks = {"autoencoder": OptimizerConfig(lr=1e-3)}
+
+    def encode(self, x):
+        return self.autoencoder[0](x)
+
+    def generate(self, latent):
+        return self.autoencoder[1](latent)
+
+    def reconstruct(self, x):
+        return self.autoencoder(x)
+
+    def training_step(self, batch, batch_idx):
+        with self.optimize("autoencoder") as step:
+            step(F.mse_loss(self.reconstruct(batch[0]), batch[0]))
 
 
 def quiet_trainer(**kwargs) -> pl.Trainer:

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights."""
+"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights,
+and disentanglement scores equal one process's."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import pytest
 import torch
 import yaml
 
+from datamodules import DSpritesDataModule
+from metrics import METRICS
+from tests.probes import FixedCodesAutoencoder
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> subprocess.CompletedProcess:
+def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3, callbacks: list[dict] | None = None) -> subprocess.CompletedProcess:
+    if callbacks is None:
+        callbacks = [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}]
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -27,7 +34,7 @@ def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> s
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "default_root_dir": str(tmp_path),
-            "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}],
+            "callbacks": callbacks,
         },
         "model": model,
         "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
@@ -73,3 +80,36 @@ def test_plain_ddp_is_refused_with_the_fix_in_the_message(tmp_path):
     result = run_cli(tmp_path, {"class_path": "lightning_modules.DCGAN", "init_args": TINY}, "ddp", max_steps=1)
     assert result.returncode != 0
     assert "gan_ddp" in result.stderr
+
+
+# Small sizes: a few hundred encoded observations per metric.
+METRIC_SIZES = {
+    "beta_vae": {"batch_size": 4, "num_train": 40, "num_eval": 20},
+    "factor_vae": {"batch_size": 8, "num_train": 30, "num_eval": 20, "num_variance_estimate": 200},
+    "mig": {"num_train": 300},
+    "sap": {"num_train": 200, "num_test": 100},
+    "dci": {"num_train": 200, "num_test": 100},
+}
+
+
+@pytest.mark.slow
+def test_disentanglement_scores_under_ddp_equal_one_process(tmp_path):
+    evaluation = {"class_path": "callbacks.DisentanglementEvaluation",
+                  "init_args": {"sizes": METRIC_SIZES, "every_n_steps": 2, "seed": 3, "batch_size": 64}}
+    save = {"class_path": "tests.probes.SaveScores", "init_args": {"out_dir": str(tmp_path / "scores")}}
+    model = {"class_path": "tests.probes.FixedCodesAutoencoder"}
+    result = run_cli(tmp_path, model, "gan_ddp", max_steps=2, callbacks=[evaluation, save])
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = [torch.load(tmp_path / "scores" / f"rank{r}.pt") for r in (0, 1)]
+    assert [r["world_size"] for r in reports] == [2, 2]
+    # one process, same seed: the functional forms on the same codes
+    ground_truth = DSpritesDataModule(source="procedural").ground_truth
+    encode = FixedCodesAutoencoder().encode
+    expected = {}
+    for name, metric in METRICS.items():
+        one = metric(ground_truth, seed=3, **METRIC_SIZES[name])
+        one.observe(encode)
+        expected.update({f"disentanglement/disentanglement_lib/{k}": float(v) for k, v in one.compute().items()})
+    assert len(expected) == 7
+    for report in reports:
+        assert report["scores"] == pytest.approx(expected, abs=1e-12)
