@@ -119,6 +119,18 @@ def write_celeba(root: Path, partition: Sequence[int] = (1, 0, 2, 0, 1, 0)) -> t
     return names, attributes, list(partition)
 
 
+def metric_sizes(points: int, batch: int) -> dict[str, dict[str, int]]:
+    """Sizes for every disentanglement metric, far below the protocols' (fast tests): about
+    ``points`` training points per metric, groups of ``batch`` observations."""
+    return {
+        "beta_vae": {"batch_size": batch, "num_train": points // 4, "num_eval": points // 8},
+        "factor_vae": {"batch_size": 2 * batch, "num_train": points // 8, "num_eval": points // 8, "num_variance_estimate": points},
+        "mig": {"num_train": 2 * points},
+        "sap": {"num_train": points, "num_test": points // 2},
+        "dci": {"num_train": points // 2, "num_test": points // 4},
+    }
+
+
 def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
     """Known-answer representations of a ``FactorGroundTruth`` (whose observations are the factors):
 

@@ -14,6 +14,7 @@ import yaml
 
 from datamodules import DSpritesDataModule
 from metrics import METRICS
+from tests.helpers import metric_sizes
 from tests.probes import FixedCodesAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,14 +83,7 @@ def test_plain_ddp_is_refused_with_the_fix_in_the_message(tmp_path):
     assert "gan_ddp" in result.stderr
 
 
-# Small sizes: a few hundred encoded observations per metric.
-METRIC_SIZES = {
-    "beta_vae": {"batch_size": 4, "num_train": 40, "num_eval": 20},
-    "factor_vae": {"batch_size": 8, "num_train": 30, "num_eval": 20, "num_variance_estimate": 200},
-    "mig": {"num_train": 300},
-    "sap": {"num_train": 200, "num_test": 100},
-    "dci": {"num_train": 200, "num_test": 100},
-}
+METRIC_SIZES = metric_sizes(200, batch=4)  # a few hundred encoded observations per metric
 
 
 @pytest.mark.slow

@@ -7,17 +7,10 @@ import torch
 
 from datamodules.synthetic import FactorGroundTruth
 from metrics import METRICS, FactorVAEScore, MutualInformationGap, beta_vae_score, dci, factor_vae_score, mig, sap
-from tests.helpers import factor_codes
+from tests.helpers import factor_codes, metric_sizes
 
 DSPRITES_SIZES = (3, 6, 40, 32, 32)
-# Smaller than the protocol's sizes (fast), large enough for the known answers.
-SMALL = {
-    "beta_vae": {"batch_size": 16, "num_train": 500, "num_eval": 300},
-    "factor_vae": {"batch_size": 32, "num_train": 300, "num_eval": 300, "num_variance_estimate": 2000},
-    "mig": {"num_train": 5000},
-    "sap": {"num_train": 2000, "num_test": 1000},
-    "dci": {"num_train": 1000, "num_test": 500},
-}
+SMALL = metric_sizes(2000, batch=16)  # far below the protocols' sizes, enough for the known answers
 FUNCTIONS = {"beta_vae": beta_vae_score, "factor_vae": factor_vae_score, "mig": mig, "sap": sap, "dci": dci}
 
 
