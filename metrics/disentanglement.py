@@ -315,12 +315,12 @@ class SAPScore(DisentanglementMetric):
 
     def score(self, codes):
         ys, train = self._ys(), self.sizes["num_train"]
-        accuracy = np.array([
-            [_eval_accuracy(LinearSVC(C=0.01, class_weight="balanced"), codes[:, [dim]], ys[:, factor], train)
-             for factor in self.varying.tolist()]
-            for dim in range(codes.shape[1])
-        ])
-        return {"sap": float(np.mean(_top_two_gap(accuracy)))}
+        pairs = [(dim, factor) for dim in range(codes.shape[1]) for factor in self.varying.tolist()]
+        accuracy = _parallel_map(
+            lambda pair: _eval_accuracy(LinearSVC(C=0.01, class_weight="balanced"), codes[:, [pair[0]]], ys[:, pair[1]], train),
+            pairs,
+        )
+        return {"sap": float(np.mean(_top_two_gap(np.reshape(accuracy, (codes.shape[1], len(self.varying))))))}
 
 
 # -------------------------------------------------------------------------------------- DCI
@@ -352,10 +352,8 @@ class DCIScore(DisentanglementMetric):
 
     def score(self, codes):
         ys, train = self._ys(), self.sizes["num_train"]
-        # One single-threaded fit per factor, in parallel: deterministic whatever the core count.
-        with ThreadPoolExecutor(max_workers=min(len(self.varying), os.cpu_count() or 1)) as pool:
-            fits = list(pool.map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
-                                 self.varying.tolist()))
+        fits = _parallel_map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
+                             self.varying.tolist())
         importance = np.stack([fit[0] for fit in fits], axis=1)
         return {
             "dci_disentanglement": _dci_weighted_specificity(importance),
@@ -365,6 +363,13 @@ class DCIScore(DisentanglementMetric):
 
 
 # --------------------------------------------------------------------------------- helpers
+def _parallel_map(fn: Callable[[Any], Any], items: list) -> list:
+    """``[fn(item) for item in items]`` on a thread per core: the estimators fit single-threaded
+    outside the GIL, so results do not depend on the core count."""
+    with ThreadPoolExecutor(max_workers=max(1, min(len(items), os.cpu_count() or 1))) as pool:
+        return list(pool.map(fn, items))
+
+
 def _eval_accuracy(classifier, x: np.ndarray, y: np.ndarray, num_train: int) -> float:
     """Accuracy on ``x[num_train:]`` of ``classifier`` fitted on ``x[:num_train]`` (a training set
     with one class predicts that class)."""
@@ -428,7 +433,9 @@ def _boosted_tree_importance(codes: np.ndarray, y: np.ndarray, num_train: int, s
     )
     model.fit(codes[:num_train], y[:num_train])
     accuracy = float(np.mean(model.predict(codes[num_train:]) == y[num_train:]))
-    return np.abs(model.feature_importances_), accuracy
+    importance = np.abs(model.feature_importances_)
+    # Normalised to sum 1, as scikit-learn's ``feature_importances_`` the reference reads.
+    return importance / importance.sum() if importance.sum() > 0 else importance, accuracy
 
 
 def _dci_weighted_specificity(importance: np.ndarray) -> float:
