@@ -341,8 +341,8 @@ class DCIScore(DisentanglementMetric):
     model family and importance notion, scores within 0.02 of the reference on ``bench/metrics.py``'s
     inputs in a few seconds. Importances are normalised per factor, as scikit-learn's. On exactly
     duplicated dimensions LightGBM credits the first copy where scikit-learn breaks the tie at
-    random, so a code that copies each factor twice keeps completeness 1 (about 0.7 with the
-    reference). With one factor, disentanglement is 1; with one dimension, completeness is 1 (the
+    random, so a code that copies each factor twice keeps completeness 1 (an even split would give
+    1 - log 2 / log D). With one factor, disentanglement is 1; with one dimension, completeness is 1 (the
     reference's entropy base would be 1).
 
     Keys: ``dci_disentanglement``, ``dci_completeness``, ``dci_informativeness``.
