@@ -1,7 +1,16 @@
-"""Lightning callbacks: image grids and sample-quality evaluation (FID/KID)."""
+"""Lightning callbacks: image grids, disentanglement and sample-quality evaluation, on a shared step cadence."""
 
+from callbacks.disentanglement import DisentanglementEvaluation
 from callbacks.fid import FIDEvaluation
 from callbacks.images import ImageGridCallback, LatentTraversal, Reconstructions, SampleGrid
 from callbacks.periodic import PeriodicCallback
 
-__all__ = ["FIDEvaluation", "ImageGridCallback", "LatentTraversal", "PeriodicCallback", "Reconstructions", "SampleGrid"]
+__all__ = [
+    "DisentanglementEvaluation",
+    "FIDEvaluation",
+    "ImageGridCallback",
+    "LatentTraversal",
+    "PeriodicCallback",
+    "Reconstructions",
+    "SampleGrid",
+]

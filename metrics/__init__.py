@@ -1,5 +1,20 @@
-"""Metrics: sample quality (FID/KID); disentanglement scores join them."""
+"""torchmetrics metrics: disentanglement scores and sample quality (FID/KID)."""
 
+from metrics.disentanglement import (
+    METRICS,
+    PROTOCOLS,
+    BetaVAEScore,
+    DCIScore,
+    DisentanglementMetric,
+    FactorVAEScore,
+    MutualInformationGap,
+    SAPScore,
+    beta_vae_score,
+    dci,
+    factor_vae_score,
+    mig,
+    sap,
+)
 from metrics.fid import (
     INCEPTION_WEIGHTS_FILE,
     INCEPTION_WEIGHTS_URL,
@@ -12,8 +27,21 @@ from metrics.fid import (
 __all__ = [
     "INCEPTION_WEIGHTS_FILE",
     "INCEPTION_WEIGHTS_URL",
+    "METRICS",
+    "PROTOCOLS",
+    "BetaVAEScore",
+    "DCIScore",
+    "DisentanglementMetric",
+    "FactorVAEScore",
+    "MutualInformationGap",
+    "SAPScore",
     "SampleQuality",
+    "beta_vae_score",
+    "dci",
+    "factor_vae_score",
     "load_inception",
+    "mig",
+    "sap",
     "save_random_inception",
     "to_uint8_rgb",
 ]

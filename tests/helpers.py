@@ -9,8 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_modules import GenerativeModule, OptimizerConfig
+from lightning_modules.nets import ConvEncoder, ConvGenerator
 
 
 class RandomImages(pl.LightningDataModule):
@@ -31,6 +35,38 @@ class RandomImages(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+
+class TinyAutoencoder(GenerativeModule):
+    """A stand-in model with an encoder: ``encode(x)`` gives codes [n, latent_dim].
+
+    Args:
+        image_size: 28, 32 or 64 (one channel).
+        latent_dim: Code dimensions.
+    """
+
+    sampling_network = step_network = "autoencoder"
+
+    def __init__(self, image_size: int = 28, latent_dim: int = 4) -> None:
+        super().__init__()
+        self.latent_dim, self.data_shape = latent_dim, (1, image_size, image_size)
+        self.autoencoder = torch.nn.Sequential(
+            ConvEncoder(image_size, 1, 4, out_features=latent_dim), ConvGenerator(latent_dim, image_size, 1, 4)
+        )
+        self.optimized_networks = {"autoencoder": OptimizerConfig(lr=1e-3)}
+
+    def encode(self, x):
+        return self.autoencoder[0](x)
+
+    def generate(self, latent):
+        return self.autoencoder[1](latent)
+
+    def reconstruct(self, x):
+        return self.autoencoder(x)
+
+    def training_step(self, batch, batch_idx):
+        with self.optimize("autoencoder") as step:
+            step(F.mse_loss(self.reconstruct(batch[0]), batch[0]))
 
 
 def quiet_trainer(**kwargs) -> pl.Trainer:
@@ -85,3 +121,41 @@ def write_celeba(root: Path, partition: Sequence[int] = (1, 0, 2, 0, 1, 0)) -> t
     (root / "list_attr_celeba.txt").write_text(f"{n}\n{' '.join(CELEBA_ATTRIBUTES)}\n" + "\n".join(rows) + "\n")
     (root / "list_eval_partition.txt").write_text("".join(f"{n} {p}\n" for n, p in zip(names, partition)))
     return names, attributes, list(partition)
+
+
+def metric_sizes(points: int, batch: int) -> dict[str, dict[str, int]]:
+    """Sizes for every disentanglement metric, far below the protocols' (fast tests): about
+    ``points`` training points per metric, groups of ``batch`` observations."""
+    return {
+        "beta_vae": {"batch_size": batch, "num_train": points // 4, "num_eval": points // 8},
+        "factor_vae": {"batch_size": 2 * batch, "num_train": points // 8, "num_eval": points // 8, "num_variance_estimate": points},
+        "mig": {"num_train": 2 * points},
+        "sap": {"num_train": points, "num_test": points // 2},
+        "dci": {"num_train": points // 2, "num_test": points // 4},
+    }
+
+
+def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
+    """Known-answer representations of a ``FactorGroundTruth`` (whose observations are the factors):
+
+    - ``"ideal"``: the standardised factors, then ``noise_dims`` independent N(0, 1) dimensions;
+    - ``"noise"``: ``F + noise_dims`` independent N(0, 1) dimensions, nothing of the factors;
+    - ``"copies"``: each standardised factor twice;
+    - ``"rotated"``: the standardised factors times a fixed random rotation.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    rotation = torch.linalg.qr(torch.randn(ground_truth.num_factors, ground_truth.num_factors, generator=generator))[0]
+
+    def represent(observations):
+        factors = ground_truth.standardise(observations)
+        if kind == "ideal":
+            return torch.cat([factors, torch.randn(len(factors), noise_dims, generator=generator)], dim=1)
+        if kind == "noise":
+            return torch.randn(len(factors), factors.shape[1] + noise_dims, generator=generator)
+        if kind == "copies":
+            return torch.cat([factors, factors], dim=1)
+        if kind == "rotated":
+            return factors @ rotation
+        raise ValueError(kind)
+
+    return represent

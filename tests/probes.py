@@ -1,4 +1,5 @@
-"""Callbacks the multi-process tests load by class path (so they must live in an importable module)."""
+"""Callbacks and stand-in models the multi-process tests load by class path (so they must live in an
+importable module)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+
+from callbacks import DisentanglementEvaluation
+from tests.helpers import TinyAutoencoder
 
 
 def _gather(flat: torch.Tensor) -> list[torch.Tensor]:
@@ -74,3 +78,33 @@ class TinyFeatures(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         maps = torch.tanh(self.conv(images.float() / 127.5 - 1.0)).flatten(2)
         return torch.cat([maps.mean(2), maps.std(2)], dim=1)
+
+
+class FixedCodesAutoencoder(TinyAutoencoder):
+    """A stand-in whose codes do not change with training (image size 64): the mean of each image
+    quadrant and half, so that runs on any number of processes must give the same scores."""
+
+    def __init__(self) -> None:
+        super().__init__(image_size=64, latent_dim=6)
+
+    def encode(self, x):
+        top, left = x[..., :32, :], x[..., :32]
+        quadrants = [x[..., rows, cols] for rows in (slice(0, 32), slice(32, 64)) for cols in (slice(0, 32), slice(32, 64))]
+        return torch.stack([part.mean(dim=(1, 2, 3)) for part in (*quadrants, top, left)], dim=1)
+
+
+class SaveScores(pl.Callback):
+    """At the end of fit each rank saves the scores of the trainer's DisentanglementEvaluation to
+    ``out_dir/rank{N}.pt`` (list it after that callback).
+
+    Args:
+        out_dir: Where each rank writes its scores.
+    """
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        (evaluation,) = [c for c in trainer.callbacks if isinstance(c, DisentanglementEvaluation)]
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"scores": evaluation.scores, "world_size": trainer.world_size}, self.out_dir / f"rank{trainer.global_rank}.pt")

@@ -4,35 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torchvision.io import decode_png
 
 from callbacks import LatentTraversal, Reconstructions, SampleGrid
-from lightning_modules import DCGAN, GenerativeModule, OptimizerConfig
-from lightning_modules.nets import ConvEncoder, ConvGenerator
-from tests.helpers import RandomImages, quiet_trainer
-
-
-class TinyAutoencoder(GenerativeModule):
-    """A stand-in model with an encoder (the foundation has none yet)."""
-
-    sampling_network = step_network = "autoencoder"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.latent_dim, self.data_shape = 4, (1, 28, 28)
-        self.autoencoder = torch.nn.Sequential(ConvEncoder(28, 1, 4, out_features=4), ConvGenerator(4, 28, 1, 4))
-        self.optimized_networks = {"autoencoder": OptimizerConfig(lr=1e-3)}
-
-    def generate(self, latent):
-        return self.autoencoder[1](latent)
-
-    def reconstruct(self, x):
-        return self.autoencoder(x)
-
-    def training_step(self, batch, batch_idx):
-        with self.optimize("autoencoder") as step:
-            step(F.mse_loss(self.reconstruct(batch[0]), batch[0]))
+from lightning_modules import DCGAN
+from tests.helpers import RandomImages, TinyAutoencoder, quiet_trainer
 
 
 def png(path: Path) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights."""
+"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights,
+and disentanglement scores equal one process's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
+from datamodules import DSpritesDataModule
+from metrics import METRICS
+from tests.helpers import metric_sizes
+from tests.probes import FixedCodesAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,3 +106,29 @@ def test_plain_ddp_is_refused_with_the_fix_in_the_message(tmp_path):
     result = run_cli(tmp_path, {"class_path": "lightning_modules.DCGAN", "init_args": TINY}, "ddp", max_steps=1)
     assert result.returncode != 0
     assert "gan_ddp" in result.stderr
+
+
+METRIC_SIZES = metric_sizes(200, batch=4)  # a few hundred encoded observations per metric
+
+
+@pytest.mark.slow
+def test_disentanglement_scores_under_ddp_equal_one_process(tmp_path):
+    evaluation = {"class_path": "callbacks.DisentanglementEvaluation",
+                  "init_args": {"sizes": METRIC_SIZES, "every_n_steps": 2, "seed": 3, "batch_size": 64}}
+    save = {"class_path": "tests.probes.SaveScores", "init_args": {"out_dir": str(tmp_path / "scores")}}
+    model = {"class_path": "tests.probes.FixedCodesAutoencoder"}
+    result = run_cli(tmp_path, model, "gan_ddp", max_steps=2, callbacks=[evaluation, save])
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = [torch.load(tmp_path / "scores" / f"rank{r}.pt") for r in (0, 1)]
+    assert [r["world_size"] for r in reports] == [2, 2]
+    # one process, same seed: the functional forms on the same codes
+    ground_truth = DSpritesDataModule(source="procedural").ground_truth
+    encode = FixedCodesAutoencoder().encode
+    expected = {}
+    for name, metric in METRICS.items():
+        one = metric(ground_truth, seed=3, **METRIC_SIZES[name])
+        one.observe(encode)
+        expected.update({f"disentanglement/disentanglement_lib/{k}": float(v) for k, v in one.compute().items()})
+    assert len(expected) == 7
+    for report in reports:
+        assert report["scores"] == pytest.approx(expected, abs=1e-12)

@@ -1,0 +1,82 @@
+"""Time of each disentanglement metric and of the suite, ours against the reference algorithm.
+
+    python -m bench.metrics            # both, at the disentanglement_lib sizes
+    python -m bench.metrics --fixtures # our scores of the known-answer codes
+
+The input is a 10-dim code of a 5-factor dataset with dSprites' factor sizes whose observations
+are the factors (``FactorGroundTruth``): the standardised factors mixed with leakage between
+dimensions plus a deterministic pseudo-noise, 5 of the dimensions weakly informative. The
+reference is ``bench/reference_disentanglement.py`` (disentanglement_lib's algorithms with
+scikit-learn); ours is ``metrics.disentanglement``. Timings on a shared machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from bench import reference_disentanglement as reference
+from datamodules.synthetic import FactorGroundTruth
+from metrics import disentanglement as ours
+from tests.helpers import factor_codes
+
+FACTOR_SIZES = (3, 6, 40, 32, 32)
+METRICS = ("beta_vae_score", "factor_vae_score", "mig", "sap", "dci")
+
+
+def bench_code(ground_truth: FactorGroundTruth, seed: int = 0):
+    """A deterministic imperfect 10-dim code: factors leak into several dimensions, plus pseudo-noise."""
+    generator = torch.Generator().manual_seed(seed)
+    mixing = torch.cat([torch.eye(5), torch.zeros(5, 5)], dim=1) + 0.3 * torch.randn(5, 10, generator=generator)
+    scramble = torch.randn(5, 10, generator=generator)
+
+    def represent(observations):
+        factors = ground_truth.standardise(observations)
+        return factors @ mixing + 0.5 * torch.sin(37.0 * factors @ scramble)
+
+    return represent
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    seconds = time.perf_counter() - start
+    return (result if isinstance(result, dict) else {fn.__name__: result}), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fixtures", action="store_true", help="print our scores of the known-answer codes")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference (DCI takes minutes)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # OpenMP threads spin badly on a shared 2-core machine; same for both sides
+    ground_truth = FactorGroundTruth(FACTOR_SIZES)
+    if args.fixtures:
+        for kind in ("ideal", "noise", "copies", "rotated"):
+            scores = {}
+            for name in METRICS:
+                scores.update(getattr(ours, name)(ground_truth, factor_codes(ground_truth, kind)))
+            print(f"{kind:8s} " + "  ".join(f"{key} {value:.3f}" for key, value in scores.items()), flush=True)
+        return
+    represent = bench_code(ground_truth)
+    print(f"{'metric':17s} {'ours s':>8s} {'ref s':>8s}  scores (ours / reference)", flush=True)
+    totals = [0.0, 0.0]
+    for name in METRICS:
+        our_scores, our_seconds = timed(getattr(ours, name), ground_truth, represent)
+        totals[0] += our_seconds
+        if args.no_reference:
+            print(f"{name:17s} {our_seconds:8.2f} {'-':>8s}  " + "  ".join(f"{k} {v:.3f}" for k, v in our_scores.items()), flush=True)
+            continue
+        ref_scores, ref_seconds = timed(getattr(reference, name.removesuffix("_score")), ground_truth, represent)
+        totals[1] += ref_seconds
+        ref_scores = {key: ref_scores[next(iter(ref_scores))] for key in our_scores} if len(ref_scores) == 1 else ref_scores
+        print(f"{name:17s} {our_seconds:8.2f} {ref_seconds:8.2f}  "
+              + "  ".join(f"{k} {our_scores[k]:.3f} / {ref_scores[k]:.3f}" for k in our_scores), flush=True)
+    print(f"{'suite':17s} {totals[0]:8.2f} {totals[1] if not args.no_reference else float('nan'):8.2f}"
+          + (f"  speed-up {totals[1] / totals[0]:.0f}x" if not args.no_reference else ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()
