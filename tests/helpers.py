@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,24 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 class RandomImages(pl.LightningDataModule):
-    """A fixed set of random images in [-1, 1] (the DCGAN contract: ``data_shape``, ``value_range``)."""
+    """A fixed set of random images in ``value_range`` (the DCGAN contract: ``data_shape``, ``value_range``)."""
 
-    def __init__(self, size: int = 16, channels: int = 1, n: int = 64, batch_size: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self,
+        size: int = 16,
+        channels: int = 1,
+        n: int = 64,
+        batch_size: int = 8,
+        seed: int = 0,
+        value_range: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
         super().__init__()
         self.data_shape = (channels, size, size)
-        self.value_range = (-1.0, 1.0)
+        self.value_range = value_range
         self.batch_size = batch_size
         generator = torch.Generator().manual_seed(seed)
-        self.images = torch.rand(n, *self.data_shape, generator=generator) * 2 - 1
+        low, high = value_range
+        self.images = torch.rand(n, *self.data_shape, generator=generator) * (high - low) + low
 
     def train_dataloader(self) -> DataLoader:
         dataset = TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))
@@ -43,6 +53,24 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
 
 def flat_parameters(module: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def record_optimize_blocks(model: pl.LightningModule, networks: Sequence[str]) -> list[tuple[tuple[str, ...], set[str]]]:
+    """Wrap ``model.optimize`` so that each ``with model.optimize(...)`` block appends (the networks
+    it names, the networks among ``networks`` whose parameters changed inside it) to the returned list."""
+    blocks: list[tuple[tuple[str, ...], set[str]]] = []
+    optimize = model.optimize
+
+    @contextmanager
+    def recording(*names: str) -> Iterator:
+        before = {n: flat_parameters(getattr(model, n)).clone() for n in networks}
+        with optimize(*names) as step:
+            yield step
+        changed = {n for n in networks if not torch.equal(before[n], flat_parameters(getattr(model, n)))}
+        blocks.append((names, changed))
+
+    model.optimize = recording
+    return blocks
 
 
 
