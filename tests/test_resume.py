@@ -5,30 +5,40 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_modules import DCGAN, WGANGP
+from lightning_modules import DCGAN, WGANGP, FactorVAE, InfoGANCR
 from tests.helpers import RandomImages, quiet_trainer
 
+SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
+# model class, its arguments, the data's (image size, value range, number of images): 6 batches of 8 per epoch
+CASES = {
+    "dcgan-ema": (DCGAN, dict(SMALL_GAN, ema_decay=0.9), (32, (-1.0, 1.0), 48)),
+    "wgan-gp": (WGANGP, dict(SMALL_GAN, n_critic=4), (32, (-1.0, 1.0), 48)),
+    # CR switches on mid-run (step 4), so the schedule must resume with the step count
+    "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, (0.0, 1.0), 24)),
+    "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, (0.0, 1.0), 24)),
+}
 
-def train(model_class, epochs, tmp_path, ckpt_path=None, **kwargs):
+
+def train(case, epochs, tmp_path, ckpt_path=None):
+    model_class, kwargs, (size, value_range, n) = CASES[case]
     pl.seed_everything(0)
-    model = model_class(image_size=16 * 2, channels=1, width=4, latent_dim=6, **kwargs)
+    model = model_class(**kwargs)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     trainer = quiet_trainer(max_epochs=epochs, enable_checkpointing=True, callbacks=[checkpoint])
-    trainer.fit(model, RandomImages(size=32, n=48, batch_size=8), ckpt_path=ckpt_path)
+    trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
     return model, trainer
 
 
-@pytest.mark.parametrize(
-    "model_class, kwargs", [(DCGAN, dict(ema_decay=0.9)), (WGANGP, dict(n_critic=4))], ids=["dcgan-ema", "wgan-gp"]
-)
-def test_resume_reproduces_the_uninterrupted_weights(tmp_path, model_class, kwargs):
-    uninterrupted, _ = train(model_class, 2, tmp_path / "a", **kwargs)
+@pytest.mark.parametrize("case", list(CASES))
+def test_resume_reproduces_the_uninterrupted_weights(tmp_path, case):
+    kwargs = CASES[case][1]
+    uninterrupted, _ = train(case, 2, tmp_path / "a")
 
-    train(model_class, 1, tmp_path / "b", **kwargs)
+    train(case, 1, tmp_path / "b")
     torch.manual_seed(12345)  # whatever the process did in between must not matter
-    resumed, trainer = train(model_class, 2, tmp_path / "b", ckpt_path="last", **kwargs)
+    resumed, trainer = train(case, 2, tmp_path / "b", ckpt_path="last")
 
-    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 12
+    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 2 * CASES[case][2][2] // 8
     expected, actual = uninterrupted.state_dict(), resumed.state_dict()
     assert expected.keys() == actual.keys()
     assert any("sampling_network_ema" in key for key in actual) == ("ema_decay" in kwargs)
