@@ -14,7 +14,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> subprocess.CompletedProcess:
+def run_cli(
+    tmp_path: Path, model: dict, strategy: str, max_steps: int = 3, value_range: tuple[float, float] = (-1.0, 1.0)
+) -> subprocess.CompletedProcess:
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -30,7 +32,7 @@ def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> s
             "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}],
         },
         "model": model,
-        "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
+        "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8, "value_range": list(value_range)}},
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -42,19 +44,23 @@ def run_cli(tmp_path: Path, model: dict, strategy: str, max_steps: int = 3) -> s
 
 
 TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
+UNIT = (0.0, 1.0)  # the data range of the models with sigmoid/Bernoulli outputs
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "model",
+    "model, value_range",
     [
-        {"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}},
-        {"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}},
+        ({"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}, (-1.0, 1.0)),
+        ({"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}}, (-1.0, 1.0)),
+        # step 0 is plain InfoGAN (D/Q, then G alone); CR (G with H) from step 1
+        ({"class_path": "lightning_modules.InfoGANCR", "init_args": {"cr_start_step": 1}}, UNIT),
+        ({"class_path": "lightning_modules.FactorVAE", "init_args": {"width": 4, "discriminator_hidden": [8]}}, UNIT),
     ],
-    ids=["dcgan-ema", "wgan-gp"],
+    ids=["dcgan-ema", "wgan-gp", "infogan-cr", "factor-vae"],
 )
-def test_gan_ddp_keeps_every_rank_identical(tmp_path, model):
-    result = run_cli(tmp_path, model, "gan_ddp")
+def test_gan_ddp_keeps_every_rank_identical(tmp_path, model, value_range):
+    result = run_cli(tmp_path, model, "gan_ddp", value_range=value_range)
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]
