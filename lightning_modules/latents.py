@@ -34,3 +34,25 @@ def pairs_sharing(first: Tensor, second: Tensor, dims: Tensor) -> tuple[Tensor, 
     code_2 = second.clone()
     code_2[rows, dims] = first[rows, dims]
     return first, code_2
+
+
+def uniform_pairs_apart(
+    shape: tuple[int, ...], gap: float = 0.0, low: float = -1.0, high: float = 1.0, device: torch.device | None = None
+) -> tuple[Tensor, Tensor]:
+    """Two tensors of U[low, high] values whose entries differ by at least ``gap`` (InfoGAN-CR's
+    reference code, ``UniformLatent.sample_different``): draw both from U[low + gap/2, high - gap/2],
+    then move each away from the other by gap/2. ``gap = 0`` gives two independent uniform draws."""
+    if not 0.0 <= gap <= high - low:
+        raise ValueError(f"gap must lie in [0, {high - low}], got {gap}")
+    first, second = (torch.rand(shape, device=device) * (high - low - gap) + low + gap / 2 for _ in range(2))
+    sign = torch.where(first > second, 1.0, -1.0)
+    return first + sign * gap / 2, second - sign * gap / 2
+
+
+def permute_dims(codes: Tensor) -> Tensor:
+    """FactorVAE (Kim & Mnih 2018), Algorithm 1: each dimension of ``codes`` [B, d] shuffled across
+    the batch by its own random permutation. The rows then sample the product of the marginals
+    q̄(z) = Π_j q(z_j), the "fake" distribution of the total-correlation discriminator."""
+    batch, dims = codes.shape
+    order = torch.argsort(torch.rand(batch, dims, device=codes.device), dim=0)
+    return codes.gather(0, order)

@@ -100,3 +100,25 @@ def supervised_contrastive_loss(
     anchors = counts > 0
     per_anchor = -(log_ratio * positives).sum(1)[anchors] / counts[anchors]
     return per_anchor.mean()
+
+
+def contrastive_regularization_loss(cr_logits: Tensor, dims: Tensor) -> Tensor:
+    """InfoGAN-CR (Lin et al. 2020, eq. 2's -α I(x1, x2; d) term, as the reference code trains it):
+    softmax cross-entropy of the CR discriminator's logits over the code dimensions against the
+    dimension d each pair (x1, x2) was built from. G and the CR discriminator both minimise it."""
+    return F.cross_entropy(cr_logits, dims)
+
+
+def total_correlation_estimate(tc_logits: Tensor) -> Tensor:
+    """FactorVAE (Kim & Mnih 2018, §3, density-ratio trick): TC(z) ≈ E_q(z)[log D(z) / (1 - D(z))]
+    for a discriminator with two logits per code, class 0 "from q(z)", class 1 "permuted". The
+    log-odds log(D/(1-D)) is the difference of the two logits."""
+    return (tc_logits[:, 0] - tc_logits[:, 1]).mean()
+
+
+def tc_discriminator_loss(logits_q: Tensor, logits_permuted: Tensor) -> Tensor:
+    """FactorVAE (Kim & Mnih 2018), Algorithm 2: the discriminator maximises
+    ½ E[log D(z)] + ½ E[log(1 - D(z̃))], z ~ q(z), z̃ ~ permute_dims(q(z)); this is its negation."""
+    zeros = torch.zeros(len(logits_q), dtype=torch.long, device=logits_q.device)
+    ones = torch.ones(len(logits_permuted), dtype=torch.long, device=logits_permuted.device)
+    return 0.5 * (F.cross_entropy(logits_q, zeros) + F.cross_entropy(logits_permuted, ones))

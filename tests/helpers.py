@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,24 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
 
 def flat_parameters(module: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+
+def record_optimize_blocks(model: pl.LightningModule, networks: Sequence[str]) -> list[tuple[tuple[str, ...], set[str]]]:
+    """Wrap ``model.optimize`` so that each ``with model.optimize(...)`` block appends (the networks
+    it names, the networks among ``networks`` whose parameters changed inside it) to the returned list."""
+    blocks: list[tuple[tuple[str, ...], set[str]]] = []
+    optimize = model.optimize
+
+    @contextmanager
+    def recording(*names: str) -> Iterator:
+        before = {n: flat_parameters(getattr(model, n)).clone() for n in networks}
+        with optimize(*names) as step:
+            yield step
+        changed = {n for n in networks if not torch.equal(before[n], flat_parameters(getattr(model, n)))}
+        blocks.append((names, changed))
+
+    model.optimize = recording
+    return blocks
 
 
 

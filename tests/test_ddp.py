@@ -67,6 +67,9 @@ MODELS = {
     "wgan-gp": ({"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}}, (-1.0, 1.0)),
     "beta-vae": ({"class_path": "lightning_modules.BetaVAE", "init_args": {**TINY, "latent_dim": 3}}, UNIT),
     "idgan-sc": ({"class_path": "lightning_modules.IDGANSC", "init_args": STAGE_TWO}, UNIT),
+    # step 0 is plain InfoGAN (D/Q, then G alone); CR (G with H) from step 1
+    "infogan-cr": ({"class_path": "lightning_modules.InfoGANCR", "init_args": {"cr_start_step": 1}}, UNIT),
+    "factor-vae": ({"class_path": "lightning_modules.FactorVAE", "init_args": {"width": 4, "discriminator_hidden": [8]}}, UNIT),
 }
 
 

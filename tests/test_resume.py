@@ -5,33 +5,38 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_modules import DCGAN, IDGANSC, WGANGP, BetaVAE
+from lightning_modules import DCGAN, IDGANSC, WGANGP, BetaVAE, FactorVAE, InfoGANCR
 from tests.helpers import RandomImages, quiet_trainer
 
+SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
+# model class, its arguments, the data's (image size, value range, number of images): 8 images a batch
 CASES = {
-    "dcgan-ema": (lambda: DCGAN(image_size=32, channels=1, width=4, latent_dim=6, ema_decay=0.9), SIGNED),
-    "wgan-gp": (lambda: WGANGP(image_size=32, channels=1, width=4, latent_dim=6, n_critic=4), SIGNED),
-    "beta-vae": (lambda: BetaVAE(image_size=32, channels=1, width=4, latent_dim=4), UNIT),
+    "dcgan-ema": (DCGAN, dict(SMALL_GAN, ema_decay=0.9), (32, SIGNED, 48)),
+    "wgan-gp": (WGANGP, dict(SMALL_GAN, n_critic=4), (32, SIGNED, 48)),
+    "beta-vae": (BetaVAE, dict(image_size=32, channels=1, width=4, latent_dim=4), (32, UNIT, 48)),
     "idgan-sc-prior": (
-        lambda: IDGANSC(code_source="prior", image_size=32, channels=1, width=4, code_dim=3, noise_dim=2,
-                        num_pairs=8, representation_dim=8),
-        UNIT,
+        IDGANSC,
+        dict(code_source="prior", image_size=32, channels=1, width=4, code_dim=3, noise_dim=2, num_pairs=8, representation_dim=8),
+        (32, UNIT, 48),
     ),
+    # CR switches on mid-run (step 4), so the schedule must resume with the step count
+    "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
+    "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
 }
 
 
 def train(case, epochs, tmp_path, ckpt_path=None):
-    make_model, value_range = CASES[case]
+    model_class, kwargs, (size, value_range, n) = CASES[case]
     pl.seed_everything(0)
-    model = make_model()
+    model = model_class(**kwargs)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
     trainer = quiet_trainer(max_epochs=epochs, enable_checkpointing=True, callbacks=[checkpoint])
-    trainer.fit(model, RandomImages(size=32, n=48, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
+    trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
     return model, trainer
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", list(CASES))
 def test_resume_reproduces_the_uninterrupted_weights(tmp_path, case):
     uninterrupted, _ = train(case, 2, tmp_path / "a")
 
@@ -39,7 +44,7 @@ def test_resume_reproduces_the_uninterrupted_weights(tmp_path, case):
     torch.manual_seed(12345)  # whatever the process did in between must not matter
     resumed, trainer = train(case, 2, tmp_path / "b", ckpt_path="last")
 
-    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 12
+    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 2 * CASES[case][2][2] // 8
     expected, actual = uninterrupted.state_dict(), resumed.state_dict()
     assert expected.keys() == actual.keys()
     assert any("sampling_network_ema" in key for key in actual) == case.endswith("ema")
