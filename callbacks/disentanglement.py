@@ -81,8 +81,5 @@ class DisentanglementEvaluation(PeriodicCallback):
                 for key, value in metric.compute().items():
                     scores[f"disentanglement/{self.protocol}/{key}"] = float(value)
         self.scores = scores
-        step = trainer.global_step
-        trainer.callback_metrics.update({key: torch.tensor(value) for key, value in scores.items()})
-        for logger in trainer.loggers:
-            logger.log_metrics(scores, step=step)
-        rank_zero_info(f"step {step}: " + "  ".join(f"{key.rsplit('/', 1)[1]} {value:.3f}" for key, value in scores.items()))
+        self.publish(trainer, scores)
+        rank_zero_info(f"step {trainer.global_step}: " + "  ".join(f"{key.rsplit('/', 1)[1]} {value:.3f}" for key, value in scores.items()))

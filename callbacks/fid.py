@@ -125,10 +125,7 @@ class FIDEvaluation(PeriodicCallback):
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = self.evaluate(pl_module, trainer.datamodule)
-        metrics = {f"{self.prefix}/{name}": value for name, value in results.items()}
-        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+        self.publish(trainer, {f"{self.prefix}/{name}": value for name, value in results.items()})
 
     # --------------------------------------------------------------------------- evaluation
     def evaluate(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import pytorch_lightning as pl
+import torch
 from jsonargparse.typing import PositiveInt
 
 
@@ -32,6 +33,13 @@ class PeriodicCallback(pl.Callback, ABC):
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.global_step != self._last_run_step:
             self._run_at(trainer, pl_module)
+
+    @staticmethod
+    def publish(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+        """Scores to ``trainer.callback_metrics`` (a ``ModelCheckpoint`` can monitor them) and to every logger."""
+        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
 
     def _run_at(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_run_step = trainer.global_step
