@@ -1,7 +1,18 @@
 """Networks shared by every model."""
 
 from lightning_modules.nets.dcgan import ConvDiscriminator, ConvEncoder, ConvGenerator
+from lightning_modules.nets.factory import (
+    VectorDiscriminator,
+    build_discriminator,
+    build_encoder,
+    build_generator,
+    check_data_shape,
+    is_image,
+)
 from lightning_modules.nets.infogan_cr import InfoGANCRGenerator, InfoGANCRTrunk
 from lightning_modules.nets.mlp import MLP
 
-__all__ = ["ConvDiscriminator", "ConvEncoder", "ConvGenerator", "InfoGANCRGenerator", "InfoGANCRTrunk", "MLP"]
+__all__ = [
+    "ConvDiscriminator", "ConvEncoder", "ConvGenerator", "InfoGANCRGenerator", "InfoGANCRTrunk", "MLP",
+    "VectorDiscriminator", "build_discriminator", "build_encoder", "build_generator", "check_data_shape", "is_image",
+]
