@@ -15,6 +15,7 @@ from metrics.disentanglement import (
     mig,
     sap,
 )
+from metrics.mixture import mixture_coverage, moment_distance
 from metrics.fid import (
     INCEPTION_WEIGHTS_FILE,
     INCEPTION_WEIGHTS_URL,
@@ -41,6 +42,8 @@ __all__ = [
     "factor_vae_score",
     "load_inception",
     "mig",
+    "mixture_coverage",
+    "moment_distance",
     "sap",
     "save_random_inception",
     "to_uint8_rgb",

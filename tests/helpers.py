@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from datamodules import GaussianMixtureDataModule
 from lightning_modules import GenerativeModule, OptimizerConfig
 from lightning_modules.nets import ConvEncoder, ConvGenerator
+from metrics import mixture_coverage, moment_distance
 
 
 class RandomImages(pl.LightningDataModule):
@@ -80,6 +82,29 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
         enable_model_summary=False,
     )
     return pl.Trainer(**{**settings, **kwargs})
+
+
+def ring_of_gaussians(std: float = 0.05, batch_size: int = 128, num_samples: int = 8192) -> GaussianMixtureDataModule:
+    """The toy data of the learning tests: 8 Gaussians on a circle of radius 2."""
+    datamodule = GaussianMixtureDataModule("ring", 8, 2.0, std, num_samples, batch_size, seed=0)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def ring_scores(model: pl.LightningModule, datamodule: GaussianMixtureDataModule, n: int = 2000) -> dict[str, float]:
+    """Modes covered, high-quality fraction and moment distances of ``n`` samples of ``model``."""
+    samples = model.sample(n, generator=torch.Generator().manual_seed(0)).cpu()
+    data = datamodule.train_set.x
+    return {**mixture_coverage(samples, datamodule.centers, datamodule.std), **moment_distance(samples, data)}
+
+
+def ring_learning(model: pl.LightningModule, max_steps: int, **datamodule_args) -> tuple[dict[str, float], dict[str, float]]:
+    """``ring_scores`` at step 0 and after ``max_steps`` generator steps on the ring."""
+    datamodule = ring_of_gaussians(**datamodule_args)
+    pl.seed_everything(0)
+    before = ring_scores(model, datamodule)
+    quiet_trainer(max_steps=max_steps).fit(model, datamodule)
+    return before, ring_scores(model, datamodule)
 
 
 def flat_parameters(module: torch.nn.Module) -> torch.Tensor:
