@@ -247,7 +247,12 @@ class GenerativeModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._build_ema()  # the EMA copy must exist before its weights are loaded
-        states = checkpoint.get("rng_states")
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        # Restored here rather than on load: building the data loaders in between draws from the
+        # global RNG, which the uninterrupted run did before the checkpoint was written.
+        states, self._rng_states_to_restore = getattr(self, "_rng_states_to_restore", None), None
         if states is None:
             return
         torch.set_rng_state(states["torch"])

@@ -26,23 +26,33 @@ CASES = {
 }
 
 
-def train(case, epochs, tmp_path, ckpt_path=None):
+def train(case, tmp_path, ckpt_path=None, **trainer_args):
     model_class, kwargs, (size, value_range, n) = CASES[case]
     pl.seed_everything(0)
     model = model_class(**kwargs)
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    trainer = quiet_trainer(max_epochs=epochs, enable_checkpointing=True, callbacks=[checkpoint])
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=1)
+    trainer = quiet_trainer(enable_checkpointing=True, callbacks=[checkpoint], **trainer_args)
     trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
     return model, trainer
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_resume_reproduces_the_uninterrupted_weights(tmp_path, case):
-    uninterrupted, _ = train(case, 2, tmp_path / "a")
+def first_run_stop(case: str, stop: str) -> dict:
+    """Trainer arguments that end the first run at the end of epoch 1, or halfway through it."""
+    _, kwargs, (_, _, n) = CASES[case]
+    if stop == "epoch end":
+        return {"max_epochs": 1}
+    return {"max_steps": max(1, n // 8 // 2 // kwargs.get("n_critic", 1))}
 
-    train(case, 1, tmp_path / "b")
+
+@pytest.mark.parametrize("stop", ["epoch end", "mid-epoch"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_resume_reproduces_the_uninterrupted_weights_and_optimizer_states(tmp_path, case, stop):
+    uninterrupted, _ = train(case, tmp_path / "a", max_epochs=2)
+
+    _, first = train(case, tmp_path / "b", **first_run_stop(case, stop))
+    assert first.fit_loop.epoch_loop.total_batch_idx + 1 < 2 * CASES[case][2][2] // 8
     torch.manual_seed(12345)  # whatever the process did in between must not matter
-    resumed, trainer = train(case, 2, tmp_path / "b", ckpt_path="last")
+    resumed, trainer = train(case, tmp_path / "b", ckpt_path="last", max_epochs=2)
 
     assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 2 * CASES[case][2][2] // 8
     expected, actual = uninterrupted.state_dict(), resumed.state_dict()
@@ -50,3 +60,13 @@ def test_resume_reproduces_the_uninterrupted_weights(tmp_path, case):
     assert any("sampling_network_ema" in key for key in actual) == case.endswith("ema")
     different = [key for key in expected if not torch.equal(expected[key], actual[key])]
     assert not different, f"weights differ after resume: {different[:5]}"
+    for network, a, b in zip(uninterrupted.optimized_networks, uninterrupted.trainer.optimizers, trainer.optimizers):
+        assert_same_optimizer_state(a.state_dict(), b.state_dict(), network)
+
+
+def assert_same_optimizer_state(expected: dict, actual: dict, network: str) -> None:
+    assert expected["param_groups"] == actual["param_groups"], network
+    assert expected["state"].keys() == actual["state"].keys(), network
+    for index, state in expected["state"].items():
+        for key, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(actual["state"][index][key])), f"{network} {key}"
