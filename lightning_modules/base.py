@@ -17,7 +17,8 @@ import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -26,6 +27,7 @@ import torch.distributed as dist
 from jsonargparse.typing import OpenUnitInterval, PositiveFloat, PositiveInt
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lightning_modules.optim import OptimizerConfig
@@ -42,6 +44,10 @@ class GenerativeModule(pl.LightningModule):
         gradient_clip_norm: Clip each network's gradient norm to this value before its step.
         ema_decay: Keep an exponential moving average of the sampling network with this decay
             (e.g. 0.999); samples and metrics then use the averaged weights.
+        nonfinite_loss: What a NaN or infinite loss does, detected at the update it happens in
+            (on any process) and logged with the step number: "stop" skips that update, saves a
+            checkpoint of the last good state (``nonfinite-step=N.ckpt`` beside the other
+            checkpoints) at the end of the batch and stops; "skip" skips that update and goes on.
     """
 
     #: The network whose optimizer steps count as Lightning's ``global_step`` (so ``max_steps``
@@ -59,6 +65,7 @@ class GenerativeModule(pl.LightningModule):
         *,
         gradient_clip_norm: PositiveFloat | None = None,
         ema_decay: OpenUnitInterval | None = None,
+        nonfinite_loss: Literal["stop", "skip"] = "stop",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -67,6 +74,9 @@ class GenerativeModule(pl.LightningModule):
             self.hparams[key] = _plain(value)
         self.gradient_clip_norm = gradient_clip_norm
         self.ema_decay = ema_decay
+        self.nonfinite_loss = nonfinite_loss
+        self._nonfinite_stop_step: int | None = None
+        self.nonfinite_updates = 0
         #: network attribute name -> its optimizer settings, filled in by the subclass.
         self.optimized_networks: dict[str, OptimizerConfig] = {}
         self.sampling_network_ema: AveragedModel | None = None
@@ -147,8 +157,13 @@ class GenerativeModule(pl.LightningModule):
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+            nonfinite = (~torch.isfinite(loss.detach())).float().reshape(1)
+            for optimizer in optimizers.values():
+                nonfinite = self._average_gradients_across_processes(optimizer.optimizer, nonfinite)
+            if nonfinite.item():  # the same on every process: the flag travels with the gradients
+                self._skip_nonfinite_update(networks, loss)
+                return
             for name, optimizer in optimizers.items():
-                self._average_gradients_across_processes(optimizer.optimizer)
                 if self.gradient_clip_norm is not None:
                     self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
                 if name == self.step_network:
@@ -176,25 +191,53 @@ class GenerativeModule(pl.LightningModule):
             for parameter in frozen:
                 parameter.requires_grad_(True)
 
-    def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer) -> None:
-        """All-reduce exactly the stepped network's gradients, as one flat buffer.
+    def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer, nonfinite: Tensor) -> Tensor:
+        """All-reduce exactly the stepped network's gradients, as one flat buffer, with the
+        non-finite-loss flag appended (so every process takes the same decision for free).
+        Returns the flag, summed over processes.
 
         This is the DDP design of the framework (see ``lightning_modules.strategies``): the module
         is not wrapped in torch's DistributedDataParallel, so each backward is free to touch any
         subset of the networks, and only the network about to step pays for communication.
         """
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return
+            return nonfinite
         if isinstance(self.trainer.strategy.model, DistributedDataParallel):
-            return  # torch DDP (find_unused_parameters=True) already averaged them
+            # torch DDP (find_unused_parameters=True) already averaged the gradients
+            dist.all_reduce(nonfinite)
+            return nonfinite
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = torch.cat([g.reshape(-1) for g in grads] + [nonfinite.to(grads[0] if grads else nonfinite)])
         dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        for grad, chunk in zip(grads, flat.split([g.numel() for g in grads])):
+        flat[:-1] /= dist.get_world_size()
+        for grad, chunk in zip(grads, flat[:-1].split([g.numel() for g in grads])):
             grad.copy_(chunk.view_as(grad))
+        return flat[-1:].to(nonfinite)
+
+    def _skip_nonfinite_update(self, networks: Sequence[str], loss: Tensor) -> None:
+        for name in networks:
+            self.optimizer_of(name).zero_grad(set_to_none=True)
+        step = self.trainer.global_step
+        action = "stopping after this batch" if self.nonfinite_loss == "stop" else "skipped"
+        rank_zero_warn(
+            f"non-finite loss ({loss.item()}) at step {step} in the update of {', '.join(networks)}: {action}. "
+            f"(nonfinite_loss={self.nonfinite_loss!r}; a lower learning rate or gradient_clip_norm may help)"
+        )
+        self.nonfinite_updates += 1
+        self.log("train/nonfinite_updates", float(self.nonfinite_updates))
+        if self.nonfinite_loss == "stop" and self._nonfinite_stop_step is None:
+            self._nonfinite_stop_step = step
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._nonfinite_stop_step is None:
+            return
+        # At a batch boundary, so that the checkpoint resumes like any step checkpoint.
+        callback = self.trainer.checkpoint_callback
+        directory = Path(callback.dirpath) if callback is not None and callback.dirpath else Path(self.trainer.default_root_dir) / "checkpoints"
+        path = directory / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
+        self.trainer.save_checkpoint(path)
+        rank_zero_warn(f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}")
+        self.trainer.should_stop = True
 
     # ------------------------------------------------------------------------- lifecycle
     def _build_ema(self) -> None:
