@@ -3,6 +3,8 @@ importable module)."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -139,3 +141,39 @@ class PoisonedRegression(GenerativeModule):
             if poisoned and self.trainer.fit_loop.epoch_loop.total_batch_idx == POISONED_BATCH:
                 loss = loss * self.poison
             step(loss)
+
+
+class PauseAtStep(pl.Callback):
+    """At ``step``, writes ``ready_file`` and waits (up to ``timeout`` s) for a signal to arrive:
+    a fixed point mid-epoch at which a test can preempt the run from outside.
+
+    Args:
+        step: The global step to pause after.
+        ready_file: Written when the pause starts.
+        timeout: Seconds to wait before going on.
+    """
+
+    def __init__(self, step: int, ready_file: str, timeout: float = 60.0) -> None:
+        self.step, self.ready_file, self.timeout = step, Path(ready_file), timeout
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step != self.step or self.ready_file.exists():
+            return
+        self.ready_file.write_text(str(os.getpid()))
+        deadline = time.monotonic() + self.timeout
+        while not trainer.received_sigterm and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+class SaveWeights(pl.Callback):
+    """Saves the module's state_dict and the step count to ``path`` when training ends.
+
+    Args:
+        path: The output file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        torch.save({"state_dict": pl_module.state_dict(), "global_step": trainer.global_step}, self.path)
