@@ -27,6 +27,7 @@ import torch.distributed as dist
 from jsonargparse.typing import OpenUnitInterval, PositiveFloat, PositiveInt
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -287,6 +288,10 @@ class GenerativeModule(pl.LightningModule):
             "python": random.getstate(),
             **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
         }
+        # So that a resumed run, anywhere, continues the same W&B run (see cli.CLI.before_fit).
+        run_ids = [logger.version for logger in self.loggers if isinstance(logger, WandbLogger) and logger.version]
+        if run_ids:
+            checkpoint["wandb_run_id"] = run_ids[0]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._build_ema()  # the EMA copy must exist before its weights are loaded
