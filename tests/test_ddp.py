@@ -28,8 +28,10 @@ def run_cli(
     value_range: tuple = (-1.0, 1.0),
     callbacks: list[dict] = (),
     logger: dict | bool = False,
+    checkpoint_dir: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report."""
+    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report;
+    with ``checkpoint_dir``, a ModelCheckpoint saves ``last.ckpt`` there."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -38,11 +40,16 @@ def run_cli(
             "strategy": strategy,
             "max_steps": max_steps,
             "logger": logger,
-            "enable_checkpointing": False,
+            "enable_checkpointing": checkpoint_dir is not None,
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "default_root_dir": str(tmp_path),
-            "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}, *callbacks],
+            "callbacks": [
+                {"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}},
+                *callbacks,
+                *([{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(checkpoint_dir), "save_last": True}}] if checkpoint_dir else []),
+            ],
         },
         "model": model,
         "data": {
