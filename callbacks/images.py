@@ -12,6 +12,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import PositiveInt
+from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
@@ -125,3 +126,21 @@ class Reconstructions(ImageGridCallback):
             reconstructions = pl_module.reconstruct(originals)
         pairs = torch.stack([originals, reconstructions], 1).flatten(0, 1)
         return to_grid(pairs, 2 * self.pairs_per_row, pl_module.output_range)
+
+
+class PredictionGrid(BasePredictionWriter):
+    """Saves the images ``predict`` returns, one grid per batch, as
+    ``<default_root_dir>/predictions/batch<index>.png`` (conditional models: see ``datamodules.LabelsDataModule``).
+
+    Args:
+        nrow: Images per row (``samples_per_label`` puts each label on a row of its own).
+    """
+
+    def __init__(self, nrow: PositiveInt = 8) -> None:
+        super().__init__(write_interval="batch")
+        self.nrow = nrow
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+        path = Path(trainer.default_root_dir) / "predictions" / f"batch{batch_idx:04d}_rank{trainer.global_rank}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(to_grid(prediction.cpu(), self.nrow, pl_module.output_range), path)
