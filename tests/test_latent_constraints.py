@@ -5,12 +5,14 @@ to produce codes of the asked class."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from sklearn.linear_model import LogisticRegression
+from torchvision.io import read_image
 
 from datamodules import LabelsDataModule
 from lightning_modules import BetaVAE, LatentConstraints, OptimizerConfig
@@ -203,3 +205,27 @@ def test_the_conditional_actor_produces_codes_of_the_asked_class(tmp_path):
     assert before < 0.2
     assert after > 0.5
     assert torch.equal(flat_parameters(model.vae), flat_parameters(vae))
+
+
+def test_the_documented_predict_command_writes_the_images(tiny_vae, tmp_path, monkeypatch):
+    """``fit`` then ``predict --data datamodules.LabelsDataModule`` through the CLI, as the module's
+    docstring tells (tiny networks, fake MNIST, and a VAE file that is gone by predict time)."""
+    import shutil
+
+    from lightning_modules.cli import main
+    from tests.helpers import write_mnist
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(tiny_vae[0], tmp_path / "vae.ckpt")
+    write_mnist(tmp_path / "mnist", "train", n=24, compress=False)
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "latent_constraints_mnist.yaml")
+    tiny = ["--model.init_args.latent_dim=4", "--model.init_args.hidden=[8]", "--trainer.accelerator=cpu", "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false"]
+    main(["fit", "--config", config, *tiny, f"--model.init_args.vae_checkpoint={tmp_path / 'vae.ckpt'}", "--model.init_args.n_critic=2",
+          "--trainer.max_steps=2", f"--data.init_args.root={tmp_path / 'mnist'}", "--data.init_args.val_size=4",
+          "--data.init_args.batch_size=4", "--data.init_args.num_workers=0"])
+    (tmp_path / "vae.ckpt").unlink()
+    main(["predict", "--config", config, *tiny, "--ckpt_path", "runs/latent_constraints_mnist/checkpoints/last.ckpt",
+          "--data", "datamodules.LabelsDataModule", "--data.labels=[0, 9]", "--data.samples_per_label=3"])
+    grid = read_image(str(tmp_path / "runs" / "latent_constraints_mnist" / "predictions" / "batch0000_rank0.png"))
+    assert grid.shape[1:] == (2 + 30, 2 + 6 * 30)  # 6 images of 28 px (padding 2) in one row of nrow=8
