@@ -6,6 +6,7 @@ that takes images (W&B, TensorBoard), every ``every_n_steps`` training steps and
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
 from pathlib import Path
 
@@ -93,7 +94,8 @@ class LatentTraversal(ImageGridCallback):
 class Reconstructions(ImageGridCallback):
     """Real images of the first training batch, each followed by the model's reconstruction.
 
-    Needs a model with ``reconstruct(x)`` (one with an encoder).
+    Needs a model with ``reconstruct(x)`` (one with an encoder), or ``reconstruct(x, labels)`` (a
+    conditional one, such as the CVAE: it gets the batch's labels too).
 
     Args:
         num_images: Real images reconstructed.
@@ -107,6 +109,7 @@ class Reconstructions(ImageGridCallback):
         super().__init__(every_n_steps)
         self.num_images, self.pairs_per_row = num_images, pairs_per_row
         self._originals: Tensor | None = None
+        self._labels: Tensor | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if not callable(getattr(pl_module, "reconstruct", None)):
@@ -118,12 +121,17 @@ class Reconstructions(ImageGridCallback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._originals is None:
             self._originals = batch[0][: self.num_images].detach().clone()
+            self._labels = batch[1][: self.num_images].detach().clone()
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def make_grid(self, trainer, pl_module) -> Tensor:
         originals = self._originals.to(pl_module.device)
+        conditional = "labels" in inspect.signature(pl_module.reconstruct).parameters
         with torch.no_grad(), pl_module.evaluating():
-            reconstructions = pl_module.reconstruct(originals)
+            if conditional:
+                reconstructions = pl_module.reconstruct(originals, self._labels.to(pl_module.device))
+            else:
+                reconstructions = pl_module.reconstruct(originals)
         pairs = torch.stack([originals, reconstructions], 1).flatten(0, 1)
         return to_grid(pairs, 2 * self.pairs_per_row, pl_module.output_range)
 

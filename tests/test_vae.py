@@ -161,3 +161,15 @@ def test_cvae_samples_and_predicts_for_the_given_labels(tmp_path):
     predictions = trainer.predict(model, LabelsDataModule(labels=[1, 5, 9], samples_per_label=4, batch_size=8))
     assert [p.shape for p in predictions] == [(8, 1, 28, 28), (4, 1, 28, 28)]
     assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == ["batch0000_rank0.png", "batch0001_rank0.png"]
+
+
+def test_reconstructions_of_a_cvae_use_the_batch_labels(tmp_path):
+    from callbacks import Reconstructions
+
+    model = CVAE(image_size=28, channels=1, width=4, latent_dim=2)
+    callback = Reconstructions(num_images=4, pairs_per_row=2)
+    quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[callback]).fit(model, RegionImages(n=8, batch_size=8))
+    assert (tmp_path / "images" / "reconstructions_step0000001.png").is_file()
+    originals, labels = callback._originals, callback._labels
+    with torch.no_grad(), model.evaluating():
+        assert not torch.equal(model.reconstruct(originals, labels), model.reconstruct(originals, (labels + 1) % 10))
