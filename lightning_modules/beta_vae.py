@@ -29,8 +29,6 @@ class BetaVAE(GenerativeModule):
     Args:
         latent_dim: Size of the code (IDGAN-SC: 10 on dSprites, 20 on CelebA).
         beta: Weight β of the KL term (paper: 8 on dSprites, 6 on CelebA); 1 is the plain VAE.
-        kl_annealing: Schedule of the KL weight: β times its factor at each step (logged as
-            ``train/kl_weight``). Constant by default.
         likelihood: "bernoulli" for binary data (dSprites, MNIST), "gaussian" (fixed σ) otherwise.
         decoder_std: σ of the Gaussian decoder; √0.5 makes -log p(x|z) the summed squared error
             plus a constant.
@@ -38,6 +36,8 @@ class BetaVAE(GenerativeModule):
         channels: Image channels.
         width: Feature maps of the conv layers next to the image.
         optimizer: Encoder and decoder optimizer (paper: Adam, lr 2e-4).
+        kl_annealing: Schedule of the KL weight: β times its factor at each step (logged as
+            ``train/kl_weight``). Constant by default.
     """
 
     step_network = "decoder"
@@ -48,13 +48,13 @@ class BetaVAE(GenerativeModule):
         self,
         latent_dim: PositiveInt = 10,
         beta: PositiveFloat = 8.0,
-        kl_annealing: KLAnnealing = KLAnnealing(),
         likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         decoder_std: PositiveFloat = math.sqrt(0.5),
         image_size: Literal[28, 32, 64] = 64,
         channels: PositiveInt = 1,
         width: PositiveInt = 32,
         optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.9, 0.999)),
+        kl_annealing: KLAnnealing = KLAnnealing(),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,7 +71,11 @@ class BetaVAE(GenerativeModule):
         with self.optimize("encoder", "decoder") as step:
             reconstruction, kl = self.negative_elbo_terms(x, y)
             step(reconstruction + kl_weight * kl)
-        self.log_vae_terms(reconstruction, kl, kl_weight)
+        self.log_dict(
+            {"train/reconstruction_nll": reconstruction, "train/kl": kl, "train/elbo": -(reconstruction + kl)},
+            prog_bar=True,
+        )
+        self.log("train/kl_weight", kl_weight)
 
     def negative_elbo_terms(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """-E_q(z|x)[log p(x|z)] (one reparameterised z per image) and KL(q(z|x) || N(0, I)),
@@ -80,15 +84,8 @@ class BetaVAE(GenerativeModule):
         return self.reconstruction_nll(self.decoder(reparameterize(mean, log_var)), x), kl_to_standard_normal(mean, log_var)
 
     def kl_weight(self) -> float:
-        """β times the annealing factor at this step (the step's VAE updates so far)."""
+        """β times the annealing factor at ``global_step`` (the VAE updates made before this one)."""
         return self.beta * self.kl_annealing.factor(self.global_step)
-
-    def log_vae_terms(self, reconstruction: Tensor, kl: Tensor, kl_weight: float) -> None:
-        self.log_dict(
-            {"train/reconstruction_nll": reconstruction, "train/kl": kl, "train/elbo": -(reconstruction + kl)},
-            prog_bar=True,
-        )
-        self.log("train/kl_weight", kl_weight)
 
     def reconstruction_nll(self, decoded: Tensor, x: Tensor) -> Tensor:
         """-log p(x|z) per image: Bernoulli on logits, or Gaussian with fixed σ around the mean."""

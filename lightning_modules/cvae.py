@@ -41,6 +41,7 @@ class CVAE(ConditionalSampling, BetaVAE):
     ) -> None:
         super().__init__(beta=beta, **kwargs)
         self.label_kind, self.num_labels = label_kind, num_labels
+        # the β-VAE's networks, rebuilt with room for y
         channels, image_size, _ = self.data_shape
         width = self.hparams["width"]
         self.encoder = ConvEncoder(image_size, channels + num_labels, width, out_features=2 * self.latent_dim)
