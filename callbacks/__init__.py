@@ -2,7 +2,7 @@
 
 from callbacks.disentanglement import DisentanglementEvaluation
 from callbacks.fid import FIDEvaluation
-from callbacks.images import ImageGridCallback, LatentTraversal, Reconstructions, SampleGrid
+from callbacks.images import ImageGridCallback, LatentTraversal, PredictionGrid, Reconstructions, SampleGrid
 from callbacks.periodic import PeriodicCallback
 from callbacks.preemption import PreemptionCheckpoint
 
@@ -12,6 +12,7 @@ __all__ = [
     "ImageGridCallback",
     "LatentTraversal",
     "PeriodicCallback",
+    "PredictionGrid",
     "PreemptionCheckpoint",
     "Reconstructions",
     "SampleGrid",

@@ -93,9 +93,13 @@ class GenerativeModule(pl.LightningModule):
 
     def generate(self, latent: Tensor) -> Tensor:
         """Map latents to data with the sampling network (its EMA when enabled)."""
+        return self.sampler()(latent)
+
+    def sampler(self) -> torch.nn.Module:
+        """The sampling network, or its EMA when enabled."""
         if self.sampling_network_ema is not None:
-            return self.sampling_network_ema.module(latent)
-        return getattr(self, self.sampling_network)(latent)
+            return self.sampling_network_ema.module
+        return getattr(self, self.sampling_network)
 
     # ------------------------------------------------------------------------- sampling API
     @torch.no_grad()

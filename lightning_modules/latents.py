@@ -56,3 +56,11 @@ def permute_dims(codes: Tensor) -> Tensor:
     batch, dims = codes.shape
     order = torch.argsort(torch.rand(batch, dims, device=codes.device), dim=0)
     return codes.gather(0, order)
+
+
+def gated_residual(latent: Tensor, actor_output: Tensor) -> Tensor:
+    """Engel et al. 2017, the reference actor: z' = (1 - g) z + g dz, with the actor's output
+    [B, 2d] split into gate logits (g = sigmoid) and a proposal dz. A closed gate leaves z as it is."""
+    gate_logits, proposal = actor_output.chunk(2, dim=1)
+    gate = torch.sigmoid(gate_logits)
+    return (1 - gate) * latent + gate * proposal

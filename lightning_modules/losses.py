@@ -122,3 +122,21 @@ def tc_discriminator_loss(logits_q: Tensor, logits_permuted: Tensor) -> Tensor:
     zeros = torch.zeros(len(logits_q), dtype=torch.long, device=logits_q.device)
     ones = torch.ones(len(logits_permuted), dtype=torch.long, device=logits_permuted.device)
     return 0.5 * (F.cross_entropy(logits_q, zeros) + F.cross_entropy(logits_permuted, ones))
+
+
+def realism_critic_loss(real_logits: Tensor, prior_logits: Tensor, actor_logits: Tensor) -> Tensor:
+    """Engel et al. 2017, §3 (the realism critic in latent space; seed 004's L_D(z)):
+
+    L_D = E_q(z|x)[-log D(z)] + E_p(z)[-log(1 - D(z))] + E_p(z)[-log(1 - D(G(z)))],
+
+    real codes from the encoder, fake ones from the prior and from the actor; D = sigmoid(logits).
+    """
+    return discriminator_loss(real_logits, prior_logits) + F.softplus(actor_logits).mean()
+
+
+def latent_distance_penalty(transformed: Tensor, latent: Tensor, encoder_std: Tensor) -> Tensor:
+    """Engel et al. 2017, §3: L_dist(z', z) = (1/σ̄_z²) log(1 + (z' - z)²), which keeps the actor's
+    z' near its input z (so the samples stay diverse), measured in units of σ̄_z, the encoder's
+    posterior std averaged over the data (one value per dimension, or one for all). Summed over the
+    code dimensions, averaged over the batch (like the KL term)."""
+    return (torch.log1p((transformed - latent) ** 2) / encoder_std**2).sum(-1).mean()

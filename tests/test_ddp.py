@@ -77,11 +77,27 @@ MODELS = {
     # step 0 is plain InfoGAN (D/Q, then G alone); CR (G with H) from step 1
     "infogan-cr": ({"class_path": "lightning_modules.InfoGANCR", "init_args": {"cr_start_step": 1}}, UNIT),
     "factor-vae": ({"class_path": "lightning_modules.FactorVAE", "init_args": {"width": 4, "discriminator_hidden": [8]}}, UNIT),
+    "vae-annealed": (
+        {"class_path": "lightning_modules.BetaVAE",
+         "init_args": {**TINY, "latent_dim": 3, "beta": 1.0, "kl_annealing": {"schedule": "linear", "warmup_steps": 2}}},
+        UNIT,
+    ),
+    # dSprites' labels are its 5 factor classes: an attribute vector of 5
+    "cvae": ({"class_path": "lightning_modules.CVAE", "init_args": {**TINY, "label_kind": "attributes", "num_labels": 5}}, UNIT),
+    "latent-constraints": (
+        {"class_path": "lightning_modules.LatentConstraints",
+         "init_args": {"latent_dim": 3, "image_size": 64, "channels": 1, "label_kind": "attributes", "num_labels": 5,
+                       "hidden": [8], "n_critic": 2}},
+        UNIT,
+    ),
 }
+#: The models built on a pretrained β-VAE, and the argument naming its checkpoint.
+PRETRAINED_VAE_ARGUMENT = {"idgan-sc": "distiller_checkpoint", "latent-constraints": "vae_checkpoint"}
 
 
 def tiny_distiller(path: Path) -> str:
-    """A β-VAE checkpoint with IDGAN-SC's code size, written after one training step."""
+    """A β-VAE checkpoint with the code size of IDGAN-SC's and latent constraints' entries, written
+    after one training step."""
     from lightning_modules import BetaVAE
     from tests.helpers import RandomImages, quiet_trainer
 
@@ -95,8 +111,9 @@ def tiny_distiller(path: Path) -> str:
 @pytest.mark.parametrize("name", MODELS)
 def test_gan_ddp_keeps_every_rank_identical(tmp_path, name):
     model, value_range = MODELS[name]
-    if name == "idgan-sc":
-        model = {**model, "init_args": {**model["init_args"], "distiller_checkpoint": tiny_distiller(tmp_path / "stage_one.ckpt")}}
+    if name in PRETRAINED_VAE_ARGUMENT:
+        checkpoint = tiny_distiller(tmp_path / "pretrained_vae.ckpt")
+        model = {**model, "init_args": {**model["init_args"], PRETRAINED_VAE_ARGUMENT[name]: checkpoint}}
     result = run_cli(tmp_path, model, "gan_ddp", value_range=value_range)
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]

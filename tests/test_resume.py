@@ -1,11 +1,11 @@
-"""Stop at an epoch end, resume from the checkpoint, and land on the uninterrupted run's weights."""
+"""Stop at an epoch end or mid-epoch, resume from the checkpoint, and land on the uninterrupted run's weights and optimizer states."""
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_modules import DCGAN, IDGANSC, WGANGP, BetaVAE, FactorVAE, InfoGANCR
+from lightning_modules import CVAE, DCGAN, IDGANSC, WGANGP, BetaVAE, FactorVAE, InfoGANCR, KLAnnealing, LatentConstraints
 from tests.helpers import RandomImages, quiet_trainer
 
 SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
@@ -23,11 +23,28 @@ CASES = {
     # CR switches on mid-run (step 4), so the schedule must resume with the step count
     "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
     "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
+    # the KL weight is still rising at the resume (step 6 of a 10-step warm-up)
+    "vae-annealed": (BetaVAE, dict(image_size=32, channels=1, width=4, latent_dim=4, beta=1.0, kl_annealing=KLAnnealing("linear", 10)), (32, UNIT, 48)),
+    "cvae": (CVAE, dict(image_size=32, channels=1, width=4, latent_dim=4), (32, UNIT, 48)),
+    # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
+    "latent-constraints": (LatentConstraints, dict(latent_dim=4, image_size=32, channels=1, hidden=(8,), n_critic=4), (32, UNIT, 48)),
 }
+
+
+def tiny_vae_checkpoint(directory) -> str:
+    """The frozen VAE of the latent-constraints case, after one training step."""
+    path = directory / "vae.ckpt"
+    if not path.exists():
+        trainer = quiet_trainer(max_steps=1)
+        trainer.fit(BetaVAE(image_size=32, channels=1, width=4, latent_dim=4), RandomImages(size=32, value_range=UNIT))
+        trainer.save_checkpoint(path)
+    return str(path)
 
 
 def train(case, tmp_path, ckpt_path=None, **trainer_args):
     model_class, kwargs, (size, value_range, n) = CASES[case]
+    if model_class is LatentConstraints:
+        kwargs = {**kwargs, "vae_checkpoint": tiny_vae_checkpoint(tmp_path.parent)}
     pl.seed_everything(0)
     model = model_class(**kwargs)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=1)
