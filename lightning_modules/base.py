@@ -122,6 +122,13 @@ class GenerativeModule(pl.LightningModule):
             images = self.generate(latents.flatten(0, 1))
         return images.view(len(dims), steps, *images.shape[1:])
 
+    @torch.no_grad()
+    def reconstruction_error(self, x: Tensor) -> Tensor:
+        """Mean squared error of ``reconstruct(x)`` (models with an encoder), in eval mode as the
+        Reconstructions callback shows it: a diagnostic that leaves batch-norm statistics alone."""
+        with self.evaluating():
+            return torch.nn.functional.mse_loss(self.reconstruct(x), x)
+
     # ------------------------------------------------------------------------ the stepping
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         if not self.optimized_networks:
