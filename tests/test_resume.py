@@ -5,10 +5,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_modules import DCGAN, IDGANSC, WGANGP, BetaVAE, FactorVAE, InfoGANCR
+from lightning_modules import DCGAN, IDGANSC, VAEGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGANCR
 from tests.helpers import RandomImages, quiet_trainer
 
 SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
+SHAPED_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)  # models that take data_shape
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
 # model class, its arguments, the data's (image size, value range, number of images): 8 images a batch
 CASES = {
@@ -23,6 +24,8 @@ CASES = {
     # CR switches on mid-run (step 4), so the schedule must resume with the step count
     "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
     "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
+    "bigan-ali": (BiGAN, dict(SHAPED_GAN, joint_hidden=8, stochastic_encoder=True), (32, SIGNED, 48)),
+    "vae-gan": (VAEGAN, SHAPED_GAN, (32, SIGNED, 48)),
 }
 
 
