@@ -95,9 +95,8 @@ class VAEGAN(GenerativeModule):
         z_prior = self.sample_latent(len(x))
         with self.optimize("decoder") as step:
             reconstructed, sampled = self.decoder(z.detach()), self.decoder(z_prior)
-            gan_loss = nonsaturating_generator_loss(self.discriminator(reconstructed)) + nonsaturating_generator_loss(
-                self.discriminator(sampled)
-            )
+            reconstructed_logits, sampled_logits = self.discriminator(reconstructed), self.discriminator(sampled)
+            gan_loss = nonsaturating_generator_loss(reconstructed_logits) + nonsaturating_generator_loss(sampled_logits)
             step(self.gamma * self.feature_reconstruction_nll(x, reconstructed) + gan_loss)
 
         with self.optimize("discriminator") as step:
