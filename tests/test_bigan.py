@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from callbacks import Reconstructions
 from lightning_modules import BiGAN, OptimizerConfig
 from lightning_modules.losses import bidirectional_generator_loss
+from lightning_modules.nets import JointDiscriminator
 from tests.helpers import RandomImages, quiet_trainer, record_optimize_blocks, ring_learning, ring_of_gaussians
 
 POINTS = dict(latent_dim=3, data_shape=(2,), width=8, joint_hidden=8)
@@ -41,6 +42,18 @@ def test_generator_and_encoder_minimise_the_discriminator_loss_with_swapped_labe
         math.log(1 - sigmoid(0.5)) + math.log(1 - sigmoid(-1.0))
     ) / 2
     assert bidirectional_generator_loss(real, fake).item() == pytest.approx(by_hand, rel=1e-6)
+
+
+@pytest.mark.parametrize("data_shape", [(1, 28, 28), (3, 64, 64), (2,)])
+def test_joint_discriminator_scores_each_pair_from_both_its_halves(data_shape):
+    torch.manual_seed(0)
+    discriminator = JointDiscriminator(data_shape, latent_dim=3, width=4, hidden=8).eval()
+    x, z = torch.randn(5, *data_shape), torch.randn(5, 3)
+    logits = discriminator(x, z)
+    assert logits.shape == (5, 1)
+    assert not torch.allclose(discriminator(x, z.roll(1, 0)), logits)  # same data, other latents
+    assert not torch.allclose(discriminator(x.roll(1, 0), z), logits)  # same latents, other data
+    assert torch.allclose(discriminator(x[:2], z[:2]), logits[:2])  # per pair, not per batch
 
 
 def test_discriminator_sees_data_with_its_codes_as_real_and_samples_with_their_latents_as_fake():
