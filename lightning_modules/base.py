@@ -137,6 +137,13 @@ class GenerativeModule(pl.LightningModule):
             images = self.generate(latents.flatten(0, 1))
         return images.view(len(dims), steps, *images.shape[1:])
 
+    @torch.no_grad()
+    def reconstruction_error(self, x: Tensor) -> Tensor:
+        """Mean squared error of ``reconstruct(x)`` (models with an encoder), in eval mode as the
+        Reconstructions callback shows it: a diagnostic that leaves batch-norm statistics alone."""
+        with self.evaluating():
+            return torch.nn.functional.mse_loss(self.reconstruct(x), x)
+
     # ------------------------------------------------------------------------ the stepping
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         if not self.optimized_networks:
@@ -264,7 +271,7 @@ class GenerativeModule(pl.LightningModule):
         if data_shape is not None and tuple(data_shape) != tuple(self.data_shape):
             raise ValueError(
                 f"{type(self).__name__} is built for data of shape {tuple(self.data_shape)} but "
-                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's image_size/channels "
+                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's image_size/channels or data_shape "
                 f"(or the data's image_size) so they agree."
             )
         value_range = getattr(datamodule, "value_range", None)

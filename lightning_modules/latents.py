@@ -17,6 +17,13 @@ def reparameterize(mean: Tensor, log_var: Tensor) -> Tensor:
     return mean + torch.randn_like(mean) * (0.5 * log_var).exp()
 
 
+def gaussian_code(encoder: nn.Module, x: Tensor, sample: bool = False) -> Tensor:
+    """A code of ``x`` under q(z|x): its mean (for metrics and reconstructions) or, with ``sample``,
+    a reparameterised sample (for training)."""
+    mean, log_var = gaussian_posterior(encoder, x)
+    return reparameterize(mean, log_var) if sample else mean
+
+
 def pairs_differing_in(codes: Tensor, first: Tensor, second: Tensor, dims: Tensor) -> tuple[Tensor, Tensor]:
     """IDGAN-SC §2.2: pair i keeps every dimension of ``codes[i]`` except ``dims[i]``, which takes
     the values ``first[i]`` and ``second[i]``. Returns the two codes [m, k] of each pair."""

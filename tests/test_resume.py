@@ -5,10 +5,13 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_modules import CVAE, DCGAN, IDGANSC, WGANGP, BetaVAE, FactorVAE, InfoGANCR, KLAnnealing, LatentConstraints
+from lightning_modules import (
+    CVAE, DCGAN, IDGANSC, VAEGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGANCR, KLAnnealing, LatentConstraints,
+)
 from tests.helpers import RandomImages, quiet_trainer
 
 SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
+SHAPED_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)  # models that take data_shape
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
 # model class, its arguments, the data's (image size, value range, number of images): 8 images a batch
 CASES = {
@@ -28,6 +31,8 @@ CASES = {
     "cvae": (CVAE, dict(image_size=32, channels=1, width=4, latent_dim=4), (32, UNIT, 48)),
     # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
     "latent-constraints": (LatentConstraints, dict(latent_dim=4, image_size=32, channels=1, hidden=(8,), n_critic=4), (32, UNIT, 48)),
+    "bigan-ali": (BiGAN, dict(SHAPED_GAN, joint_hidden=8, stochastic_encoder=True), (32, SIGNED, 48)),
+    "vae-gan": (VAEGAN, SHAPED_GAN, (32, SIGNED, 48)),
 }
 
 
