@@ -127,3 +127,12 @@ def test_ckpt_path_last_resumes_the_previous_run(tmp_path, monkeypatch, caplog):
         main(["fit", "--config", DCGAN_DSPRITES, *tiny, "--trainer.max_steps=4", "--ckpt_path=last"])
     assert f"Restored all states from the checkpoint at {last}" in caplog.text
     assert torch.load(last, weights_only=True)["global_step"] == 4
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_saves_a_resumable_last_checkpoint_and_one_on_preemption(config):
+    callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    by_class = {c["class_path"].rsplit(".", 1)[-1]: c.get("init_args", {}) for c in callbacks}
+    assert "PreemptionCheckpoint" in by_class
+    checkpoint = by_class["ModelCheckpoint"]
+    assert checkpoint["save_last"] is True and checkpoint["dirpath"].endswith("/checkpoints")
