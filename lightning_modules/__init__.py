@@ -4,10 +4,17 @@ from lightning_modules import strategies  # noqa: F401  (registers the gan_ddp s
 from lightning_modules.base import AdversarialModule, GenerativeModule
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.dcgan import DCGAN
+from lightning_modules.ebgan import EBGAN
 from lightning_modules.factor_vae import FactorVAE
+from lightning_modules.fgan import FGAN
 from lightning_modules.idgan_sc import IDGANSC
 from lightning_modules.infogan import InfoGAN, InfoGANCR
+from lightning_modules.lsgan import LSGAN
 from lightning_modules.optim import OptimizerConfig
+from lightning_modules.wgan import WGAN
 from lightning_modules.wgan_gp import WGANGP
 
-__all__ = ["AdversarialModule", "BetaVAE", "DCGAN", "FactorVAE", "GenerativeModule", "IDGANSC", "InfoGAN", "InfoGANCR", "OptimizerConfig", "WGANGP"]
+__all__ = [
+    "AdversarialModule", "BetaVAE", "DCGAN", "EBGAN", "FGAN", "FactorVAE", "GenerativeModule", "IDGANSC", "InfoGAN",
+    "InfoGANCR", "LSGAN", "OptimizerConfig", "WGAN", "WGANGP",
+]

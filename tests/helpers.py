@@ -203,3 +203,23 @@ def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
         raise ValueError(kind)
 
     return represent
+
+
+def toy_gan_arguments(critic: bool = False) -> dict:
+    """Small MLP GAN settings for the ring (not the papers' image settings): width 64, latent 4,
+    Adam 1e-3 β (0.5, 0.999) for both networks, no normalization in D. ``critic`` names D's
+    arguments as WGANs do."""
+    adam = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999))
+    d = "critic" if critic else "discriminator"
+    return {"latent_dim": 4, "data_shape": (2,), "width": 64, "generator_optimizer": adam,
+            f"{d}_optimizer": adam, f"{d}_normalization": "none"}
+
+
+def assert_learns_ring(model: pl.LightningModule, max_steps: int, min_modes: int, max_covariance_distance: float) -> None:
+    """After ``max_steps`` on the ring, ``model`` covers at least ``min_modes`` of the 8 modes (none
+    at step 0) and its covariance distance is below ``max_covariance_distance`` (2.83 at step 0)."""
+    before, after = ring_learning(model, max_steps)
+    print(f"{type(model).__name__} on the ring, {max_steps} steps: {before} -> {after}")
+    assert before["modes_covered"] == 0 and before["covariance_distance"] > 2.5
+    assert after["modes_covered"] >= min_modes
+    assert after["covariance_distance"] < max_covariance_distance

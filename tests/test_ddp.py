@@ -61,6 +61,7 @@ def run_cli(
 
 TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
 STAGE_TWO = {"image_size": 64, "channels": 1, "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
+SHAPED = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}  # the models that take data_shape
 UNIT = (0.0, 1.0)
 MODELS = {
     "dcgan-ema": ({"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}, (-1.0, 1.0)),
@@ -70,6 +71,14 @@ MODELS = {
     # step 0 is plain InfoGAN (D/Q, then G alone); CR (G with H) from step 1
     "infogan-cr": ({"class_path": "lightning_modules.InfoGANCR", "init_args": {"cr_start_step": 1}}, UNIT),
     "factor-vae": ({"class_path": "lightning_modules.FactorVAE", "init_args": {"width": 4, "discriminator_hidden": [8]}}, UNIT),
+    "fgan": ({"class_path": "lightning_modules.FGAN", "init_args": {**SHAPED, "divergence": "kl"}}, (-1.0, 1.0)),
+    "lsgan": ({"class_path": "lightning_modules.LSGAN", "init_args": SHAPED}, (-1.0, 1.0)),
+    "ebgan": ({"class_path": "lightning_modules.EBGAN", "init_args": {**SHAPED, "code_dim": 8}}, (-1.0, 1.0)),
+    # spectral norm's power-iteration buffers must stay identical on every rank too
+    "wgan-spectral": (
+        {"class_path": "lightning_modules.WGAN", "init_args": {**SHAPED, "n_critic": 2, "critic_normalization": "spectral"}},
+        (-1.0, 1.0),
+    ),
 }
 
 

@@ -5,10 +5,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_modules import DCGAN, IDGANSC, WGANGP, BetaVAE, FactorVAE, InfoGANCR
+from lightning_modules import DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, WGAN, WGANGP, BetaVAE, FactorVAE, InfoGANCR
 from tests.helpers import RandomImages, quiet_trainer
 
 SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
+SHAPED_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
 # model class, its arguments, the data's (image size, value range, number of images): 8 images a batch
 CASES = {
@@ -23,6 +24,10 @@ CASES = {
     # CR switches on mid-run (step 4), so the schedule must resume with the step count
     "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
     "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
+    "fgan": (FGAN, dict(SHAPED_GAN, divergence="jensen_shannon"), (32, SIGNED, 48)),
+    "lsgan": (LSGAN, SHAPED_GAN, (32, SIGNED, 48)),
+    "ebgan": (EBGAN, dict(SHAPED_GAN, code_dim=8), (32, SIGNED, 48)),
+    "wgan": (WGAN, dict(SHAPED_GAN, n_critic=4), (32, SIGNED, 48)),
 }
 
 
