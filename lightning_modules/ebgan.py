@@ -36,8 +36,8 @@ class EBGAN(AdversarialModule):
         data_shape: Shape of one datum: [channels, size, size] (size 28, 32 or 64) or [features].
         width: Feature maps (or hidden units) of the networks.
         code_dim: Size of the auto-encoder's code.
-        margin: m. The energy here is a per-element mean squared error, so m is in those units
-            (the paper's m of 10-80 is for its unnormalised energies).
+        margin: m, in the units of the energy here, a per-element mean squared error (the paper's
+            margins are for its unnormalised energies and do not carry over).
         pulling_away_weight: λ_PT, the pulling-away term's weight (paper: 0.1; 0 disables it).
         discriminator_normalization: The auto-encoder's normalization ("spectral": Miyato et al. 2018).
         generator_optimizer: Paper: Adam, lr 1e-3, β1 0.5.

@@ -28,7 +28,8 @@ class WGAN(AdversarialModule):
         data_shape: Shape of one datum: [channels, size, size] (size 28, 32 or 64) or [features].
         width: Feature maps (or hidden units) of the networks.
         clip_value: c, the bound on every critic weight (paper: 0.01).
-        n_critic: Critic updates per generator update (paper: 5).
+        n_critic: Critic updates per generator update (paper: 5; its 100 critic updates for the
+            first 25 and every 500th generator update are not implemented).
         critic_normalization: The critic's normalization (paper: batch norm, its DCGAN critic;
             "spectral": Miyato et al. 2018).
         generator_optimizer: Paper: RMSprop, lr 5e-5.

@@ -56,5 +56,5 @@ def test_discriminator_steps_train_only_d_and_generator_steps_only_g(pulling_awa
     assert 0 < trainer.callback_metrics["train/pulling_away"] <= 1
 
 def test_learns_the_ring():
-    # measured (seed 0, 1000 steps): 8 modes, covariance distance 2.83 -> 0.24
-    assert_learns_ring(EBGAN(code_dim=8, **toy_gan_arguments()), 1000, min_modes=7, max_covariance_distance=0.7)
+    # measured (seed 0, 1000 steps): 8 modes, covariance distance 2.83 -> 0.37
+    assert_learns_ring(lambda: EBGAN(code_dim=8, **toy_gan_arguments()), 1000, min_modes=7, max_covariance_distance=0.7)

@@ -44,9 +44,11 @@ def test_defaults_are_the_papers():
 
 
 def test_learns_the_ring():
-    # measured (seed 0, ... steps): ...
-    model = WGAN(n_critic=2, **toy_gan_arguments(critic=True))
-    assert_learns_ring(model, 1000, min_modes=3, max_covariance_distance=1.5)
+    # toy settings: RMSprop (the paper's) at 10x its lr and n_critic 2, else 1000 steps are too few.
+    # measured (seed 0, 1000 steps): 8 modes, covariance distance 2.83 -> 0.36
+    rmsprop = OptimizerConfig(lr=5e-4, algorithm="rmsprop")
+    toy = toy_gan_arguments(critic=True) | {"generator_optimizer": rmsprop, "critic_optimizer": rmsprop}
+    assert_learns_ring(lambda: WGAN(n_critic=2, **toy), 1000, min_modes=6, max_covariance_distance=0.8)
 
 
 SPECTRAL = {
