@@ -64,8 +64,8 @@ SPECTRAL = {
 @pytest.mark.parametrize("name", SPECTRAL)
 def test_spectral_normalization_makes_every_discriminator_weight_spectral_norm_one(name):
     model_class, kwargs, network_name = SPECTRAL[name]
-    network = getattr(model_class(**kwargs), network_name)
-    x = torch.randn(4, *model_class(**kwargs).data_shape)
+    model = model_class(**kwargs)
+    network, x = getattr(model, network_name), torch.randn(4, *model.data_shape)
     for _ in range(30):  # power iterations, one per forward pass in training mode
         network(x)
     layers = [m for m in network.modules() if parametrize.is_parametrized(m, "weight")]
