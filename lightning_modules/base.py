@@ -31,6 +31,8 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
+from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 
 # Lightning warns (with a code sample) that under manual optimization a step checkpoint holds the
@@ -374,4 +376,23 @@ class AdversarialModule(GenerativeModule):
     def generator_turn(self) -> bool:
         """Whether this batch ends a round of ``n_critic`` discriminator steps."""
         return (self.trainer.fit_loop.epoch_loop.total_batch_idx + 1) % self.n_critic == 0
+
+    def build_gan(
+        self,
+        latent_dim: int,
+        data_shape: Sequence[int],
+        width: int,
+        normalization: Normalization,
+        generator_optimizer: OptimizerConfig,
+        discriminator_optimizer: OptimizerConfig,
+        discriminator_name: str = "discriminator",
+    ) -> None:
+        """The usual pair for ``data_shape`` (conv nets for images, MLPs for vectors): ``generator``
+        (latent -> data) and a one-logit discriminator named ``discriminator_name`` ("critic" for
+        WGANs) with ``normalization``, each with its optimizer."""
+        self.latent_dim = latent_dim
+        self.data_shape = check_data_shape(data_shape)
+        self.generator = build_generator(latent_dim, self.data_shape, width)
+        setattr(self, discriminator_name, build_discriminator(self.data_shape, width, normalization=normalization))
+        self.optimized_networks = {discriminator_name: discriminator_optimizer, "generator": generator_optimizer}
 

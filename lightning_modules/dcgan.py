@@ -9,7 +9,6 @@ from torch import Tensor
 
 from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import discriminator_loss, nonsaturating_generator_loss
-from lightning_modules.nets import ConvDiscriminator, ConvGenerator
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 
@@ -39,11 +38,10 @@ class DCGAN(AdversarialModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.latent_dim = latent_dim
-        self.data_shape = (channels, image_size, image_size)
-        self.generator = ConvGenerator(latent_dim, image_size, channels, width)
-        self.discriminator = ConvDiscriminator(image_size, channels, width, normalization=discriminator_normalization)
-        self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
+        self.build_gan(
+            latent_dim, (channels, image_size, image_size), width, discriminator_normalization,
+            generator_optimizer, discriminator_optimizer,
+        )
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch

@@ -11,7 +11,6 @@ from torch import Tensor
 from lightning_modules.base import AdversarialModule
 from lightning_modules.divergences import DIVERGENCES, Divergence
 from lightning_modules.losses import fgan_minimax_generator_loss, fgan_practical_generator_loss, fgan_variational_bound
-from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 
@@ -52,13 +51,9 @@ class FGAN(AdversarialModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.latent_dim = latent_dim
-        self.data_shape = check_data_shape(data_shape)
         self.divergence = DIVERGENCES[divergence]
         self.generator_loss = GENERATOR_LOSSES[generator_objective]
-        self.generator = build_generator(latent_dim, self.data_shape, width)
-        self.discriminator = build_discriminator(self.data_shape, width, normalization=discriminator_normalization)
-        self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
+        self.build_gan(latent_dim, data_shape, width, discriminator_normalization, generator_optimizer, discriminator_optimizer)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch

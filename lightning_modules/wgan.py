@@ -8,7 +8,6 @@ from torch import Tensor, nn
 
 from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import wasserstein_critic_loss, wasserstein_generator_loss
-from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 
@@ -49,12 +48,8 @@ class WGAN(AdversarialModule):
         **kwargs,
     ) -> None:
         super().__init__(n_critic=n_critic, **kwargs)
-        self.latent_dim = latent_dim
-        self.data_shape = check_data_shape(data_shape)
         self.clip_value = clip_value
-        self.generator = build_generator(latent_dim, self.data_shape, width)
-        self.critic = build_discriminator(self.data_shape, width, normalization=critic_normalization)
-        self.optimized_networks = {"critic": critic_optimizer, "generator": generator_optimizer}
+        self.build_gan(latent_dim, data_shape, width, critic_normalization, generator_optimizer, critic_optimizer, "critic")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch

@@ -9,7 +9,6 @@ from torch import Tensor
 
 from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
-from lightning_modules.nets import ConvDiscriminator, ConvGenerator
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 
@@ -44,12 +43,11 @@ class WGANGP(AdversarialModule):
         **kwargs,
     ) -> None:
         super().__init__(n_critic=n_critic, **kwargs)
-        self.latent_dim = latent_dim
         self.penalty_weight = penalty_weight
-        self.data_shape = (channels, image_size, image_size)
-        self.generator = ConvGenerator(latent_dim, image_size, channels, width)
-        self.critic = ConvDiscriminator(image_size, channels, width, normalization=critic_normalization)
-        self.optimized_networks = {"critic": critic_optimizer, "generator": generator_optimizer}
+        self.build_gan(
+            latent_dim, (channels, image_size, image_size), width, critic_normalization,
+            generator_optimizer, critic_optimizer, "critic",
+        )
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch
