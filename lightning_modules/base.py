@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, model_class_path
 from lightning_modules.optim import OptimizerConfig
 
 # Lightning warns (with a code sample) that under manual optimization a step checkpoint holds the
@@ -237,6 +238,7 @@ class GenerativeModule(pl.LightningModule):
             )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[MODEL_CLASS_KEY] = model_class_path(type(self))  # a resume of another model is refused
         # Restoring the RNG makes a resumed run draw the same noise and shuffles as an uninterrupted one.
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),
@@ -246,6 +248,7 @@ class GenerativeModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_written_by(checkpoint, type(self), self._trainer.ckpt_path if self._trainer is not None else None)
         self._build_ema()  # the EMA copy must exist before its weights are loaded
         states = checkpoint.get("rng_states")
         if states is None:
