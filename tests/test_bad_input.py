@@ -54,7 +54,8 @@ def assert_untouched(files: dict[Path, bytes]) -> None:
 
 
 def fit_args(config: str, *overrides: str) -> list[str]:
-    return ["fit", "--config", str(CONFIGS / f"{config}.yaml"), "--trainer.accelerator=cpu", *overrides]
+    # one step at most: a check that stops failing fails the test fast instead of training a full run
+    return ["fit", "--config", str(CONFIGS / f"{config}.yaml"), "--trainer.accelerator=cpu", "--trainer.max_steps=1", *overrides]
 
 
 @pytest.fixture
@@ -204,15 +205,17 @@ def dcgan_checkpoint(tmp_path_factory) -> Path:
 TINY_DCGAN = ["--model.init_args.width=4", *PROCEDURAL_DSPRITES]
 
 
-@pytest.mark.parametrize("route", ["--ckpt_path=FILE", "--ckpt_path=last"])
+@pytest.mark.parametrize("route", ["--ckpt_path=FILE", "--ckpt_path=last", "--ckpt_path=last --weights_only=false"])
 @pytest.mark.parametrize("kind", ["truncated", "malicious", "beta_vae"])
-def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint, beta_vae_checkpoint):
+def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint, beta_vae_checkpoint, monkeypatch):
+    """Also when asked to load unsafely (--weights_only=false, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD): runs never do."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     checkpoints = in_tmp_path / "runs" / "dcgan_dsprites" / "checkpoints"
     checkpoints.mkdir(parents=True)
     previous = checkpoints / "epoch=0-step=1.ckpt"
     previous.write_bytes(dcgan_checkpoint.read_bytes())
     os.utime(previous, (0, 0))  # the older one
-    bad = checkpoints / ("last.ckpt" if route.endswith("last") else "epoch=0-step=2.ckpt")
+    bad = checkpoints / ("epoch=0-step=2.ckpt" if "FILE" in route else "last.ckpt")
     target = in_tmp_path / "payload-ran"
     if kind == "truncated":
         bad.write_bytes(dcgan_checkpoint.read_bytes()[:-1000])
@@ -231,6 +234,6 @@ def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint,
     files = previous_run(checkpoints.parent)
 
     with pytest.raises(ValueError, match=message):
-        main(fit_args("dcgan_dsprites", *TINY_DCGAN, route.replace("FILE", str(bad))))
+        main(fit_args("dcgan_dsprites", *TINY_DCGAN, *route.replace("FILE", str(bad)).split()))
     assert not target.exists()  # ...and here it did not
     assert_untouched(files)
