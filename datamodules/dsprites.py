@@ -114,19 +114,22 @@ def render_dsprites(factors: Tensor) -> Tensor:
     return frame
 
 
+_NPZ_ARRAYS = ("imgs", "latents_classes")
+
+
 def _load_npz(path: Path) -> tuple[Tensor, Tensor]:
     """(imgs uint8 [N, 64, 64], factor classes [N, 5]) from a file with the official keys."""
     if not path.is_file():
         raise missing_dataset_error(path.parent, [path.name], f"dSprites is published at {DSPRITES_URL}")
     try:
         with np.load(path) as data:
-            arrays = {key: data[key] for key in ("imgs", "latents_classes") if key in data.files}
+            arrays = {key: data[key] for key in _NPZ_ARRAYS if key in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as error:
         raise ValueError(
             f"{path} is not a readable npz (truncated or corrupt: {error}); download it again from "
             f"{DSPRITES_URL}, or set source: procedural"
         ) from error
-    missing = [key for key in ("imgs", "latents_classes") if key not in arrays]
+    missing = [key for key in _NPZ_ARRAYS if key not in arrays]
     if missing:
         raise ValueError(f"{path} lacks the arrays {missing}")
     images, classes = arrays["imgs"], arrays["latents_classes"]
