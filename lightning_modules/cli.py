@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import wandb
 from jsonargparse import Namespace
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningDataModule, Trainer
-from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
@@ -60,11 +62,39 @@ def without_credentials(value: Any) -> Any:
     return value
 
 
+_NOT_ACCEPTED = re.compile(r"class_path '(?P<class_path>[\w.]+)':\s+Option '(?P<option>\w+)' is not accepted")
+
+
+class ArgumentParser(LightningArgumentParser):
+    """Lightning's parser; an argument a class does not take comes with the fix: the closest one it does."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if (unknown := _NOT_ACCEPTED.search(message)) is not None:
+            message += _closest_arguments(_import_class(unknown["class_path"]), unknown["option"])
+        super().error(message, ex)
+
+
+def _closest_arguments(cls: type, name: str) -> str:
+    # Our classes pass **kwargs on to their bases, so the arguments are those of the whole MRO.
+    taken = [
+        parameter.name
+        for base in cls.__mro__
+        if "__init__" in vars(base)
+        for parameter in list(inspect.signature(base.__init__).parameters.values())[1:]
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
+    close = get_close_matches(name, taken, n=3)
+    if close:
+        return f"\n  {cls.__name__} takes no '{name}'; did you mean {' or '.join(repr(c) for c in close)}?"
+    return f"\n  {cls.__name__} takes no '{name}'; it takes {', '.join(taken)}."
+
+
 class CLI(LightningCLI):
     def __init__(self, args=None, run: bool = True) -> None:
         super().__init__(
             GenerativeModule,
             LightningDataModule,
+            parser_class=ArgumentParser,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=UploadConfig,

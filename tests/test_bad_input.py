@@ -68,7 +68,7 @@ def in_tmp_path(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "config, override, message",
     [
-        ("dcgan_dsprites", "--model.init_args.latnt_dim=3", "latnt_dim"),
+        ("dcgan_dsprites", "--model.init_args.latnt_dim=3", "DCGAN takes no 'latnt_dim'; did you mean 'latent_dim'?"),
         ("dcgan_dsprites", "--model.init_args.latent_dim=many", "latent_dim"),
         ("dcgan_dsprites", "--model.init_args.generator_optimizer.lr=-0.001", "generator_optimizer.lr"),
         ("dcgan_dsprites", "--model.init_args.discriminator_optimizer.betas=[0.5, 1.5]", "discriminator_optimizer.betas"),
