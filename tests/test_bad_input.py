@@ -4,9 +4,9 @@ last.ckpt, config.yaml) is left byte-identical. Every entry goes through the rea
 
 Catalogue entry → test (here unless named otherwise):
 
-- unknown config key, wrong type, out-of-range value (optimizer lr/betas, batch_size, ema_decay,
-  negative β, m < 2 pairs, τ <= 0, n_critic < 1), an image size no network is built for
-                                          → test_bad_config_values_fail_at_parse_time_naming_the_key
+- unknown config key (answered with the closest known one), wrong type, out-of-range value
+  (optimizer lr/betas, batch_size, ema_decay, negative β, m < 2 pairs, τ <= 0, n_critic < 1), an
+  image size no network is built for → test_bad_config_values_fail_at_parse_time_naming_the_key
 - images of another size than the model's networks → test_data_of_another_size_than_the_networks
 - IDGAN-SC stage two with a distiller of another code size → test_a_distiller_with_another_code_size
   (a missing distiller, or a checkpoint that is not a β-VAE: test_idgan_sc.py,
