@@ -6,12 +6,14 @@ that takes images (W&B, TensorBoard), every ``every_n_steps`` training steps and
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import PositiveInt
+from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
@@ -92,7 +94,8 @@ class LatentTraversal(ImageGridCallback):
 class Reconstructions(ImageGridCallback):
     """Real images of the first training batch, each followed by the model's reconstruction.
 
-    Needs a model with ``reconstruct(x)`` (one with an encoder).
+    Needs a model with ``reconstruct(x)`` (one with an encoder), or ``reconstruct(x, labels)`` (a
+    conditional one, such as the CVAE: it gets the batch's labels too).
 
     Args:
         num_images: Real images reconstructed.
@@ -106,6 +109,7 @@ class Reconstructions(ImageGridCallback):
         super().__init__(every_n_steps)
         self.num_images, self.pairs_per_row = num_images, pairs_per_row
         self._originals: Tensor | None = None
+        self._labels: Tensor | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if not callable(getattr(pl_module, "reconstruct", None)):
@@ -117,11 +121,34 @@ class Reconstructions(ImageGridCallback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self._originals is None:
             self._originals = batch[0][: self.num_images].detach().clone()
+            self._labels = batch[1][: self.num_images].detach().clone()
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def make_grid(self, trainer, pl_module) -> Tensor:
         originals = self._originals.to(pl_module.device)
+        conditional = "labels" in inspect.signature(pl_module.reconstruct).parameters
         with torch.no_grad(), pl_module.evaluating():
-            reconstructions = pl_module.reconstruct(originals)
+            if conditional:
+                reconstructions = pl_module.reconstruct(originals, self._labels.to(pl_module.device))
+            else:
+                reconstructions = pl_module.reconstruct(originals)
         pairs = torch.stack([originals, reconstructions], 1).flatten(0, 1)
         return to_grid(pairs, 2 * self.pairs_per_row, pl_module.output_range)
+
+
+class PredictionGrid(BasePredictionWriter):
+    """Saves the images ``predict`` returns, one grid per batch, as
+    ``<default_root_dir>/predictions/batch<index>.png`` (conditional models: see ``datamodules.LabelsDataModule``).
+
+    Args:
+        nrow: Images per row (``samples_per_label`` puts each label on a row of its own).
+    """
+
+    def __init__(self, nrow: PositiveInt = 8) -> None:
+        super().__init__(write_interval="batch")
+        self.nrow = nrow
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+        path = Path(trainer.default_root_dir) / "predictions" / f"batch{batch_idx:04d}_rank{trainer.global_rank}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(to_grid(prediction.cpu(), self.nrow, pl_module.output_range), path)

@@ -4,6 +4,7 @@ from .base import BaseDataModule
 from .celeba import CelebADataModule
 from .dsprites import DSpritesDataModule, DSpritesGroundTruth
 from .gaussian_mixture import GaussianMixtureDataModule
+from .labels import LabelsDataModule
 from .lsun import LSUNBedroomsDataModule
 from .mnist import MNISTDataModule
 
@@ -13,6 +14,7 @@ __all__ = [
     "DSpritesDataModule",
     "DSpritesGroundTruth",
     "GaussianMixtureDataModule",
+    "LabelsDataModule",
     "LSUNBedroomsDataModule",
     "MNISTDataModule",
 ]

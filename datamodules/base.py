@@ -11,7 +11,9 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from .loader import ResumableDataLoader
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 ValueRange = tuple[float, float]
@@ -127,8 +129,9 @@ class ImageFileDataset(BatchedDataset):
 class BaseDataModule(pl.LightningDataModule):
     """Builds the loaders from the `train_set` / `val_set` / `test_set` that `setup` creates.
 
-    Shuffling uses the global torch RNG (no DataLoader generator), so restoring a checkpoint's
-    RNG state reproduces the batch order.
+    The loaders are ``ResumableDataLoader``s: every checkpoint holds their position (sampler state
+    and batches taken), so a run resumed mid-epoch continues with the batch after the last one it
+    trained on, in the uninterrupted run's order.
 
     Args:
         batch_size: samples per batch (per process under DDP).
@@ -156,7 +159,7 @@ class BaseDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
         dataset = self._split("train")
         if len(dataset) < self.batch_size:
             raise ValueError(
@@ -165,10 +168,10 @@ class BaseDataModule(pl.LightningDataModule):
             )
         return self._loader(dataset, train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> ResumableDataLoader:
         return self._loader(self._split("val"), train=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> ResumableDataLoader:
         return self._loader(self._split("test"), train=False)
 
     def _split(self, name: str) -> Dataset:
@@ -177,8 +180,8 @@ class BaseDataModule(pl.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}: call setup() before asking for the {name} loader")
         return dataset
 
-    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset: Dataset, *, train: bool) -> ResumableDataLoader:
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=train,

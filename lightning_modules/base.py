@@ -17,7 +17,8 @@ import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -26,6 +27,8 @@ import torch.distributed as dist
 from jsonargparse.typing import OpenUnitInterval, PositiveFloat, PositiveInt
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, model_class_path
@@ -43,6 +46,10 @@ class GenerativeModule(pl.LightningModule):
         gradient_clip_norm: Clip each network's gradient norm to this value before its step.
         ema_decay: Keep an exponential moving average of the sampling network with this decay
             (e.g. 0.999); samples and metrics then use the averaged weights.
+        nonfinite_loss: What a NaN or infinite loss does, detected at the update it happens in
+            (on any process) and logged with the step number: "stop" skips that update, saves a
+            checkpoint of the last good state (``nonfinite-step=N.ckpt`` beside the other
+            checkpoints) at the end of the batch and stops; "skip" skips that update and goes on.
     """
 
     #: The network whose optimizer steps count as Lightning's ``global_step`` (so ``max_steps``
@@ -60,6 +67,7 @@ class GenerativeModule(pl.LightningModule):
         *,
         gradient_clip_norm: PositiveFloat | None = None,
         ema_decay: OpenUnitInterval | None = None,
+        nonfinite_loss: Literal["stop", "skip"] = "stop",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -68,6 +76,9 @@ class GenerativeModule(pl.LightningModule):
             self.hparams[key] = _plain(value)
         self.gradient_clip_norm = gradient_clip_norm
         self.ema_decay = ema_decay
+        self.nonfinite_loss = nonfinite_loss
+        self._nonfinite_stop_step: int | None = None
+        self.nonfinite_updates = 0
         #: network attribute name -> its optimizer settings, filled in by the subclass.
         self.optimized_networks: dict[str, OptimizerConfig] = {}
         self.sampling_network_ema: AveragedModel | None = None
@@ -83,9 +94,13 @@ class GenerativeModule(pl.LightningModule):
 
     def generate(self, latent: Tensor) -> Tensor:
         """Map latents to data with the sampling network (its EMA when enabled)."""
+        return self.sampler()(latent)
+
+    def sampler(self) -> torch.nn.Module:
+        """The sampling network, or its EMA when enabled."""
         if self.sampling_network_ema is not None:
-            return self.sampling_network_ema.module(latent)
-        return getattr(self, self.sampling_network)(latent)
+            return self.sampling_network_ema.module
+        return getattr(self, self.sampling_network)
 
     # ------------------------------------------------------------------------- sampling API
     @torch.no_grad()
@@ -123,6 +138,13 @@ class GenerativeModule(pl.LightningModule):
             images = self.generate(latents.flatten(0, 1))
         return images.view(len(dims), steps, *images.shape[1:])
 
+    @torch.no_grad()
+    def reconstruction_error(self, x: Tensor) -> Tensor:
+        """Mean squared error of ``reconstruct(x)`` (models with an encoder), in eval mode as the
+        Reconstructions callback shows it: a diagnostic that leaves batch-norm statistics alone."""
+        with self.evaluating():
+            return torch.nn.functional.mse_loss(self.reconstruct(x), x)
+
     # ------------------------------------------------------------------------ the stepping
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         if not self.optimized_networks:
@@ -148,8 +170,13 @@ class GenerativeModule(pl.LightningModule):
             for optimizer in optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
+            nonfinite = (~torch.isfinite(loss.detach())).float().reshape(1)
+            for optimizer in optimizers.values():
+                nonfinite = self._average_gradients_across_processes(optimizer.optimizer, nonfinite)
+            if nonfinite.item():  # the same on every process: the flag travels with the gradients
+                self._skip_nonfinite_update(networks, loss)
+                return
             for name, optimizer in optimizers.items():
-                self._average_gradients_across_processes(optimizer.optimizer)
                 if self.gradient_clip_norm is not None:
                     self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
                 if name == self.step_network:
@@ -177,25 +204,53 @@ class GenerativeModule(pl.LightningModule):
             for parameter in frozen:
                 parameter.requires_grad_(True)
 
-    def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer) -> None:
-        """All-reduce exactly the stepped network's gradients, as one flat buffer.
+    def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer, nonfinite: Tensor) -> Tensor:
+        """All-reduce exactly the stepped network's gradients, as one flat buffer, with the
+        non-finite-loss flag appended (so every process takes the same decision for free).
+        Returns the flag, summed over processes.
 
         This is the DDP design of the framework (see ``lightning_modules.strategies``): the module
         is not wrapped in torch's DistributedDataParallel, so each backward is free to touch any
         subset of the networks, and only the network about to step pays for communication.
         """
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return
+            return nonfinite
         if isinstance(self.trainer.strategy.model, DistributedDataParallel):
-            return  # torch DDP (find_unused_parameters=True) already averaged them
+            # torch DDP (find_unused_parameters=True) already averaged the gradients
+            dist.all_reduce(nonfinite)
+            return nonfinite
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = torch.cat([g.reshape(-1) for g in grads] + [nonfinite.to(grads[0] if grads else nonfinite)])
         dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        for grad, chunk in zip(grads, flat.split([g.numel() for g in grads])):
+        flat[:-1] /= dist.get_world_size()
+        for grad, chunk in zip(grads, flat[:-1].split([g.numel() for g in grads])):
             grad.copy_(chunk.view_as(grad))
+        return flat[-1:].to(nonfinite)
+
+    def _skip_nonfinite_update(self, networks: Sequence[str], loss: Tensor) -> None:
+        for name in networks:
+            self.optimizer_of(name).zero_grad(set_to_none=True)
+        step = self.trainer.global_step
+        action = "stopping after this batch" if self.nonfinite_loss == "stop" else "skipped"
+        rank_zero_warn(
+            f"non-finite loss ({loss.item()}) at step {step} in the update of {', '.join(networks)}: {action}. "
+            f"(nonfinite_loss={self.nonfinite_loss!r}; a lower learning rate or gradient_clip_norm may help)"
+        )
+        self.nonfinite_updates += 1
+        self.log("train/nonfinite_updates", float(self.nonfinite_updates))
+        if self.nonfinite_loss == "stop" and self._nonfinite_stop_step is None:
+            self._nonfinite_stop_step = step
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._nonfinite_stop_step is None:
+            return
+        # At a batch boundary, so that the checkpoint resumes like any step checkpoint.
+        callback = self.trainer.checkpoint_callback
+        directory = Path(callback.dirpath) if callback is not None and callback.dirpath else Path(self.trainer.default_root_dir) / "checkpoints"
+        path = directory / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
+        self.trainer.save_checkpoint(path)
+        rank_zero_warn(f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}")
+        self.trainer.should_stop = True
 
     # ------------------------------------------------------------------------- lifecycle
     def _build_ema(self) -> None:
@@ -217,7 +272,7 @@ class GenerativeModule(pl.LightningModule):
         if data_shape is not None and tuple(data_shape) != tuple(self.data_shape):
             raise ValueError(
                 f"{type(self).__name__} is built for data of shape {tuple(self.data_shape)} but "
-                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's image_size/channels "
+                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's image_size/channels or data_shape "
                 f"(or the data's image_size) so they agree."
             )
         value_range = getattr(datamodule, "value_range", None)
@@ -246,11 +301,20 @@ class GenerativeModule(pl.LightningModule):
             "python": random.getstate(),
             **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
         }
+        # So that a resumed run, anywhere, continues the same W&B run (see cli.CLI.before_fit).
+        run_ids = [logger.version for logger in self.loggers if isinstance(logger, WandbLogger) and logger.version]
+        if run_ids:
+            checkpoint["wandb_run_id"] = run_ids[0]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_written_by(checkpoint, type(self), self._trainer.ckpt_path if self._trainer is not None else None)
         self._build_ema()  # the EMA copy must exist before its weights are loaded
-        states = checkpoint.get("rng_states")
+        self._rng_states_to_restore = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        # Restored here rather than on load: building the data loaders in between draws from the
+        # global RNG, which the uninterrupted run did before the checkpoint was written.
+        states, self._rng_states_to_restore = getattr(self, "_rng_states_to_restore", None), None
         if states is None:
             return
         torch.set_rng_state(states["torch"])

@@ -1,6 +1,9 @@
 """β-VAE (Higgins et al. 2017): IDGAN-SC's stage-one distiller (seed 001, eq. 1).
 
     L = E_q(z|x)[log p(x|z)] - β KL(q(z|x) || N(0, I)),   maximised (we minimise its negation).
+
+With β = 1 it is the plain VAE (Kingma & Welling 2014; seed 003); ``kl_annealing`` scales β by a
+schedule of the training step (configs/vae_*.yaml warm it up linearly).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
+from lightning_modules.annealing import KLAnnealing
 from lightning_modules.base import GenerativeModule
 from lightning_modules.latents import gaussian_posterior, reparameterize
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
@@ -24,7 +28,7 @@ class BetaVAE(GenerativeModule):
 
     Args:
         latent_dim: Size of the code (IDGAN-SC: 10 on dSprites, 20 on CelebA).
-        beta: Weight β of the KL term (paper: 8 on dSprites, 6 on CelebA).
+        beta: Weight β of the KL term (paper: 8 on dSprites, 6 on CelebA); 1 is the plain VAE.
         likelihood: "bernoulli" for binary data (dSprites, MNIST), "gaussian" (fixed σ) otherwise.
         decoder_std: σ of the Gaussian decoder; √0.5 makes -log p(x|z) the summed squared error
             plus a constant.
@@ -32,6 +36,8 @@ class BetaVAE(GenerativeModule):
         channels: Image channels.
         width: Feature maps of the conv layers next to the image.
         optimizer: Encoder and decoder optimizer (paper: Adam, lr 2e-4).
+        kl_annealing: Schedule of the KL weight: β times its factor at each step (logged as
+            ``train/kl_weight``). Constant by default.
     """
 
     step_network = "decoder"
@@ -48,10 +54,11 @@ class BetaVAE(GenerativeModule):
         channels: PositiveInt = 1,
         width: PositiveInt = 32,
         optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.9, 0.999)),
+        kl_annealing: KLAnnealing = KLAnnealing(),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.latent_dim, self.beta, self.likelihood = latent_dim, beta, likelihood
+        self.latent_dim, self.beta, self.kl_annealing, self.likelihood = latent_dim, beta, kl_annealing, likelihood
         self.decoder_log_var = 2 * math.log(decoder_std)
         self.data_shape = (channels, image_size, image_size)
         self.encoder = ConvEncoder(image_size, channels, width, out_features=2 * latent_dim)
@@ -59,16 +66,26 @@ class BetaVAE(GenerativeModule):
         self.optimized_networks = {"encoder": optimizer, "decoder": optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, _ = batch
+        x, y = batch
+        kl_weight = self.kl_weight()
         with self.optimize("encoder", "decoder") as step:
-            mean, log_var = gaussian_posterior(self.encoder, x)
-            reconstruction = self.reconstruction_nll(self.decoder(reparameterize(mean, log_var)), x)
-            kl = kl_to_standard_normal(mean, log_var)
-            step(reconstruction + self.beta * kl)
+            reconstruction, kl = self.negative_elbo_terms(x, y)
+            step(reconstruction + kl_weight * kl)
         self.log_dict(
             {"train/reconstruction_nll": reconstruction, "train/kl": kl, "train/elbo": -(reconstruction + kl)},
             prog_bar=True,
         )
+        self.log("train/kl_weight", kl_weight)
+
+    def negative_elbo_terms(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """-E_q(z|x)[log p(x|z)] (one reparameterised z per image) and KL(q(z|x) || N(0, I)),
+        averaged over the batch; the labels y are unused (the VAE is unconditional)."""
+        mean, log_var = gaussian_posterior(self.encoder, x)
+        return self.reconstruction_nll(self.decoder(reparameterize(mean, log_var)), x), kl_to_standard_normal(mean, log_var)
+
+    def kl_weight(self) -> float:
+        """β times the annealing factor at ``global_step`` (the VAE updates made before this one)."""
+        return self.beta * self.kl_annealing.factor(self.global_step)
 
     def reconstruction_nll(self, decoded: Tensor, x: Tensor) -> Tensor:
         """-log p(x|z) per image: Bernoulli on logits, or Gaussian with fixed σ around the mean."""

@@ -10,15 +10,18 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
+import torch
 import wandb
 from jsonargparse import Namespace
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.trainer.states import TrainerFn
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
 from lightning_modules.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
+from lightning_modules.loggers import WandbLogger
 
 
 class UploadConfig(SaveConfigCallback):
@@ -120,6 +123,29 @@ class CLI(LightningCLI):
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins = [*plugins, SafeCheckpointIO()]
         return super().instantiate_trainer(plugins=plugins, **kwargs)
+
+    def before_fit(self) -> None:
+        """A resumed run continues the W&B run its checkpoint was written under."""
+        checkpoint = self._resume_checkpoint()
+        run_id = checkpoint.get("wandb_run_id") if checkpoint else None
+        if run_id:
+            for logger in self.trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.resume_run(run_id)
+
+    def _resume_checkpoint(self) -> dict | None:
+        """The checkpoint ``fit`` will resume from (``--ckpt_path`` path, "last", or SLURM's "hpc"),
+        memory-mapped, or None."""
+        requested = self.config[self.subcommand].get("ckpt_path")
+        path = self.trainer._checkpoint_connector._parse_ckpt_path(
+            TrainerFn.FITTING, requested, model_provided=True, model_connected=False
+        )
+        if not path:
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # unreadable: fit's own loading reports it
+            return None
 
 
 def _import_class(class_path: str) -> type:

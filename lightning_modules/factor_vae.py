@@ -32,7 +32,7 @@ class FactorVAE(BetaVAE):
         discriminator_optimizer: The paper: Adam, lr 1e-4, betas (0.5, 0.9).
         optimizer: Encoder and decoder. The paper: Adam, lr 1e-4, betas (0.9, 0.999).
         **kwargs: The β-VAE's (latent_dim, likelihood, image_size, ...); ``beta`` weights the KL
-            term and stays 1 in FactorVAE.
+            term and stays 1 in FactorVAE; ``kl_annealing`` schedules it.
     """
 
     def __init__(
@@ -54,6 +54,7 @@ class FactorVAE(BetaVAE):
         if len(x) < 4:
             raise ValueError(f"FactorVAE splits each batch in two halves of at least 2; got a batch of {len(x)}")
         x, x_other = x.chunk(2)
+        kl_weight = self.kl_weight()
 
         with self.optimize("encoder", "decoder") as step:  # VAE step
             mean, log_var = gaussian_posterior(self.encoder, x)
@@ -61,7 +62,7 @@ class FactorVAE(BetaVAE):
             reconstruction = self.reconstruction_nll(self.decoder(z), x)
             kl = kl_to_standard_normal(mean, log_var)
             tc = total_correlation_estimate(self.tc_discriminator(z))
-            step(reconstruction + self.beta * kl + self.tc_weight * tc)
+            step(reconstruction + kl_weight * kl + self.tc_weight * tc)
 
         with self.optimize("tc_discriminator") as step:  # D step
             z_other = reparameterize(*gaussian_posterior(self.encoder, x_other)).detach()
@@ -78,6 +79,7 @@ class FactorVAE(BetaVAE):
                 "train/tc_discriminator_loss": d_loss,
                 "train/tc_discriminator_accuracy": accuracy,
                 "train/elbo": -(reconstruction + kl),
+                "train/kl_weight": kl_weight,
             },
             prog_bar=True,
         )

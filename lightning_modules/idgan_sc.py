@@ -11,9 +11,7 @@ and SupCon (eq. 6) pulls together the pairs that vary the same dimension. The pa
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +29,12 @@ from lightning_modules.losses import (
 )
 from lightning_modules.nets import ConvDiscriminator, ConvGenerator
 from lightning_modules.optim import OptimizerConfig
+from lightning_modules.pretrained_vae import PretrainedVAE
 
 PairCount = restricted_number_type("PairCount", int, (">=", 2))
 
 
-class IDGANSC(AdversarialModule):
+class IDGANSC(PretrainedVAE, AdversarialModule):
     """Information-distillation GAN with a supervised-contrastive regulariser.
 
     Args:
@@ -63,6 +62,12 @@ class IDGANSC(AdversarialModule):
     """
 
     output_range = (0.0, 1.0)
+    vae_checkpoint_argument = "distiller_checkpoint"
+    vae_attribute = "distiller"
+    vae_hparams_key = "distiller_hparams"
+    vae_role = "stage-one β-VAE distiller"
+    vae_config = "configs/beta_vae_dsprites.yaml"
+    latent_argument = "code_dim"
 
     def __init__(
         self,
@@ -104,7 +109,6 @@ class IDGANSC(AdversarialModule):
             self.info_head = nn.Linear(self.discriminator.feature_dim, 2 * code_dim)
             self.optimized_networks["info_head"] = discriminator_optimizer
         self.distiller: nn.Module | None = None
-        self._distiller_hparams: dict[str, Any] | None = None
 
     # --------------------------------------------------------------------- Algorithm 1, stage two
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -181,77 +185,11 @@ class IDGANSC(AdversarialModule):
         return self.q_posterior(x)[0]
 
     # ------------------------------------------------------------------------- the distiller
-    @property
-    def uses_distiller(self) -> bool:
+    def needs_vae(self) -> bool:
         return self.code_source == "distiller" or self.info_head_kind == "distiller"
 
-    def setup(self, stage: str) -> None:
-        path = self.distiller_checkpoint
-        if self.uses_distiller and self.distiller is None and path is not None and Path(path).is_file():
-            self._set_distiller(load_distiller_hparams_and_weights(path, self))
-        super().setup(stage)
-
-    def on_fit_start(self) -> None:
-        super().on_fit_start()
-        if self.uses_distiller and self.distiller is None:
-            raise FileNotFoundError(
-                f"IDGAN-SC stage two needs the stage-one β-VAE checkpoint distiller_checkpoint="
-                f"'{self.distiller_checkpoint}', which does not exist. Train stage one first (e.g. "
-                f"`python -m lightning_modules fit --config configs/beta_vae_dsprites.yaml`) or point "
-                f"model.init_args.distiller_checkpoint at its last.ckpt."
-            )
-
-    def _set_distiller(self, hparams_and_state: tuple[dict[str, Any], dict[str, Tensor] | None]) -> None:
-        hparams, state_dict = hparams_and_state
-        vae = BetaVAE(**{k: v for k, v in hparams.items() if k in inspect.signature(BetaVAE.__init__).parameters})
-        if state_dict is not None:
-            vae.load_state_dict(state_dict)
-        self.distiller = vae.encoder.requires_grad_(False).eval()
-        self._distiller_hparams = hparams
-
-    def train(self, mode: bool = True) -> IDGANSC:
-        super().train(mode)
-        if self.distiller is not None:
-            self.distiller.eval()  # frozen: its batch norm keeps stage one's statistics
-        return self
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        if self._distiller_hparams is not None:
-            checkpoint["distiller_hparams"] = self._distiller_hparams
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        if self.distiller is None and "distiller_hparams" in checkpoint:
-            self._set_distiller((checkpoint["distiller_hparams"], None))  # weights follow in the state dict
-
-
-def load_distiller_hparams_and_weights(path: str, stage_two: IDGANSC) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """A stage-one checkpoint's β-VAE hyper-parameters and weights, checked against stage two."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"distiller_checkpoint '{path}' is not a readable checkpoint: {error}") from error
-    hparams = checkpoint.get("hyper_parameters", {})
-    state_dict = checkpoint.get("state_dict", {})
-    if "beta" not in hparams or not any(key.startswith("encoder.") for key in state_dict):
-        raise ValueError(
-            f"distiller_checkpoint '{path}' is not a β-VAE checkpoint: train stage one with a "
-            f"configs/beta_vae_*.yaml config and point distiller_checkpoint at its last.ckpt."
-        )
-    if hparams["latent_dim"] != stage_two.code_dim:
-        raise ValueError(
-            f"the distiller in '{path}' has a code of size {hparams['latent_dim']} but code_dim="
-            f"{stage_two.code_dim}: set model.init_args.code_dim={hparams['latent_dim']}, or train a "
-            f"β-VAE with latent_dim={stage_two.code_dim}."
-        )
-    distiller_shape = (hparams["channels"], hparams["image_size"], hparams["image_size"])
-    if distiller_shape != stage_two.data_shape:
-        raise ValueError(
-            f"the distiller in '{path}' was trained on images of shape {distiller_shape} but stage two "
-            f"is built for {stage_two.data_shape}: set image_size/channels to match."
-        )
-    return hparams, state_dict
+    def vae_part(self, vae: BetaVAE) -> nn.Module:
+        return vae.encoder
 
 
 def nearest_neighbour_accuracy(representations: Tensor, labels: Tensor) -> Tensor:

@@ -17,6 +17,13 @@ def reparameterize(mean: Tensor, log_var: Tensor) -> Tensor:
     return mean + torch.randn_like(mean) * (0.5 * log_var).exp()
 
 
+def gaussian_code(encoder: nn.Module, x: Tensor, sample: bool = False) -> Tensor:
+    """A code of ``x`` under q(z|x): its mean (for metrics and reconstructions) or, with ``sample``,
+    a reparameterised sample (for training)."""
+    mean, log_var = gaussian_posterior(encoder, x)
+    return reparameterize(mean, log_var) if sample else mean
+
+
 def pairs_differing_in(codes: Tensor, first: Tensor, second: Tensor, dims: Tensor) -> tuple[Tensor, Tensor]:
     """IDGAN-SC §2.2: pair i keeps every dimension of ``codes[i]`` except ``dims[i]``, which takes
     the values ``first[i]`` and ``second[i]``. Returns the two codes [m, k] of each pair."""
@@ -56,3 +63,11 @@ def permute_dims(codes: Tensor) -> Tensor:
     batch, dims = codes.shape
     order = torch.argsort(torch.rand(batch, dims, device=codes.device), dim=0)
     return codes.gather(0, order)
+
+
+def gated_residual(latent: Tensor, actor_output: Tensor) -> Tensor:
+    """Engel et al. 2017, the reference actor: z' = (1 - g) z + g dz, with the actor's output
+    [B, 2d] split into gate logits (g = sigmoid) and a proposal dz. A closed gate leaves z as it is."""
+    gate_logits, proposal = actor_output.chunk(2, dim=1)
+    gate = torch.sigmoid(gate_logits)
+    return (1 - gate) * latent + gate * proposal

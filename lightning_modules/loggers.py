@@ -58,3 +58,13 @@ class WandbLogger(LightningWandbLogger):
         # wandb's service process outlives a run and resolves relative paths against its own
         # working directory, so a later run in the same process would land elsewhere.
         super().__init__(save_dir=os.path.abspath(save_dir), offline=offline, **kwargs)
+
+    def resume_run(self, run_id: str) -> None:
+        """Continue the W&B run ``run_id`` (a resumed training run's) instead of starting a new one,
+        unless this logger was given an id of its own. Call before the run starts."""
+        if self._id is not None or self._experiment is not None:
+            if self.version != run_id:
+                _log.warning("W&B: not continuing run %s of the checkpoint: this logger's run is %s", run_id, self.version)
+            return
+        self._id = self._wandb_init["id"] = run_id
+        self._wandb_init["resume"] = "allow"

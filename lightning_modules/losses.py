@@ -122,3 +122,47 @@ def tc_discriminator_loss(logits_q: Tensor, logits_permuted: Tensor) -> Tensor:
     zeros = torch.zeros(len(logits_q), dtype=torch.long, device=logits_q.device)
     ones = torch.ones(len(logits_permuted), dtype=torch.long, device=logits_permuted.device)
     return 0.5 * (F.cross_entropy(logits_q, zeros) + F.cross_entropy(logits_permuted, ones))
+
+
+def realism_critic_loss(real_logits: Tensor, prior_logits: Tensor, actor_logits: Tensor) -> Tensor:
+    """Engel et al. 2017, §3 (the realism critic in latent space; seed 004's L_D(z)):
+
+    L_D = E_q(z|x)[-log D(z)] + E_p(z)[-log(1 - D(z))] + E_p(z)[-log(1 - D(G(z)))],
+
+    real codes from the encoder, fake ones from the prior and from the actor; D = sigmoid(logits).
+    """
+    return discriminator_loss(real_logits, prior_logits) + F.softplus(actor_logits).mean()
+
+
+def latent_distance_penalty(transformed: Tensor, latent: Tensor, encoder_std: Tensor) -> Tensor:
+    """Engel et al. 2017, §3: L_dist(z', z) = (1/σ̄_z²) log(1 + (z' - z)²), which keeps the actor's
+    z' near its input z (so the samples stay diverse), measured in units of σ̄_z, the encoder's
+    posterior std averaged over the data (one value per dimension, or one for all). Summed over the
+    code dimensions, averaged over the batch (like the KL term)."""
+    return (torch.log1p((transformed - latent) ** 2) / encoder_std**2).sum(-1).mean()
+
+
+def bidirectional_generator_loss(real_pair_logits: Tensor, fake_pair_logits: Tensor) -> Tensor:
+    """BiGAN (Donahue et al. 2017, §3.4) and ALI: the loss the generator and encoder minimise
+    together, the discriminator's loss with the labels swapped,
+
+    L_EG = -E_z[log D(G(z), z)] - E_x[log(1 - D(x, E(x)))],
+
+    which has min_{G,E} V's fixed point but does not saturate when D wins (the non-saturating
+    heuristic, applied to both sides of the pair)."""
+    return discriminator_loss(fake_pair_logits, real_pair_logits)
+
+
+def feature_reconstruction_nll(real_features: Tensor, reconstructed_features: Tensor) -> Tensor:
+    """VAE-GAN (Larsen et al. 2016, eqs. 6-7): L_llike^Dis_l = -log N(Dis_l(x); Dis_l(x̃), I),
+    the Gaussian log-likelihood of the real datum's l-th layer discriminator features around the
+    reconstruction's, summed over features, averaged over the batch (x̃ = Dec(z), z ~ q(z|x))."""
+    real, reconstructed = real_features.flatten(1), reconstructed_features.flatten(1)
+    return gaussian_nll(real, reconstructed, torch.zeros_like(real))
+
+
+def vae_gan_discriminator_loss(real_logits: Tensor, reconstructed_logits: Tensor, sampled_logits: Tensor) -> Tensor:
+    """VAE-GAN (Larsen et al. 2016, eq. 9, Algorithm 1): L_GAN = log Dis(x) + log(1 - Dis(x̃))
+    + log(1 - Dis(x_p)) with x̃ = Dec(Enc(x)), x_p = Dec(z_p), z_p ~ N(0, I); Dis maximises it,
+    this is its negation. Each term is averaged over its batch."""
+    return discriminator_loss(real_logits, reconstructed_logits) + F.softplus(sampled_logits).mean()

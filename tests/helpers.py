@@ -12,7 +12,8 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+from datamodules.loader import ResumableDataLoader
 
 from datamodules import GaussianMixtureDataModule
 from lightning_modules import GenerativeModule, OptimizerConfig
@@ -35,9 +36,9 @@ class RandomImages(pl.LightningDataModule):
         low, high = value_range
         self.images = torch.rand(n, *self.data_shape, generator=generator) * (high - low) + low
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
         dataset = TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+        return ResumableDataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
 
 
 class TinyAutoencoder(GenerativeModule):

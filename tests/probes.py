@@ -3,6 +3,8 @@ importable module)."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -10,7 +12,11 @@ import torch
 import torch.distributed as dist
 
 from callbacks import DisentanglementEvaluation
+from lightning_modules import GenerativeModule, OptimizerConfig
 from tests.helpers import TinyAutoencoder
+
+#: The batch (counted over the run) whose loss PoisonedRegression poisons.
+POISONED_BATCH = 2
 
 
 def _gather(flat: torch.Tensor) -> list[torch.Tensor]:
@@ -108,3 +114,66 @@ class SaveScores(pl.Callback):
         (evaluation,) = [c for c in trainer.callbacks if isinstance(c, DisentanglementEvaluation)]
         self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"scores": evaluation.scores, "world_size": trainer.world_size}, self.out_dir / f"rank{trainer.global_rank}.pt")
+
+
+class PoisonedRegression(GenerativeModule):
+    """Fits a linear generator to the batch; the loss of batch ``POISONED_BATCH`` is multiplied by
+    ``poison`` (on every process, or only on ``poisoned_rank``).
+
+    Args:
+        poison: The factor (NaN, inf, or 1.0 for a clean run).
+        image_size: Side of the one-channel images.
+        poisoned_rank: The only process whose loss is poisoned (default: all).
+    """
+
+    def __init__(self, poison: float = float("nan"), image_size: int = 16, poisoned_rank: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.latent_dim, self.data_shape, self.poison = 2, (1, image_size, image_size), poison
+        self.poisoned_rank = poisoned_rank
+        self.generator = torch.nn.Linear(2, image_size * image_size)
+        self.optimized_networks = {"generator": OptimizerConfig(lr=1e-2)}
+
+    def training_step(self, batch, batch_idx):
+        real = batch[0]
+        with self.optimize("generator") as step:
+            loss = (self.generator(self.sample_latent(len(real))).view_as(real) - real).pow(2).mean()
+            poisoned = self.poisoned_rank is None or self.poisoned_rank == self.global_rank
+            if poisoned and self.trainer.fit_loop.epoch_loop.total_batch_idx == POISONED_BATCH:
+                loss = loss * self.poison
+            step(loss)
+
+
+class PauseAtStep(pl.Callback):
+    """At ``step``, writes ``ready_file`` and waits (up to ``timeout`` s) for a signal to arrive:
+    a fixed point mid-epoch at which a test can preempt the run from outside.
+
+    Args:
+        step: The global step to pause after.
+        ready_file: Written when the pause starts.
+        timeout: Seconds to wait before going on.
+    """
+
+    def __init__(self, step: int, ready_file: str, timeout: float = 60.0) -> None:
+        self.step, self.ready_file, self.timeout = step, Path(ready_file), timeout
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step != self.step or self.ready_file.exists():
+            return
+        self.ready_file.write_text(str(os.getpid()))
+        deadline = time.monotonic() + self.timeout
+        while not trainer.received_sigterm and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+class SaveWeights(pl.Callback):
+    """Saves the module's state_dict and the step count to ``path`` when training ends.
+
+    Args:
+        path: The output file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        torch.save({"state_dict": pl_module.state_dict(), "global_step": trainer.global_step}, self.path)

@@ -19,16 +19,21 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 def distiller_override(config: Path, tmp_path: Path) -> list[str]:
-    """A stage-two config gets a (briefly trained) β-VAE checkpoint of the code size it expects."""
+    """A model built on a pretrained β-VAE (IDGAN-SC stage two, latent constraints) gets a briefly
+    trained one of the code size and image shape it expects."""
     model = yaml.safe_load(config.read_text())["model"]
     args = model["init_args"]
-    if not model["class_path"].endswith("IDGANSC") or args.get("code_source") == "prior":
+    if model["class_path"].endswith("IDGANSC") and args.get("code_source") != "prior":
+        argument, latent_dim = "distiller_checkpoint", args["code_dim"]
+    elif model["class_path"].endswith("LatentConstraints"):
+        argument, latent_dim = "vae_checkpoint", args["latent_dim"]
+    else:
         return []
-    vae = BetaVAE(latent_dim=args["code_dim"], image_size=args["image_size"], channels=args["channels"], width=4)
+    vae = BetaVAE(latent_dim=latent_dim, image_size=args["image_size"], channels=args["channels"], width=4)
     trainer = quiet_trainer(max_steps=1)
     trainer.fit(vae, RandomImages(size=args["image_size"], channels=args["channels"], value_range=(0.0, 1.0)))
-    trainer.save_checkpoint(tmp_path / "distiller.ckpt")
-    return [f"--model.init_args.distiller_checkpoint={tmp_path / 'distiller.ckpt'}"]
+    trainer.save_checkpoint(tmp_path / "pretrained_vae.ckpt")
+    return [f"--model.init_args.{argument}={tmp_path / 'pretrained_vae.ckpt'}"]
 
 
 def data_overrides(config: Path, tmp_path: Path) -> list[str]:
@@ -91,3 +96,12 @@ def test_ckpt_path_last_resumes_the_previous_run(tmp_path, monkeypatch, caplog):
         main(["fit", "--config", DCGAN_DSPRITES, *tiny, "--trainer.max_steps=4", "--ckpt_path=last"])
     assert f"Restored all states from the checkpoint at {last}" in caplog.text
     assert torch.load(last, weights_only=True)["global_step"] == 4
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_saves_a_resumable_last_checkpoint_and_one_on_preemption(config):
+    callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    by_class = {c["class_path"].rsplit(".", 1)[-1]: c.get("init_args", {}) for c in callbacks}
+    assert "PreemptionCheckpoint" in by_class
+    checkpoint = by_class["ModelCheckpoint"]
+    assert checkpoint["save_last"] is True and checkpoint["dirpath"].endswith("/checkpoints")

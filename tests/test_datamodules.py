@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from jsonargparse import ArgumentParser
 from PIL import Image
-from torch.utils.data import RandomSampler, SequentialSampler
 
 from datamodules import (
     CelebADataModule,
@@ -22,6 +22,7 @@ from datamodules import (
 )
 from datamodules.celeba import CELEBA_ATTRIBUTES
 from datamodules.dsprites import NPZ_NAME
+from datamodules.loader import ResumableDataLoader
 from tests.helpers import write_celeba, write_fake_npz, write_idx, write_mnist
 
 REAL_MNIST = Path(__file__).resolve().parents[2] / "shared/data/MNIST/raw"
@@ -142,8 +143,8 @@ def test_dsprites_datamodule_batches_and_loaders() -> None:
         dm.train_dataloader()
     dm.setup("fit")
     train, val = dm.train_dataloader(), dm.val_dataloader()
-    assert isinstance(train.sampler, RandomSampler) and train.drop_last and train.generator is None
-    assert isinstance(val.sampler, SequentialSampler) and not val.drop_last
+    assert isinstance(train, ResumableDataLoader) and train.sampler.shuffle and train.drop_last
+    assert not val.sampler.shuffle and not val.drop_last
     assert not train.persistent_workers and train.pin_memory == torch.cuda.is_available()
     x, y = next(iter(train))
     assert x.shape == (32, 1, 64, 64) and x.dtype == torch.float32
@@ -152,13 +153,20 @@ def test_dsprites_datamodule_batches_and_loaders() -> None:
     assert len(val) == 4 and len(dm.test_dataloader().dataset) == 100
 
 
-def test_dsprites_train_order_follows_global_rng() -> None:
+def test_dsprites_train_order_follows_the_run_seed_and_changes_every_epoch() -> None:
     dm = DSpritesDataModule(source="procedural", val_size=100, batch_size=8)
     dm.setup()
-    torch.manual_seed(5)
-    first = next(iter(dm.train_dataloader()))[1]
-    torch.manual_seed(5)
-    assert torch.equal(first, next(iter(dm.train_dataloader()))[1])
+
+    def first_labels(seed: int, epoch: int = 0) -> torch.Tensor:
+        pl.seed_everything(seed)
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        torch.manual_seed(seed + 1)  # the model's random stream does not move the data order
+        return next(iter(loader))[1]
+
+    assert torch.equal(first_labels(5), first_labels(5))
+    assert not torch.equal(first_labels(5), first_labels(6))
+    assert not torch.equal(first_labels(5), first_labels(5, epoch=1))
 
 
 def test_dsprites_splits_deterministic_and_disjoint() -> None:

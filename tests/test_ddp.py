@@ -28,8 +28,10 @@ def run_cli(
     value_range: tuple = (-1.0, 1.0),
     callbacks: list[dict] = (),
     logger: dict | bool = False,
+    checkpoint_dir: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report."""
+    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report;
+    with ``checkpoint_dir``, a ModelCheckpoint saves ``last.ckpt`` there."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -38,11 +40,16 @@ def run_cli(
             "strategy": strategy,
             "max_steps": max_steps,
             "logger": logger,
-            "enable_checkpointing": False,
+            "enable_checkpointing": checkpoint_dir is not None,
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "default_root_dir": str(tmp_path),
-            "callbacks": [{"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}}, *callbacks],
+            "callbacks": [
+                {"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}},
+                *callbacks,
+                *([{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(checkpoint_dir), "save_last": True}}] if checkpoint_dir else []),
+            ],
         },
         "model": model,
         "data": {
@@ -62,6 +69,7 @@ def run_cli(
 TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
 STAGE_TWO = {"image_size": 64, "channels": 1, "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
 UNIT = (0.0, 1.0)
+SHAPED_TINY = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}  # models that take data_shape
 MODELS = {
     "dcgan-ema": ({"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}, (-1.0, 1.0)),
     "wgan-gp": ({"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}}, (-1.0, 1.0)),
@@ -70,11 +78,33 @@ MODELS = {
     # step 0 is plain InfoGAN (D/Q, then G alone); CR (G with H) from step 1
     "infogan-cr": ({"class_path": "lightning_modules.InfoGANCR", "init_args": {"cr_start_step": 1}}, UNIT),
     "factor-vae": ({"class_path": "lightning_modules.FactorVAE", "init_args": {"width": 4, "discriminator_hidden": [8]}}, UNIT),
+    "vae-annealed": (
+        {"class_path": "lightning_modules.BetaVAE",
+         "init_args": {**TINY, "latent_dim": 3, "beta": 1.0, "kl_annealing": {"schedule": "linear", "warmup_steps": 2}}},
+        UNIT,
+    ),
+    # dSprites' labels are its 5 factor classes: an attribute vector of 5
+    "cvae": ({"class_path": "lightning_modules.CVAE", "init_args": {**TINY, "label_kind": "attributes", "num_labels": 5}}, UNIT),
+    "latent-constraints": (
+        {"class_path": "lightning_modules.LatentConstraints",
+         "init_args": {"latent_dim": 3, "image_size": 64, "channels": 1, "label_kind": "attributes", "num_labels": 5,
+                       "hidden": [8], "n_critic": 2}},
+        UNIT,
+    ),
+    # ALI's stochastic encoder, stepped with G from one loss
+    "bigan-ali": (
+        {"class_path": "lightning_modules.BiGAN", "init_args": {**SHAPED_TINY, "joint_hidden": 8, "stochastic_encoder": True}},
+        (-1.0, 1.0),
+    ),
+    "vae-gan": ({"class_path": "lightning_modules.VAEGAN", "init_args": SHAPED_TINY}, (-1.0, 1.0)),
 }
+#: The models built on a pretrained β-VAE, and the argument naming its checkpoint.
+PRETRAINED_VAE_ARGUMENT = {"idgan-sc": "distiller_checkpoint", "latent-constraints": "vae_checkpoint"}
 
 
 def tiny_distiller(path: Path) -> str:
-    """A β-VAE checkpoint with IDGAN-SC's code size, written after one training step."""
+    """A β-VAE checkpoint with the code size of IDGAN-SC's and latent constraints' entries, written
+    after one training step."""
     from lightning_modules import BetaVAE
     from tests.helpers import RandomImages, quiet_trainer
 
@@ -88,8 +118,9 @@ def tiny_distiller(path: Path) -> str:
 @pytest.mark.parametrize("name", MODELS)
 def test_gan_ddp_keeps_every_rank_identical(tmp_path, name):
     model, value_range = MODELS[name]
-    if name == "idgan-sc":
-        model = {**model, "init_args": {**model["init_args"], "distiller_checkpoint": tiny_distiller(tmp_path / "stage_one.ckpt")}}
+    if name in PRETRAINED_VAE_ARGUMENT:
+        checkpoint = tiny_distiller(tmp_path / "pretrained_vae.ckpt")
+        model = {**model, "init_args": {**model["init_args"], PRETRAINED_VAE_ARGUMENT[name]: checkpoint}}
     result = run_cli(tmp_path, model, "gan_ddp", value_range=value_range)
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]

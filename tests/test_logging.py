@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import wandb
 import yaml
 
@@ -94,3 +95,28 @@ def test_wandb_mode_is_respected_silently(monkeypatch, tmp_path, caplog, mode):
     with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
         assert WandbLogger(project="tests", save_dir=str(tmp_path))._offline
     assert not caplog.records
+
+
+def test_a_resumed_run_continues_the_wandb_run_of_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu", "max_steps": 2, "default_root_dir": "run", "enable_progress_bar": False,
+            "logger": {"class_path": "lightning_modules.loggers.WandbLogger", "init_args": {"project": "tests", "save_dir": "run"}},
+            "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                           "init_args": {"dirpath": "run/checkpoints", "save_last": True, "every_n_train_steps": 1}}],
+        },
+        "model": {"class_path": "lightning_modules.DCGAN", "init_args": {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 5}},
+        "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", "config.yaml"])
+    run_id = torch.load("run/checkpoints/last.ckpt", weights_only=True)["wandb_run_id"]
+
+    main(["fit", "--config", "config.yaml", "--ckpt_path", "last", "--trainer.max_steps", "4"])
+    checkpoint = torch.load("run/checkpoints/last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4 and checkpoint["wandb_run_id"] == run_id
+    runs = sorted(p.name for p in (tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs)

@@ -1,14 +1,17 @@
-"""Stop at an epoch end, resume from the checkpoint, and land on the uninterrupted run's weights."""
+"""Stop at an epoch end or mid-epoch, resume from the checkpoint, and land on the uninterrupted run's weights and optimizer states."""
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from lightning_modules import DCGAN, IDGANSC, WGANGP, BetaVAE, FactorVAE, InfoGANCR
+from lightning_modules import (
+    CVAE, DCGAN, IDGANSC, VAEGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGANCR, KLAnnealing, LatentConstraints,
+)
 from tests.helpers import RandomImages, quiet_trainer
 
 SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
+SHAPED_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)  # models that take data_shape
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
 # model class, its arguments, the data's (image size, value range, number of images): 8 images a batch
 CASES = {
@@ -23,26 +26,55 @@ CASES = {
     # CR switches on mid-run (step 4), so the schedule must resume with the step count
     "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
     "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
+    # the KL weight is still rising at the resume (step 6 of a 10-step warm-up)
+    "vae-annealed": (BetaVAE, dict(image_size=32, channels=1, width=4, latent_dim=4, beta=1.0, kl_annealing=KLAnnealing("linear", 10)), (32, UNIT, 48)),
+    "cvae": (CVAE, dict(image_size=32, channels=1, width=4, latent_dim=4), (32, UNIT, 48)),
+    # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
+    "latent-constraints": (LatentConstraints, dict(latent_dim=4, image_size=32, channels=1, hidden=(8,), n_critic=4), (32, UNIT, 48)),
+    "bigan-ali": (BiGAN, dict(SHAPED_GAN, joint_hidden=8, stochastic_encoder=True), (32, SIGNED, 48)),
+    "vae-gan": (VAEGAN, SHAPED_GAN, (32, SIGNED, 48)),
 }
 
 
-def train(case, epochs, tmp_path, ckpt_path=None):
+def tiny_vae_checkpoint(directory) -> str:
+    """The frozen VAE of the latent-constraints case, after one training step."""
+    path = directory / "vae.ckpt"
+    if not path.exists():
+        trainer = quiet_trainer(max_steps=1)
+        trainer.fit(BetaVAE(image_size=32, channels=1, width=4, latent_dim=4), RandomImages(size=32, value_range=UNIT))
+        trainer.save_checkpoint(path)
+    return str(path)
+
+
+def train(case, tmp_path, ckpt_path=None, **trainer_args):
     model_class, kwargs, (size, value_range, n) = CASES[case]
+    if model_class is LatentConstraints:
+        kwargs = {**kwargs, "vae_checkpoint": tiny_vae_checkpoint(tmp_path.parent)}
     pl.seed_everything(0)
     model = model_class(**kwargs)
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    trainer = quiet_trainer(max_epochs=epochs, enable_checkpointing=True, callbacks=[checkpoint])
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=1)
+    trainer = quiet_trainer(enable_checkpointing=True, callbacks=[checkpoint], **trainer_args)
     trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
     return model, trainer
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_resume_reproduces_the_uninterrupted_weights(tmp_path, case):
-    uninterrupted, _ = train(case, 2, tmp_path / "a")
+def first_run_stop(case: str, stop: str) -> dict:
+    """Trainer arguments that end the first run at the end of epoch 1, or halfway through it."""
+    _, kwargs, (_, _, n) = CASES[case]
+    if stop == "epoch end":
+        return {"max_epochs": 1}
+    return {"max_steps": max(1, n // 8 // 2 // kwargs.get("n_critic", 1))}
 
-    train(case, 1, tmp_path / "b")
+
+@pytest.mark.parametrize("stop", ["epoch end", "mid-epoch"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_resume_reproduces_the_uninterrupted_weights_and_optimizer_states(tmp_path, case, stop):
+    uninterrupted, _ = train(case, tmp_path / "a", max_epochs=2)
+
+    _, first = train(case, tmp_path / "b", **first_run_stop(case, stop))
+    assert first.fit_loop.epoch_loop.total_batch_idx + 1 < 2 * CASES[case][2][2] // 8
     torch.manual_seed(12345)  # whatever the process did in between must not matter
-    resumed, trainer = train(case, 2, tmp_path / "b", ckpt_path="last")
+    resumed, trainer = train(case, tmp_path / "b", ckpt_path="last", max_epochs=2)
 
     assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 2 * CASES[case][2][2] // 8
     expected, actual = uninterrupted.state_dict(), resumed.state_dict()
@@ -50,3 +82,13 @@ def test_resume_reproduces_the_uninterrupted_weights(tmp_path, case):
     assert any("sampling_network_ema" in key for key in actual) == case.endswith("ema")
     different = [key for key in expected if not torch.equal(expected[key], actual[key])]
     assert not different, f"weights differ after resume: {different[:5]}"
+    for network, a, b in zip(uninterrupted.optimized_networks, uninterrupted.trainer.optimizers, trainer.optimizers):
+        assert_same_optimizer_state(a.state_dict(), b.state_dict(), network)
+
+
+def assert_same_optimizer_state(expected: dict, actual: dict, network: str) -> None:
+    assert expected["param_groups"] == actual["param_groups"], network
+    assert expected["state"].keys() == actual["state"].keys(), network
+    for index, state in expected["state"].items():
+        for key, value in state.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(actual["state"][index][key])), f"{network} {key}"

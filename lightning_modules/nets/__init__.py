@@ -10,9 +10,10 @@ from lightning_modules.nets.factory import (
     is_image,
 )
 from lightning_modules.nets.infogan_cr import InfoGANCRGenerator, InfoGANCRTrunk
+from lightning_modules.nets.joint import JointDiscriminator
 from lightning_modules.nets.mlp import MLP
 
 __all__ = [
-    "ConvDiscriminator", "ConvEncoder", "ConvGenerator", "InfoGANCRGenerator", "InfoGANCRTrunk", "MLP",
+    "ConvDiscriminator", "ConvEncoder", "ConvGenerator", "InfoGANCRGenerator", "InfoGANCRTrunk", "JointDiscriminator", "MLP",
     "VectorDiscriminator", "build_discriminator", "build_encoder", "build_generator", "check_data_shape", "is_image",
 ]

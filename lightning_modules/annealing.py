@@ -1,0 +1,54 @@
+"""KL annealing: the weight of a VAE's KL term as a function of the training step.
+
+Bowman et al. 2016 warm the KL weight up linearly from 0, so that the decoder learns to use z
+before the KL term pulls q(z|x) onto the prior (seed 000's CVAE: "linearly increasing from zero
+during the first half of training"); Fu et al. 2019 repeat that warm-up in cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+
+
+@dataclass(frozen=True)
+class KLAnnealing:
+    """The factor in [0, 1] that multiplies the KL term's target weight (β) at a training step.
+
+    Args:
+        schedule: "constant": always 1. "linear": step / warmup_steps, then 1. "cyclical" (Fu et
+            al. 2019): the linear warm-up restarted every ``cycle_steps`` steps, 1 for the rest of
+            each cycle (Fu et al.: 4 cycles, warm-up over half of each).
+        warmup_steps: Steps the factor takes to rise from 0 to 1 (in each cycle).
+        cycle_steps: Length of a cycle ("cyclical" only).
+    """
+
+    schedule: Literal["constant", "linear", "cyclical"] = "constant"
+    warmup_steps: NonNegativeInt = 0
+    cycle_steps: PositiveInt | None = None
+
+    def __post_init__(self) -> None:
+        # jsonargparse passes int subclasses; checkpoints must hold plain ints.
+        object.__setattr__(self, "warmup_steps", int(self.warmup_steps))
+        if self.cycle_steps is not None:
+            object.__setattr__(self, "cycle_steps", int(self.cycle_steps))
+        if self.schedule == "cyclical" and (self.cycle_steps is None or not 0 < self.warmup_steps <= self.cycle_steps):
+            raise ValueError(
+                f"a cyclical KL schedule needs 0 < warmup_steps <= cycle_steps, got warmup_steps="
+                f"{self.warmup_steps}, cycle_steps={self.cycle_steps}"
+            )
+
+    def factor(self, step: int) -> float:
+        """The multiplier of β at ``step`` (the number of VAE updates made so far)."""
+        if self.schedule == "constant" or self.warmup_steps == 0:
+            return 1.0
+        if self.schedule == "cyclical":
+            step %= self.cycle_steps
+        return min(1.0, step / self.warmup_steps)
+
+
+# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class.
+torch.serialization.add_safe_globals([KLAnnealing])
