@@ -272,7 +272,7 @@ class GenerativeModule(pl.LightningModule):
         if data_shape is not None and tuple(data_shape) != tuple(self.data_shape):
             raise ValueError(
                 f"{type(self).__name__} is built for data of shape {tuple(self.data_shape)} but "
-                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's image_size/channels or data_shape "
+                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's data_shape (or image_size/channels) "
                 f"(or the data's image_size) so they agree."
             )
         value_range = getattr(datamodule, "value_range", None)

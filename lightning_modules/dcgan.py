@@ -10,6 +10,7 @@ from torch import Tensor
 from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import discriminator_loss, nonsaturating_generator_loss
 from lightning_modules.nets import ConvDiscriminator, ConvGenerator
+from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 
 
@@ -21,6 +22,7 @@ class DCGAN(AdversarialModule):
         image_size: Height and width of the images (28, 32 or 64).
         channels: Image channels.
         width: Feature maps of the conv layers next to the image (doubling away from it).
+        discriminator_normalization: D's normalization (paper: batch; "spectral": Miyato et al. 2018).
         generator_optimizer: The generator's optimizer (paper: Adam, lr 2e-4, β1 0.5).
         discriminator_optimizer: The discriminator's optimizer.
     """
@@ -31,6 +33,7 @@ class DCGAN(AdversarialModule):
         image_size: Literal[28, 32, 64] = 64,
         channels: PositiveInt = 3,
         width: PositiveInt = 64,
+        discriminator_normalization: Normalization = "batch",
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
         discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
         **kwargs,
@@ -39,7 +42,7 @@ class DCGAN(AdversarialModule):
         self.latent_dim = latent_dim
         self.data_shape = (channels, image_size, image_size)
         self.generator = ConvGenerator(latent_dim, image_size, channels, width)
-        self.discriminator = ConvDiscriminator(image_size, channels, width, normalization="batch")
+        self.discriminator = ConvDiscriminator(image_size, channels, width, normalization=discriminator_normalization)
         self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_modules.divergences import FDivergence
+
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """Goodfellow et al. 2014, eq. 1 (the discriminator maximises it; this is its negation):
@@ -35,6 +37,60 @@ def wasserstein_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
 def wasserstein_generator_loss(fake_scores: Tensor) -> Tensor:
     """Arjovsky et al. 2017, Algorithm 1: L_G = -E_z[C(G(z))]."""
     return -fake_scores.mean()
+
+
+def fgan_variational_bound(real_outputs: Tensor, fake_outputs: Tensor, divergence: FDivergence) -> Tensor:
+    """Nowozin et al. 2016, eq. 6 with T = g_f(V) (§3, Table 2): the lower bound on D_f(P‖Q)
+
+    F = E_P[g_f(V(x))] - E_Q[f*(g_f(V(x)))],
+
+    P the data, Q the generator, V the critic's raw outputs. The critic maximises F (its loss is -F),
+    the generator minimises it; F itself is the divergence estimate.
+    """
+    return divergence.activation(real_outputs).mean() - divergence.conjugate(divergence.activation(fake_outputs)).mean()
+
+
+def fgan_minimax_generator_loss(fake_outputs: Tensor, divergence: FDivergence) -> Tensor:
+    """Nowozin et al. 2016, Algorithm 1 (generator update, minimising eq. 6): the part of F that
+    depends on the generator, -E_Q[f*(g_f(V(x)))]."""
+    return -divergence.conjugate(divergence.activation(fake_outputs)).mean()
+
+
+def fgan_practical_generator_loss(fake_outputs: Tensor, divergence: FDivergence) -> Tensor:
+    """Nowozin et al. 2016, §3.2 "practical considerations": the generator maximises E_Q[g_f(V(x))]
+    instead (Goodfellow et al.'s non-saturating trick, same stationary point); this is its negation."""
+    return -divergence.activation(fake_outputs).mean()
+
+
+def least_squares_discriminator_loss(real_outputs: Tensor, fake_outputs: Tensor, real_target: float, fake_target: float) -> Tensor:
+    """Mao et al. 2017, eq. 2 (D's side): ½ E_x[(D(x) - b)²] + ½ E_z[(D(G(z)) - a)²],
+    b = ``real_target``, a = ``fake_target``."""
+    return 0.5 * ((real_outputs - real_target) ** 2).mean() + 0.5 * ((fake_outputs - fake_target) ** 2).mean()
+
+
+def least_squares_generator_loss(fake_outputs: Tensor, target: float) -> Tensor:
+    """Mao et al. 2017, eq. 2 (G's side): ½ E_z[(D(G(z)) - c)²], c = ``target``."""
+    return 0.5 * ((fake_outputs - target) ** 2).mean()
+
+
+def reconstruction_energy(data: Tensor, reconstruction: Tensor) -> Tensor:
+    """EBGAN (Zhao et al. 2017, §2.3): the auto-encoder discriminator's energy D(x) = ‖Dec(Enc(x)) - x‖²,
+    here the mean squared error over each sample's elements (so a margin means the same at any size): [B]."""
+    return ((reconstruction - data) ** 2).flatten(1).mean(1)
+
+
+def energy_discriminator_loss(real_energy: Tensor, fake_energy: Tensor, margin: float) -> Tensor:
+    """EBGAN (Zhao et al. 2017), eq. 1: L_D = D(x) + [m - D(G(z))]^+, averaged over the batch."""
+    return real_energy.mean() + F.relu(margin - fake_energy).mean()
+
+
+def pulling_away_term(codes: Tensor) -> Tensor:
+    """EBGAN (Zhao et al. 2017), eq. 6: f_PT(S) = 1/(N(N-1)) Σ_i Σ_{j≠i} (S_iᵀS_j / (‖S_i‖ ‖S_j‖))²
+    over the N codes S of a batch (flattened): the mean squared cosine similarity of distinct pairs."""
+    unit = F.normalize(codes.flatten(1), dim=1)
+    squared_cosines = (unit @ unit.T) ** 2
+    n = len(codes)
+    return (squared_cosines.sum() - squared_cosines.diagonal().sum()) / (n * (n - 1))
 
 
 def gradient_penalty(

@@ -10,6 +10,7 @@ from torch import Tensor
 from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import gradient_penalty, wasserstein_critic_loss, wasserstein_generator_loss
 from lightning_modules.nets import ConvDiscriminator, ConvGenerator
+from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 
 
@@ -22,6 +23,8 @@ class WGANGP(AdversarialModule):
         channels: Image channels.
         width: Feature maps of the conv layers next to the image.
         penalty_weight: λ, the gradient penalty's weight (paper: 10).
+        critic_normalization: The critic's normalization (paper: layer norm; not batch norm, which
+            couples the samples whose gradients the penalty constrains; "spectral": Miyato et al. 2018).
         n_critic: Critic updates per generator update (paper: 5).
         generator_optimizer: Paper: Adam, lr 1e-4, β (0, 0.9).
         critic_optimizer: Paper: Adam, lr 1e-4, β (0, 0.9).
@@ -34,6 +37,7 @@ class WGANGP(AdversarialModule):
         channels: PositiveInt = 3,
         width: PositiveInt = 64,
         penalty_weight: NonNegativeFloat = 10.0,
+        critic_normalization: Normalization = "layer",
         n_critic: PositiveInt = 5,
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-4, betas=(0.0, 0.9)),
         critic_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-4, betas=(0.0, 0.9)),
@@ -44,7 +48,7 @@ class WGANGP(AdversarialModule):
         self.penalty_weight = penalty_weight
         self.data_shape = (channels, image_size, image_size)
         self.generator = ConvGenerator(latent_dim, image_size, channels, width)
-        self.critic = ConvDiscriminator(image_size, channels, width, normalization="layer")
+        self.critic = ConvDiscriminator(image_size, channels, width, normalization=critic_normalization)
         self.optimized_networks = {"critic": critic_optimizer, "generator": generator_optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -68,8 +68,8 @@ def run_cli(
 
 TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
 STAGE_TWO = {"image_size": 64, "channels": 1, "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
+SHAPED = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}  # the models that take data_shape
 UNIT = (0.0, 1.0)
-SHAPED_TINY = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}  # models that take data_shape
 MODELS = {
     "dcgan-ema": ({"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}, (-1.0, 1.0)),
     "wgan-gp": ({"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}}, (-1.0, 1.0)),
@@ -93,10 +93,18 @@ MODELS = {
     ),
     # ALI's stochastic encoder, stepped with G from one loss
     "bigan-ali": (
-        {"class_path": "lightning_modules.BiGAN", "init_args": {**SHAPED_TINY, "joint_hidden": 8, "stochastic_encoder": True}},
+        {"class_path": "lightning_modules.BiGAN", "init_args": {**SHAPED, "joint_hidden": 8, "stochastic_encoder": True}},
         (-1.0, 1.0),
     ),
-    "vae-gan": ({"class_path": "lightning_modules.VAEGAN", "init_args": SHAPED_TINY}, (-1.0, 1.0)),
+    "vae-gan": ({"class_path": "lightning_modules.VAEGAN", "init_args": SHAPED}, (-1.0, 1.0)),
+    "fgan": ({"class_path": "lightning_modules.FGAN", "init_args": {**SHAPED, "divergence": "kl"}}, (-1.0, 1.0)),
+    "lsgan": ({"class_path": "lightning_modules.LSGAN", "init_args": SHAPED}, (-1.0, 1.0)),
+    "ebgan": ({"class_path": "lightning_modules.EBGAN", "init_args": {**SHAPED, "code_dim": 8}}, (-1.0, 1.0)),
+    # spectral norm's power-iteration buffers must stay identical on every rank too
+    "wgan-spectral": (
+        {"class_path": "lightning_modules.WGAN", "init_args": {**SHAPED, "n_critic": 2, "critic_normalization": "spectral"}},
+        (-1.0, 1.0),
+    ),
 }
 #: The models built on a pretrained β-VAE, and the argument naming its checkpoint.
 PRETRAINED_VAE_ARGUMENT = {"idgan-sc": "distiller_checkpoint", "latent-constraints": "vae_checkpoint"}

@@ -24,15 +24,6 @@ from tests.labelled_regions import RegionImages, region_images
 TINY = dict(latent_dim=4, image_size=28, channels=1, hidden=(16,))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks on a shared machine run many times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_vae(path, latent_dim=4, steps=1, lr=2e-4):
     """A σ = 0.1 Gaussian β-VAE (β = 1) on the labelled-region images, saved after ``steps`` steps."""
     pl.seed_everything(0)

@@ -6,7 +6,8 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_modules import (
-    CVAE, DCGAN, IDGANSC, VAEGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGANCR, KLAnnealing, LatentConstraints,
+    CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGANCR, KLAnnealing,
+    LatentConstraints,
 )
 from tests.helpers import RandomImages, quiet_trainer
 
@@ -33,6 +34,10 @@ CASES = {
     "latent-constraints": (LatentConstraints, dict(latent_dim=4, image_size=32, channels=1, hidden=(8,), n_critic=4), (32, UNIT, 48)),
     "bigan-ali": (BiGAN, dict(SHAPED_GAN, joint_hidden=8, stochastic_encoder=True), (32, SIGNED, 48)),
     "vae-gan": (VAEGAN, SHAPED_GAN, (32, SIGNED, 48)),
+    "fgan": (FGAN, dict(SHAPED_GAN, divergence="jensen_shannon"), (32, SIGNED, 48)),
+    "lsgan": (LSGAN, SHAPED_GAN, (32, SIGNED, 48)),
+    "ebgan": (EBGAN, dict(SHAPED_GAN, code_dim=8), (32, SIGNED, 48)),
+    "wgan": (WGAN, dict(SHAPED_GAN, n_critic=4), (32, SIGNED, 48)),
 }
 
 

@@ -18,15 +18,6 @@ from tests.labelled_regions import RegionImages, brightest_region
 UNIT = (0.0, 1.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks on a shared machine run many times faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------- KL annealing
 @pytest.mark.parametrize(
     "annealing, factors",
