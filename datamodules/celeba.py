@@ -6,6 +6,7 @@ which we never use, so we read the attribute and partition lists ourselves.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,13 @@ class CelebADataModule(BaseDataModule):
         if unlisted:
             raise ValueError(
                 f"{self.root / PARTITION_FILE} does not list {len(unlisted)} images, e.g. {unlisted[0]}"
+            )
+        present = set(os.listdir(self.root / IMAGE_DIR))  # one listing, not 200k stat calls
+        absent = [f for f in filenames if f not in present]
+        if absent:
+            raise FileNotFoundError(
+                f"{self.root / IMAGE_DIR} lacks {len(absent)} of the {len(filenames)} images that {ATTRIBUTE_FILE} "
+                f"lists, e.g. {absent[0]}: extract img_align_celeba again from {CELEBA_URL}"
             )
         codes = np.array([partition[f] for f in filenames])
         transform = v2.Compose([v2.CenterCrop(self.crop_size), v2.Resize(self.image_size, antialias=True)])

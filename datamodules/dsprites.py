@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -112,15 +114,25 @@ def render_dsprites(factors: Tensor) -> Tensor:
     return frame
 
 
+_NPZ_ARRAYS = ("imgs", "latents_classes")
+
+
 def _load_npz(path: Path) -> tuple[Tensor, Tensor]:
     """(imgs uint8 [N, 64, 64], factor classes [N, 5]) from a file with the official keys."""
     if not path.is_file():
         raise missing_dataset_error(path.parent, [path.name], f"dSprites is published at {DSPRITES_URL}")
-    with np.load(path) as data:
-        missing = [key for key in ("imgs", "latents_classes") if key not in data.files]
-        if missing:
-            raise ValueError(f"{path} lacks the arrays {missing}")
-        images, classes = data["imgs"], data["latents_classes"]
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in _NPZ_ARRAYS if key in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error) as error:
+        raise ValueError(
+            f"{path} is not a readable npz (truncated or corrupt: {error}); download it again from "
+            f"{DSPRITES_URL}, or set source: procedural"
+        ) from error
+    missing = [key for key in _NPZ_ARRAYS if key not in arrays]
+    if missing:
+        raise ValueError(f"{path} lacks the arrays {missing}")
+    images, classes = arrays["imgs"], arrays["latents_classes"]
     if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or classes.shape != (len(images), 1 + len(FACTOR_SIZES)):
         raise ValueError(
             f"{path}: expected imgs [N, 64, 64] and latents_classes [N, 6], "

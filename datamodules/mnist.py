@@ -100,7 +100,10 @@ class MNISTDataModule(BaseDataModule):
             where = f"MNIST is published at {MNIST_URL}"
             raise missing_dataset_error(self.root, [f"{s}[.gz]" for s in stems], where)
         image_path, label_path = found
-        images, labels = read_idx(image_path, ndim=3), read_idx(label_path, ndim=1)
+        try:
+            images, labels = read_idx(image_path, ndim=3), read_idx(label_path, ndim=1)
+        except ValueError as error:
+            raise ValueError(f"{error}; download it again from {MNIST_URL}") from error
         if images.shape[1:] != (28, 28) or len(images) != len(labels):
             raise ValueError(
                 f"{image_path} ({list(images.shape)}) and {label_path} ({len(labels)} labels) do not match"

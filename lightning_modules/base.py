@@ -31,6 +31,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, model_class_path
 from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
@@ -294,6 +295,7 @@ class GenerativeModule(pl.LightningModule):
             )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[MODEL_CLASS_KEY] = model_class_path(type(self))  # a resume of another model is refused
         # Restoring the RNG makes a resumed run draw the same noise and shuffles as an uninterrupted one.
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),
@@ -307,6 +309,7 @@ class GenerativeModule(pl.LightningModule):
             checkpoint["wandb_run_id"] = run_ids[0]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_written_by(checkpoint, type(self), self._trainer.ckpt_path if self._trainer is not None else None)
         self._build_ema()  # the EMA copy must exist before its weights are loaded
         self._rng_states_to_restore = checkpoint.get("rng_states")
 

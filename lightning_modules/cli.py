@@ -2,23 +2,94 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import os
+import re
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
 import torch
 import wandb
-from pytorch_lightning import LightningDataModule
-from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+from jsonargparse import Namespace
+from lightning_fabric.plugins import CheckpointIO
+from pytorch_lightning import LightningDataModule, Trainer
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.trainer.states import TrainerFn
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
+from lightning_modules.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
 from lightning_modules.loggers import WandbLogger
 
 
 class UploadConfig(SaveConfigCallback):
-    """Saves config.yaml in the run directory and uploads the full config to every logger."""
+    """Saves config.yaml in the run directory and uploads the full config to every logger, without
+    credentials, and only once the run has passed every start-up check (data, model, checkpoint),
+    so that a command that fails leaves the previous run's config.yaml as it was."""
+
+    def __init__(self, parser, config: Namespace, *args, **kwargs) -> None:
+        super().__init__(parser, without_credentials(config), *args, **kwargs)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Deferred to the first loop start: the model's and data's checks run after the callbacks' setup."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().setup(trainer, pl_module, trainer.state.fn)  # saves once, whichever loop starts first
+
+    on_validation_start = on_test_start = on_predict_start = on_train_start
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         for logger in trainer.loggers:
             logger.log_hyperparams({"config": self.config.as_dict()})
+
+
+_CREDENTIAL_NAME = re.compile(r"api_?key", re.IGNORECASE)
+
+
+def without_credentials(value: Any) -> Any:
+    """A copy of a config without its W&B credentials: entries named like an API key (a key passed
+    in the logger's init args) and entries holding the environment's WANDB_API_KEY."""
+    secret = os.environ.get("WANDB_API_KEY")
+
+    def is_credential(name: str, item: Any) -> bool:
+        return bool(_CREDENTIAL_NAME.search(name)) or bool(secret and isinstance(item, str) and secret in item)
+
+    if isinstance(value, (Namespace, dict)):
+        items = vars(value).items() if isinstance(value, Namespace) else value.items()
+        kept = {name: without_credentials(item) for name, item in items if not is_credential(str(name), item)}
+        return Namespace(**kept) if isinstance(value, Namespace) else kept
+    if isinstance(value, list):
+        return [without_credentials(item) for item in value if not is_credential("", item)]
+    return value
+
+
+_NOT_ACCEPTED = re.compile(r"class_path '(?P<class_path>[\w.]+)':\s+Option '(?P<option>\w+)' is not accepted")
+
+
+class ArgumentParser(LightningArgumentParser):
+    """Lightning's parser; an argument a class does not take comes with the fix: the closest one it does."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if (unknown := _NOT_ACCEPTED.search(message)) is not None:
+            message += _closest_arguments(_import_class(unknown["class_path"]), unknown["option"])
+        super().error(message, ex)
+
+
+def _closest_arguments(cls: type, name: str) -> str:
+    # Our classes pass **kwargs on to their bases, so the arguments are those of the whole MRO.
+    taken = [
+        parameter.name
+        for base in cls.__mro__
+        if "__init__" in vars(base)
+        for parameter in list(inspect.signature(base.__init__).parameters.values())[1:]
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
+    close = get_close_matches(name, taken, n=3)
+    if close:
+        return f"\n  {cls.__name__} takes no '{name}'; did you mean {' or '.join(repr(c) for c in close)}?"
+    return f"\n  {cls.__name__} takes no '{name}'; it takes {', '.join(taken)}."
 
 
 class CLI(LightningCLI):
@@ -26,6 +97,7 @@ class CLI(LightningCLI):
         super().__init__(
             GenerativeModule,
             LightningDataModule,
+            parser_class=ArgumentParser,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=UploadConfig,
@@ -34,6 +106,23 @@ class CLI(LightningCLI):
             args=args,
             run=run,
         )
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Next, Lightning reads --ckpt_path's hyper-parameters into the config, its model class
+        # included: refuse an unreadable checkpoint, or another model's, before it turns this run into that model.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            check_written_by(read_checkpoint(ckpt_path), _import_class(self.config[subcommand].model.class_path), ckpt_path)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer saves and loads checkpoints with :class:`SafeCheckpointIO` unless the config names a CheckpointIO."""
+        plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins = [*plugins, SafeCheckpointIO()]
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
 
     def before_fit(self) -> None:
         """A resumed run continues the W&B run its checkpoint was written under."""
@@ -57,6 +146,11 @@ class CLI(LightningCLI):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception:  # unreadable: fit's own loading reports it
             return None
+
+
+def _import_class(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def main(args=None) -> None:

@@ -151,6 +151,15 @@ def write_mnist(root: Path, split: str, n: int, compress: bool) -> tuple[np.ndar
     return images, labels
 
 
+def write_fake_npz(path: Path, classes: np.ndarray) -> np.ndarray:
+    """A dSprites npz with the official keys: random binary images for the given factor classes [N, 5]."""
+    images = np.random.default_rng(0).integers(0, 2, size=(len(classes), 64, 64), dtype=np.uint8)
+    latents = np.concatenate([np.zeros((len(classes), 1), dtype=np.int64), classes], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, imgs=images, latents_classes=latents)
+    return images
+
+
 def write_celeba(root: Path, partition: Sequence[int] = (1, 0, 2, 0, 1, 0)) -> tuple[list[str], np.ndarray, list[int]]:
     """The standard CelebA layout: solid-grey JPEGs (grey level 40 * (i + 1) mod 256), random
     attributes, and the given official partition (0 train, 1 val, 2 test) per image."""

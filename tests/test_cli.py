@@ -1,4 +1,6 @@
-"""Every config through the real CLI: --print_config, a fast_dev_run fit, and clear errors for bad input."""
+"""Every config through the real CLI: --print_config, a fast_dev_run fit, and `--ckpt_path last`.
+
+Bad input through the CLI is tested in test_bad_input.py."""
 
 from __future__ import annotations
 
@@ -78,40 +80,7 @@ def test_fast_dev_run_fits(config, tmp_path, monkeypatch):
     )
 
 
-def cli_error(args: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code not in (0, None)
-    return capsys.readouterr().err
-
-
 DCGAN_DSPRITES = str(ROOT / "configs" / "dcgan_dsprites.yaml")
-
-
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("--model.init_args.generator_optimizer.lr=-0.001", "generator_optimizer.lr"),
-        ("--model.init_args.discriminator_optimizer.betas=[0.5, 1.5]", "discriminator_optimizer.betas"),
-        ("--model.init_args.latnt_dim=3", "latnt_dim"),
-        ("--model.init_args.latent_dim=many", "latent_dim"),
-        ("--model.init_args.image_size=48", "image_size"),
-        ("--data.init_args.batch_size=0", "batch_size"),
-        ("--model.init_args.ema_decay=1.5", "ema_decay"),
-    ],
-)
-def test_bad_config_values_fail_at_parse_time_naming_the_key(override, message, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    error = cli_error(["fit", "--config", DCGAN_DSPRITES, override], capsys)
-    assert message in error
-    assert not (tmp_path / "runs").exists()  # nothing started
-
-
-def test_missing_dataset_is_one_clear_error_naming_the_path(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"(?s)nowhere.*train-images-idx3-ubyte"):
-        main(["fit", "--config", str(ROOT / "configs" / "dcgan_mnist.yaml"), f"--data.init_args.root={tmp_path / 'nowhere'}",
-              "--trainer.fast_dev_run=true"])
 
 
 def test_ckpt_path_last_resumes_the_previous_run(tmp_path, monkeypatch, caplog):

@@ -23,7 +23,7 @@ from datamodules import (
 from datamodules.celeba import CELEBA_ATTRIBUTES
 from datamodules.dsprites import NPZ_NAME
 from datamodules.loader import ResumableDataLoader
-from tests.helpers import write_celeba, write_idx, write_mnist
+from tests.helpers import write_celeba, write_fake_npz, write_idx, write_mnist
 
 REAL_MNIST = Path(__file__).resolve().parents[2] / "shared/data/MNIST/raw"
 VALUE_RANGES = [(-1.0, 1.0), (0.0, 1.0)]
@@ -191,14 +191,6 @@ def test_dsprites_workers_render_in_subprocesses() -> None:
     assert loader.persistent_workers
     x, y = next(iter(loader))
     assert torch.equal(x, dm.ground_truth.images_for(y))
-
-
-def write_fake_npz(path: Path, classes: np.ndarray) -> np.ndarray:
-    images = np.random.default_rng(0).integers(0, 2, size=(len(classes), 64, 64), dtype=np.uint8)
-    latents = np.concatenate([np.zeros((len(classes), 1), dtype=np.int64), classes], axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, imgs=images, latents_classes=latents)
-    return images
 
 
 def test_dsprites_npz_source(tmp_path: Path) -> None:

@@ -222,15 +222,6 @@ def test_stage_two_checkpoint_embeds_the_distiller(stage_one, tmp_path):
     assert torch.equal(flat_parameters(resumed.distiller), flat_parameters(vae.encoder))
 
 
-def test_a_distiller_with_another_code_size_is_refused_before_training(stage_one):
-    path, _, _ = stage_one
-    model = IDGANSC(distiller_checkpoint=str(path), **{**STAGE_TWO, "code_dim": 5})
-    trainer = quiet_trainer(max_steps=2)
-    with pytest.raises(ValueError, match=r"code of size 4 but code_dim=5.*code_dim=4"):
-        trainer.fit(model, dsprites())
-    assert trainer.global_step == 0
-
-
 def test_a_missing_distiller_names_the_file_and_stage_one(tmp_path):
     model = IDGANSC(distiller_checkpoint=str(tmp_path / "absent.ckpt"), **STAGE_TWO)
     with pytest.raises(FileNotFoundError, match=r"absent\.ckpt.*beta_vae_dsprites\.yaml"):

@@ -1,0 +1,239 @@
+"""The bad-input catalogue (issue 7): each bad input is ONE clear error, raised before any training
+step, naming the value and the fix, and every file of the previous run in the run directory (a
+last.ckpt, config.yaml) is left byte-identical. Every entry goes through the real CLI.
+
+Catalogue entry → test (here unless named otherwise):
+
+- unknown config key (answered with the closest known one), wrong type, out-of-range value
+  (optimizer lr/betas, batch_size, ema_decay, negative β, m < 2 pairs, τ <= 0, n_critic < 1), an
+  image size no network is built for → test_bad_config_values_fail_at_parse_time_naming_the_key
+- images of another size than the model's networks → test_data_of_another_size_than_the_networks
+- IDGAN-SC stage two with a distiller of another code size → test_a_distiller_with_another_code_size
+  (a missing distiller, or a checkpoint that is not a β-VAE: test_idgan_sc.py,
+  test_a_missing_distiller_names_the_file_and_stage_one, test_a_checkpoint_that_is_not_a_beta_vae_is_refused)
+- missing or truncated dataset files → test_missing_or_damaged_dataset_files
+  (each reader's other damage, e.g. a bad idx magic number or gzip stream: test_datamodules.py,
+  test_mnist_corrupt_files, test_mnist_missing_files, test_dsprites_missing_npz, test_celeba_missing)
+- a truncated/corrupt checkpoint, one carrying a malicious pickle, or one of another model class,
+  passed as --ckpt_path or found as `--ckpt_path last` → test_bad_checkpoints_are_refused
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.dsprites import NPZ_NAME
+from lightning_modules import DCGAN, BetaVAE
+from lightning_modules.cli import main
+from tests.helpers import RandomImages, quiet_trainer, write_celeba, write_fake_npz, write_mnist
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PROCEDURAL_DSPRITES = ["--data.init_args.source=procedural", "--data.init_args.num_workers=0"]
+
+
+# -------------------------------------------------------------------- the previous run's files
+def previous_run(run_dir: Path) -> dict[Path, bytes]:
+    """A previous run's files in ``run_dir`` (unless already there); returns every file under it."""
+    for name, content in (("checkpoints/last.ckpt", b"the previous run's last checkpoint"), ("config.yaml", b"# its config\n")):
+        path = run_dir / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+    return {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+
+
+def assert_untouched(files: dict[Path, bytes]) -> None:
+    for path, content in files.items():
+        assert path.read_bytes() == content, f"{path} was overwritten"
+
+
+def fit_args(config: str, *overrides: str) -> list[str]:
+    # one step at most: a check that stops failing fails the test fast instead of training a full run
+    return ["fit", "--config", str(CONFIGS / f"{config}.yaml"), "--trainer.accelerator=cpu", "--trainer.max_steps=1", *overrides]
+
+
+@pytest.fixture
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configs write under runs/
+    return tmp_path
+
+
+# ------------------------------------------------------------------------- parse-time values
+@pytest.mark.parametrize(
+    "config, override, message",
+    [
+        ("dcgan_dsprites", "--model.init_args.latnt_dim=3", "DCGAN takes no 'latnt_dim'; did you mean 'latent_dim'?"),
+        ("dcgan_dsprites", "--model.init_args.latent_dim=many", "latent_dim"),
+        ("dcgan_dsprites", "--model.init_args.generator_optimizer.lr=-0.001", "generator_optimizer.lr"),
+        ("dcgan_dsprites", "--model.init_args.discriminator_optimizer.betas=[0.5, 1.5]", "discriminator_optimizer.betas"),
+        ("dcgan_dsprites", "--data.init_args.batch_size=0", "batch_size"),
+        ("dcgan_dsprites", "--model.init_args.ema_decay=1.5", "ema_decay"),
+        ("dcgan_dsprites", "--model.init_args.image_size=48", "image_size"),
+        ("beta_vae_dsprites", "--model.init_args.beta=-4", "beta"),
+        ("idgan_sc_dsprites", "--model.init_args.num_pairs=1", "num_pairs"),
+        ("idgan_sc_dsprites", "--model.init_args.tau_positive=0", "tau_positive"),
+        ("idgan_sc_dsprites", "--model.init_args.tau_all=-0.1", "tau_all"),
+        ("wgan_gp_celeba", "--model.init_args.n_critic=0", "n_critic"),
+    ],
+)
+def test_bad_config_values_fail_at_parse_time_naming_the_key(config, override, message, in_tmp_path, capsys):
+    files = previous_run(in_tmp_path / "runs" / config)
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(config, override))
+    assert exit_info.value.code not in (0, None)
+    error = capsys.readouterr().err
+    assert message in error and override.split("=", 1)[1] in error  # names the key and the value
+    assert {path for path in (in_tmp_path / "runs").rglob("*") if path.is_file()} == set(files)  # nothing started
+    assert_untouched(files)
+
+
+# ------------------------------------------------------------------- model against its data
+def test_data_of_another_size_than_the_networks(in_tmp_path):
+    files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
+    with pytest.raises(ValueError, match=r"shape \(1, 32, 32\) but DSpritesDataModule yields \(1, 64, 64\).*image_size"):
+        main(fit_args("dcgan_dsprites", "--model.init_args.image_size=32", *PROCEDURAL_DSPRITES))
+    assert_untouched(files)
+
+
+def write_checkpoint(model, path: Path, value_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
+    """``model`` after one step on random 64x64 images, saved at ``path``."""
+    trainer = quiet_trainer(max_steps=1)
+    trainer.fit(model, RandomImages(size=64, value_range=value_range))
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def beta_vae_checkpoint(tmp_path_factory) -> Path:
+    """A β-VAE of code size 4."""
+    model = BetaVAE(latent_dim=4, image_size=64, channels=1, width=4)
+    return write_checkpoint(model, tmp_path_factory.mktemp("beta_vae") / "beta_vae.ckpt", value_range=(0.0, 1.0))
+
+
+def test_a_distiller_with_another_code_size(in_tmp_path, beta_vae_checkpoint):
+    files = previous_run(in_tmp_path / "runs" / "idgan_sc_dsprites")
+    with pytest.raises(ValueError, match=r"code of size 4 but code_dim=10: set model.init_args.code_dim=4"):
+        main(fit_args("idgan_sc_dsprites", f"--model.init_args.distiller_checkpoint={beta_vae_checkpoint}", *PROCEDURAL_DSPRITES))
+    assert_untouched(files)
+
+
+# ------------------------------------------------------------------------------- dataset files
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def zero_the_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle - 100 : middle + 100] = bytes(200)
+    path.write_bytes(bytes(data))
+
+
+def mnist_truncated(root: Path) -> list[str]:
+    write_mnist(root, "train", n=24, compress=False)
+    truncate(root / "train-images-idx3-ubyte")
+    return [f"--data.init_args.root={root}", "--data.init_args.val_size=4"]
+
+
+def dsprites_npz(damage):
+    def write(root: Path) -> list[str]:
+        classes = np.array([[s, sc, 3, 4, 5] for s in range(3) for sc in range(6)], dtype=np.int64)
+        write_fake_npz(root / NPZ_NAME, classes)
+        damage(root / NPZ_NAME)
+        return [f"--data.init_args.root={root}", "--data.init_args.source=npz", "--data.init_args.val_size=4"]
+
+    return write
+
+
+def celeba_without(name: str):
+    def write(root: Path) -> list[str]:
+        write_celeba(root, partition=[0] * 6 + [1, 2])
+        (root / name).unlink()
+        return [f"--data.init_args.root={root}"]
+
+    return write
+
+
+@pytest.mark.parametrize(
+    "config, write_data, error, message",
+    [
+        ("dcgan_mnist", lambda root: [f"--data.init_args.root={root}"], FileNotFoundError,
+         r"(?s)dataset not found in '.*data'.*train-images-idx3-ubyte.*yann.lecun.com"),
+        ("dcgan_mnist", mnist_truncated, ValueError, r"train-images-idx3-ubyte has \d+ bytes.*truncated.*download it again"),
+        ("dcgan_dsprites", dsprites_npz(truncate), ValueError,
+         rf"{NPZ_NAME} is not a readable npz \(truncated or corrupt.*download it again.*source: procedural"),
+        ("dcgan_dsprites", dsprites_npz(zero_the_middle), ValueError, rf"{NPZ_NAME} is not a readable npz"),
+        ("dcgan_celeba", celeba_without("list_attr_celeba.txt"), FileNotFoundError,
+         r"(?s)dataset not found.*list_attr_celeba.txt.*mmlab.ie.cuhk.edu.hk"),
+        ("dcgan_celeba", celeba_without("img_align_celeba/000003.jpg"), FileNotFoundError,
+         r"img_align_celeba lacks 1 of the 8 images that list_attr_celeba.txt lists, e.g. 000003.jpg: extract"),
+    ],
+    ids=["mnist-missing", "mnist-truncated", "dsprites-truncated", "dsprites-corrupt", "celeba-no-attributes", "celeba-image-missing"],
+)
+def test_missing_or_damaged_dataset_files(config, write_data, error, message, in_tmp_path):
+    files = previous_run(in_tmp_path / "runs" / config)
+    overrides = write_data(in_tmp_path / "data")
+    with pytest.raises(error, match=message):
+        main(fit_args(config, *overrides, "--data.init_args.num_workers=0"))
+    assert_untouched(files)
+
+
+# -------------------------------------------------------------------------------- checkpoints
+class Payload:
+    """Unpickling it creates ``target``: a checkpoint can carry any code that way."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return open, (str(self.target), "w")
+
+
+@pytest.fixture(scope="module")
+def dcgan_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of the tiny DCGAN that ``TINY_DCGAN`` configures."""
+    model = DCGAN(latent_dim=10, image_size=64, channels=1, width=4)
+    return write_checkpoint(model, tmp_path_factory.mktemp("dcgan") / "dcgan.ckpt")
+
+
+TINY_DCGAN = ["--model.init_args.width=4", *PROCEDURAL_DSPRITES]
+
+
+@pytest.mark.parametrize("route", ["--ckpt_path=FILE", "--ckpt_path=last", "--ckpt_path=last --weights_only=false"])
+@pytest.mark.parametrize("kind", ["truncated", "malicious", "beta_vae"])
+def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint, beta_vae_checkpoint, monkeypatch):
+    """Also when asked to load unsafely (--weights_only=false, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD): runs never do."""
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    checkpoints = in_tmp_path / "runs" / "dcgan_dsprites" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    previous = checkpoints / "epoch=0-step=1.ckpt"
+    previous.write_bytes(dcgan_checkpoint.read_bytes())
+    os.utime(previous, (0, 0))  # the older one
+    bad = checkpoints / ("epoch=0-step=2.ckpt" if "FILE" in route else "last.ckpt")
+    target = in_tmp_path / "payload-ran"
+    if kind == "truncated":
+        bad.write_bytes(dcgan_checkpoint.read_bytes()[:-1000])
+        message = (rf"'{re.escape(str(bad))}' is not a readable checkpoint \(truncated or corrupt\), was the save "
+                   rf"interrupted\? Use the previous one, e.g. --ckpt_path={re.escape(str(checkpoints))}/\S+\.ckpt")
+    elif kind == "malicious":
+        checkpoint = torch.load(dcgan_checkpoint, weights_only=True)
+        torch.save({**checkpoint, "payload": Payload(target)}, bad)
+        torch.load(bad, weights_only=False)  # the payload works when it is allowed to run...
+        assert target.exists()
+        target.unlink()
+        message = rf"'{re.escape(str(bad))}' is refused: it holds pickled objects other than tensors and plain values \((io|builtins).open\)"
+    else:
+        bad.write_bytes(beta_vae_checkpoint.read_bytes())
+        message = rf"'{re.escape(str(bad))}' was written by BetaVAE, this run is DCGAN: pass a checkpoint of a DCGAN run as --ckpt_path"
+    files = previous_run(checkpoints.parent)
+
+    with pytest.raises(ValueError, match=message):
+        main(fit_args("dcgan_dsprites", *TINY_DCGAN, *route.replace("FILE", str(bad)).split()))
+    assert not target.exists()  # ...and here it did not
+    assert_untouched(files)
