@@ -2,7 +2,8 @@
 and sampling that asks for labels.
 
 Labels come as the datamodules give them: digit classes [B] (MNIST; one-hot encoded here) or
-attribute vectors [B, num_labels] (CelebA's 40 attributes as 0/1, used as they are).
+attribute vectors [B, num_labels] (CelebA's 40 attributes as 0/1, used as they are). With
+"none" the model is unconditional: the batch's labels are ignored and y is empty.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: "classes": y is a class index per sample; "attributes": y is a vector per sample.
-LabelKind = Literal["classes", "attributes"]
+#: "classes": y is a class index per sample; "attributes": y is a vector per sample; "none": no y.
+LabelKind = Literal["classes", "attributes", "none"]
 
 
 def label_vector(labels: Tensor, kind: LabelKind, num_labels: int) -> Tensor:
-    """The float vectors [B, num_labels] the conditional networks take."""
+    """The float vectors [B, num_labels] (or [B, 0] for "none") the conditional networks take."""
+    if kind == "none":
+        return torch.zeros(len(labels), 0)
     if kind == "classes":
         if labels.dim() != 1:
             raise ValueError(f"class labels must have shape [B], got {list(labels.shape)}: set label_kind='attributes'")
@@ -41,11 +44,18 @@ class ConditionalSampling:
     label_kind: LabelKind
     num_labels: int
 
+    @property
+    def label_dim(self) -> int:
+        """Width of y, the vector the networks take besides their main input."""
+        return 0 if self.label_kind == "none" else self.num_labels
+
     def label_vector(self, labels: Tensor) -> Tensor:
         return label_vector(labels, self.label_kind, self.num_labels).to(self.device)
 
     def default_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Labels for a grid of ``n`` samples when none are given."""
+        if self.label_kind == "none":
+            return torch.zeros(n, dtype=torch.long)
         if self.label_kind == "classes":
             return torch.arange(n) % self.num_labels
         device = generator.device if generator is not None else torch.device("cpu")
@@ -53,7 +63,7 @@ class ConditionalSampling:
 
     def fixed_labels(self, n: int) -> Tensor:
         """One label for ``n`` latents: class 0, or no attribute."""
-        if self.label_kind == "classes":
+        if self.label_kind in ("classes", "none"):
             return torch.zeros(n, dtype=torch.long)
         return torch.zeros(n, self.num_labels, dtype=torch.long)
 

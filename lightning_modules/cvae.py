@@ -25,7 +25,8 @@ class CVAE(ConditionalSampling, BetaVAE):
     ``ConditionalSampling``); encode and reconstruct with ``encode(x, labels)``, ``reconstruct(x, labels)``.
 
     Args:
-        label_kind: "classes" (MNIST digits, one-hot encoded) or "attributes" (CelebA's 0/1 vectors).
+        label_kind: "classes" (MNIST digits, one-hot encoded), "attributes" (CelebA's 0/1 vectors),
+            or "none" (a plain VAE).
         num_labels: Number of classes, or length of the attribute vector.
         beta: The KL weight (1: the CVAE of Sohn et al.); ``kl_annealing`` schedules it (seed 000:
             linear warm-up over the first half of training).
@@ -44,8 +45,8 @@ class CVAE(ConditionalSampling, BetaVAE):
         # the β-VAE's networks, rebuilt with room for y
         channels, image_size, _ = self.data_shape
         width = self.hparams["width"]
-        self.encoder = ConvEncoder(image_size, channels + num_labels, width, out_features=2 * self.latent_dim)
-        self.decoder = ConvGenerator(self.latent_dim + num_labels, image_size, channels, width, activation="identity")
+        self.encoder = ConvEncoder(image_size, channels + self.label_dim, width, out_features=2 * self.latent_dim)
+        self.decoder = ConvGenerator(self.latent_dim + self.label_dim, image_size, channels, width, activation="identity")
 
     def negative_elbo_terms(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         labels = self.label_vector(y)

@@ -73,7 +73,8 @@ class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule):
         latent_dim: The VAE's latent_dim (checked against the checkpoint).
         image_size: The VAE's image size (checked against the checkpoint).
         channels: The VAE's image channels (checked against the checkpoint).
-        label_kind: "classes" (MNIST digits, one-hot encoded) or "attributes" (CelebA's 0/1 vectors).
+        label_kind: "classes" (MNIST digits, one-hot encoded), "attributes" (CelebA's 0/1 vectors),
+            or "none": the unconditional realism constraint (G(z), D(z); labels ignored).
         num_labels: Number of classes, or length of the attribute vector.
         hidden: Hidden layers of the actor and the critic (reference: 4 layers of 2048, ReLU).
         distance_weight: λ_dist of the actor's distance penalty (reference: 0.1).
@@ -115,8 +116,8 @@ class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule):
         self.data_shape = (channels, image_size, image_size)
         self.label_kind, self.num_labels = label_kind, num_labels
         self.distance_weight, self.penalty_weight = distance_weight, penalty_weight
-        self.actor = LatentActor(latent_dim, num_labels, hidden)
-        self.critic = LatentCritic(latent_dim, num_labels, hidden)
+        self.actor = LatentActor(latent_dim, self.label_dim, hidden)
+        self.critic = LatentCritic(latent_dim, self.label_dim, hidden)
         self.optimized_networks = {"critic": critic_optimizer, "actor": actor_optimizer}
         self.vae: BetaVAE | None = None
 

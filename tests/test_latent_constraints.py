@@ -18,6 +18,7 @@ from datamodules import LabelsDataModule
 from lightning_modules import BetaVAE, LatentConstraints, OptimizerConfig
 from lightning_modules.latents import gated_residual
 from lightning_modules.losses import latent_distance_penalty, realism_critic_loss
+from metrics import moment_distance
 from tests.helpers import flat_parameters, quiet_trainer, record_optimize_blocks
 from tests.labelled_regions import RegionImages, region_images
 
@@ -220,3 +221,29 @@ def test_the_documented_predict_command_writes_the_images(tiny_vae, tmp_path, mo
           "--data", "datamodules.LabelsDataModule", "--data.labels=[0, 9]", "--data.samples_per_label=3"])
     grid = read_image(str(tmp_path / "runs" / "latent_constraints_mnist" / "predictions" / "batch0000_rank0.png"))
     assert grid.shape[1:] == (2 + 30, 2 + 6 * 30)  # 6 images of 28 px (padding 2) in one row of nrow=8
+
+
+def test_the_unconditional_actor_moves_prior_samples_toward_the_posterior_codes(tmp_path):
+    """label_kind "none": G(z) and D(z) alone (the realism constraint). The actor's codes end closer
+    in mean and covariance to the VAE's posterior codes q(z|x) than the prior samples it starts from."""
+    path, vae = write_vae(tmp_path / "vae.ckpt", latent_dim=8, steps=50, lr=2e-3)
+    images, _ = region_images(512, seed=0)
+    with torch.no_grad():
+        posterior = vae.eval().encode(images)
+    prior = torch.randn(2000, 8, generator=torch.Generator().manual_seed(1))
+
+    pl.seed_everything(0)
+    fast = OptimizerConfig(lr=3e-3, betas=(0.5, 0.9))
+    model = LatentConstraints(
+        vae_checkpoint=path, latent_dim=8, image_size=28, channels=1, label_kind="none", hidden=(64, 64), n_critic=3,
+        distance_weight=0.01, actor_optimizer=fast, critic_optimizer=fast,
+    )
+    assert model.actor.net[0].in_features == 8 and model.critic.net[0].in_features == 8  # no y
+    quiet_trainer(max_steps=150).fit(model, RegionImages(n=512, batch_size=128))
+    with torch.no_grad():
+        transformed = model.transform(prior, torch.zeros(2000))
+    before, after = moment_distance(prior, posterior), moment_distance(transformed, posterior)
+    # measured: mean distance 2.16 -> 0.88, covariance distance 5.14 -> 3.50
+    assert after["mean_distance"] < 0.6 * before["mean_distance"]
+    assert after["covariance_distance"] < 0.8 * before["covariance_distance"]
+    assert model.sample(4).shape == (4, 1, 28, 28)
