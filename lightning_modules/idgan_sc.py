@@ -28,6 +28,7 @@ from lightning_modules.losses import (
     supervised_contrastive_loss,
 )
 from lightning_modules.nets import ConvDiscriminator, ConvGenerator
+from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
 from lightning_modules.pretrained_vae import PretrainedVAE
 
@@ -50,6 +51,8 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
         image_size: Height and width of the images (28, 32 or 64).
         channels: Image channels.
         width: Feature maps of the conv layers next to the image.
+        discriminator_normalization: D's normalization (batch norm, the DCGAN practice the paper
+            follows; "spectral": Miyato et al. 2018).
         info_weight: λ (paper: 0.05).
         contrastive_weight: α (paper: 2).
         num_pairs: m, the pairs built per generator step (paper: 384 on dSprites, 768 on CelebA).
@@ -79,6 +82,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
         image_size: Literal[28, 32, 64] = 64,
         channels: PositiveInt = 1,
         width: PositiveInt = 32,
+        discriminator_normalization: Normalization = "batch",
         info_weight: NonNegativeFloat = 0.05,
         contrastive_weight: NonNegativeFloat = 2.0,
         num_pairs: PairCount = 384,
@@ -98,7 +102,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
         self.data_shape = (channels, image_size, image_size)
 
         self.generator = ConvGenerator(self.latent_dim, image_size, channels, width, activation="sigmoid")
-        self.discriminator = ConvDiscriminator(image_size, channels, width, normalization="batch")
+        self.discriminator = ConvDiscriminator(image_size, channels, width, normalization=discriminator_normalization)
         self.contrastive_head = ConvDiscriminator(image_size, 2 * channels, width, out_features=representation_dim)
         self.optimized_networks = {
             "discriminator": discriminator_optimizer,

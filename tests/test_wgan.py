@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch.nn.utils import parametrize
 
-from lightning_modules import DCGAN, EBGAN, FGAN, LSGAN, WGAN, WGANGP, OptimizerConfig
+from lightning_modules import DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN, WGANGP, OptimizerConfig
 from tests.helpers import RandomImages, assert_learns_ring, quiet_trainer, record_optimize_blocks, toy_gan_arguments
 
 
@@ -57,6 +57,8 @@ SPECTRAL = {
     "fgan": (FGAN, dict(data_shape=(2,), width=8, discriminator_normalization="spectral"), "discriminator"),
     "lsgan": (LSGAN, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
     "ebgan": (EBGAN, dict(data_shape=(2,), width=8, discriminator_normalization="spectral"), "discriminator"),
+    "vae-gan": (VAEGAN, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
+    "idgan-sc": (IDGANSC, dict(image_size=28, channels=1, width=4, discriminator_normalization="spectral"), "discriminator"),
 }
 
 
