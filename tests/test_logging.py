@@ -118,6 +118,6 @@ def test_a_resumed_run_continues_the_wandb_run_of_its_checkpoint(tmp_path, monke
     main(["fit", "--config", "config.yaml", "--ckpt_path", "last", "--trainer.max_steps", "4"])
     checkpoint = torch.load("run/checkpoints/last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 4 and checkpoint["wandb_run_id"] == run_id
-    # offline-run-<start time to the second>-<id>: both runs' folders, or one if they began in the same second
+    # offline-run-<start time to the second>-<id>, with "-1" appended when both began in the same second
     runs = sorted(p.name for p in (tmp_path / "run" / "wandb").glob("offline-run-*"))
-    assert runs and all(name.endswith(f"-{run_id}") for name in runs)
+    assert len(runs) == 2 and all(re.fullmatch(rf"offline-run-[0-9_]+-{run_id}(-1)?", name) for name in runs), runs
