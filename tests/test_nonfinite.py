@@ -50,6 +50,7 @@ def test_stop_saves_the_last_good_state_at_that_step_and_a_resumed_run_continues
     assert trainer.global_step == 5 and torch.isfinite(flat_parameters(resumed)).all()
 
 
+@pytest.mark.slow
 def test_a_nonfinite_loss_on_one_process_skips_the_update_on_every_process(tmp_path):
     model = {"class_path": "tests.probes.PoisonedRegression", "init_args": {"image_size": 64, "poisoned_rank": 1, "nonfinite_loss": "skip"}}
     result = run_cli(tmp_path, model, "gan_ddp", max_steps=4)

@@ -14,6 +14,7 @@ from tests.test_ddp import run_cli
 TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_two_processes_resumes_in_one(tmp_path):
     result = run_cli(tmp_path, {"class_path": "lightning_modules.DCGAN", "init_args": TINY}, "gan_ddp", max_steps=3, checkpoint_dir=tmp_path / "checkpoints")
     assert result.returncode == 0, result.stderr[-3000:]
