@@ -61,6 +61,7 @@ class RankConsistency(pl.Callback):
                 "first_batch_sum": self.first_batch_sum,
                 "global_step": trainer.global_step,
                 "world_size": trainer.world_size,
+                "cluster_environment": type(trainer.strategy.cluster_environment).__name__,
             },
             self.out_dir / f"rank{trainer.global_rank}.pt",
         )

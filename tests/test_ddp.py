@@ -29,9 +29,11 @@ def run_cli(
     callbacks: list[dict] = (),
     logger: dict | bool = False,
     checkpoint_dir: Path | None = None,
+    torchrun: bool = False,
 ) -> subprocess.CompletedProcess:
     """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report;
-    with ``checkpoint_dir``, a ModelCheckpoint saves ``last.ckpt`` there."""
+    with ``checkpoint_dir``, a ModelCheckpoint saves ``last.ckpt`` there. The processes are launched
+    by Lightning, or with ``torchrun`` by torch's elastic launcher (as on a cluster)."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -60,8 +62,9 @@ def run_cli(
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"] if torchrun else [sys.executable]
     return subprocess.run(
-        [sys.executable, "-m", "lightning_modules", "fit", "--config", str(path)],
+        [*launcher, "-m", "lightning_modules", "fit", "--config", str(path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
 
@@ -123,16 +126,20 @@ def tiny_distiller(path: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [*MODELS, "dcgan-ema under torchrun"])
 def test_gan_ddp_keeps_every_rank_identical(tmp_path, name):
+    torchrun = name.endswith(" under torchrun")
+    name = name.removesuffix(" under torchrun")
     model, value_range = MODELS[name]
     if name in PRETRAINED_VAE_ARGUMENT:
         checkpoint = tiny_distiller(tmp_path / "pretrained_vae.ckpt")
         model = {**model, "init_args": {**model["init_args"], PRETRAINED_VAE_ARGUMENT[name]: checkpoint}}
-    result = run_cli(tmp_path, model, "gan_ddp", value_range=value_range)
+    result = run_cli(tmp_path, model, "gan_ddp", value_range=value_range, torchrun=torchrun)
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]
+    launched_by = "TorchElasticEnvironment" if torchrun else "LightningEnvironment"
+    assert [r["cluster_environment"] for r in reports] == [launched_by] * 2
     assert reports[0]["global_step"] == 3
     # the ranks trained on different data, yet agree on every weight and gradient after every step
     assert reports[0]["first_batch_sum"] != reports[1]["first_batch_sum"]

@@ -6,8 +6,8 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_modules import (
-    CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGANCR, KLAnnealing,
-    LatentConstraints,
+    CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN,
+    WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, KLAnnealing, LatentConstraints,
 )
 from tests.helpers import RandomImages, quiet_trainer
 
@@ -25,6 +25,7 @@ CASES = {
         (32, UNIT, 48),
     ),
     # CR switches on mid-run (step 4), so the schedule must resume with the step count
+    "infogan": (InfoGAN, dict(), (64, UNIT, 24)),
     "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
     "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
     # the KL weight is still rising at the resume (step 6 of a 10-step warm-up)
