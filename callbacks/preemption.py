@@ -31,9 +31,13 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_info
 class PreemptionCheckpoint(pl.Callback):
     """Saves a resumable checkpoint when the run is stopped by SIGTERM (or SIGUSR1 outside SLURM)."""
 
+    def __init__(self) -> None:
+        self._installed_sigusr1 = False
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._under_slurm(trainer) and signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGUSR1, lambda signum, frame: signal.raise_signal(signal.SIGTERM))
+            self._installed_sigusr1 = True
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
@@ -43,8 +47,9 @@ class PreemptionCheckpoint(pl.Callback):
         rank_zero_info(f"Preempted at step {trainer.global_step}: saved {path}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._under_slurm(trainer) and signal.getsignal(signal.SIGUSR1) is not signal.SIG_DFL:
+        if self._installed_sigusr1:
             signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+            self._installed_sigusr1 = False
 
     def resume_path(self, trainer: pl.Trainer) -> str:
         """Where the requeued job will look first."""
