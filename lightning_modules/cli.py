@@ -115,6 +115,12 @@ class CLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and Path(ckpt_path).is_file():
             check_written_by(read_checkpoint(ckpt_path), _import_class(self.config[subcommand].model.class_path), ckpt_path)
+        elif ckpt_path and ckpt_path not in _CKPT_PATH_NAMES and "://" not in ckpt_path:
+            raise FileNotFoundError(
+                f"--ckpt_path '{ckpt_path}' does not exist (relative paths start at {Path.cwd()}). Pass an existing "
+                f"checkpoint file, or --ckpt_path last to resume from the newest last.ckpt in the config's "
+                f"ModelCheckpoint folder."
+            )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer saves and loads checkpoints with :class:`SafeCheckpointIO` unless the config names a CheckpointIO."""
@@ -146,6 +152,10 @@ class CLI(LightningCLI):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception:  # unreadable: fit's own loading reports it
             return None
+
+
+#: --ckpt_path values Lightning resolves itself rather than naming a file.
+_CKPT_PATH_NAMES = ("last", "best", "hpc", "registry")
 
 
 def _import_class(class_path: str) -> type:

@@ -16,6 +16,7 @@ Catalogue entry → test (here unless named otherwise):
   test_mnist_corrupt_files, test_mnist_missing_files, test_dsprites_missing_npz, test_celeba_missing)
 - a truncated/corrupt checkpoint, one carrying a malicious pickle, or one of another model class,
   passed as --ckpt_path or found as `--ckpt_path last` → test_bad_checkpoints_are_refused
+- a --ckpt_path that does not exist → test_a_checkpoint_path_that_does_not_exist
 """
 
 from __future__ import annotations
@@ -236,4 +237,11 @@ def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint,
     with pytest.raises(ValueError, match=message):
         main(fit_args("dcgan_dsprites", *TINY_DCGAN, *route.replace("FILE", str(bad)).split()))
     assert not target.exists()  # ...and here it did not
+    assert_untouched(files)
+
+
+def test_a_checkpoint_path_that_does_not_exist(in_tmp_path):
+    files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
+    with pytest.raises(FileNotFoundError, match=r"--ckpt_path 'runs/nowhere\.ckpt' does not exist .* or --ckpt_path last"):
+        main(fit_args("dcgan_dsprites", *TINY_DCGAN, "--ckpt_path=runs/nowhere.ckpt"))
     assert_untouched(files)
