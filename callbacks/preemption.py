@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import pytorch_lightning as pl
 from lightning_fabric.plugins.environments import SLURMEnvironment
@@ -26,6 +25,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.trainer.connectors.checkpoint_connector import _CheckpointConnector
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+from lightning_modules.checkpoints import checkpoint_directory
 
 
 class PreemptionCheckpoint(pl.Callback):
@@ -55,12 +56,7 @@ class PreemptionCheckpoint(pl.Callback):
         """Where the requeued job will look first."""
         if self._under_slurm(trainer):
             return _CheckpointConnector.hpc_save_path(trainer.default_root_dir)
-        callback = trainer.checkpoint_callback
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
-            directory = Path(callback.dirpath)
-        else:
-            directory = Path(trainer.default_root_dir) / "checkpoints"
-        return os.fspath(directory / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}")
+        return os.fspath(checkpoint_directory(trainer) / f"{ModelCheckpoint.CHECKPOINT_NAME_LAST}{ModelCheckpoint.FILE_EXTENSION}")
 
     @staticmethod
     def _under_slurm(trainer: pl.Trainer) -> bool:

@@ -17,7 +17,6 @@ import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -31,7 +30,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, model_class_path
+from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, checkpoint_directory, model_class_path
 from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
@@ -81,6 +80,7 @@ class GenerativeModule(pl.LightningModule):
         self.nonfinite_loss = nonfinite_loss
         self._nonfinite_stop_step: int | None = None
         self.nonfinite_updates = 0
+        self._rng_states_to_restore: dict | None = None
         #: network attribute name -> its optimizer settings, filled in by the subclass.
         self.optimized_networks: dict[str, OptimizerConfig] = {}
         self.sampling_network_ema: AveragedModel | None = None
@@ -247,9 +247,7 @@ class GenerativeModule(pl.LightningModule):
         if self._nonfinite_stop_step is None:
             return
         # At a batch boundary, so that the checkpoint resumes like any step checkpoint.
-        callback = self.trainer.checkpoint_callback
-        directory = Path(callback.dirpath) if callback is not None and callback.dirpath else Path(self.trainer.default_root_dir) / "checkpoints"
-        path = directory / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
+        path = checkpoint_directory(self.trainer) / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
         self.trainer.save_checkpoint(path)
         rank_zero_warn(f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}")
         self.trainer.should_stop = True
@@ -316,7 +314,7 @@ class GenerativeModule(pl.LightningModule):
     def on_train_start(self) -> None:
         # Restored here rather than on load: building the data loaders in between draws from the
         # global RNG, which the uninterrupted run did before the checkpoint was written.
-        states, self._rng_states_to_restore = getattr(self, "_rng_states_to_restore", None), None
+        states, self._rng_states_to_restore = self._rng_states_to_restore, None
         if states is None:
             return
         torch.set_rng_state(states["torch"])

@@ -102,6 +102,14 @@ def _previous_checkpoint_hint(path: Path) -> str:
     return f"No other checkpoint is in {path.parent}: start afresh without --ckpt_path."
 
 
+def checkpoint_directory(trainer: Any) -> Path:
+    """Where a run's checkpoints go: its ModelCheckpoint's folder, else ``default_root_dir/checkpoints``."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and getattr(callback, "dirpath", None):
+        return Path(callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
 def model_class_path(model_class: type) -> str:
     return f"{model_class.__module__}.{model_class.__qualname__}"
 
