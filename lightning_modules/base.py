@@ -179,8 +179,6 @@ class GenerativeModule(pl.LightningModule):
                 self._skip_nonfinite_update(networks, loss)
                 return
             for name, optimizer in optimizers.items():
-                if self.gradient_clip_norm is not None:
-                    self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
                 if name == self.step_network:
                     optimizer.step()
                 else:
@@ -205,6 +203,12 @@ class GenerativeModule(pl.LightningModule):
         finally:
             for parameter in frozen:
                 parameter.requires_grad_(True)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning's precision plugin calls this after unscaling the AMP gradients: clipping
+        # before the step would bound the loss-scaled norm, i.e. a step smaller by the loss scale.
+        if self.gradient_clip_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
 
     def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer, nonfinite: Tensor) -> Tensor:
         """All-reduce exactly the stepped network's gradients, as one flat buffer, with the

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from pytorch_lightning.plugins.precision import MixedPrecision
 
 from lightning_modules import DCGAN, WGANGP, OptimizerConfig
 from tests.helpers import RandomImages, flat_parameters, quiet_trainer
@@ -46,11 +47,14 @@ def test_each_step_changes_only_its_own_network():
     assert all(p.requires_grad for p in model.parameters())  # untoggled after the block
 
 
-def test_gradient_clipping_bounds_an_sgd_step():
+@pytest.mark.parametrize("loss_scaling", [False, True], ids=["32-bit", "16-mixed"])
+def test_gradient_clipping_bounds_an_sgd_step(loss_scaling):
     sgd = OptimizerConfig(algorithm="sgd", lr=1.0)
     clipped = tiny(DCGAN, generator_optimizer=sgd, discriminator_optimizer=sgd, gradient_clip_norm=1e-3)
     before = flat_parameters(clipped.discriminator)
-    quiet_trainer(max_steps=1).fit(clipped, RandomImages(size=28))
+    # AMP's scaled gradients (scale 1024) must be unscaled before the norm is clipped
+    plugins = [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))] if loss_scaling else []
+    quiet_trainer(max_steps=1, plugins=plugins).fit(clipped, RandomImages(size=28))
     # one SGD step with lr 1 moves the weights by exactly the clipped gradient
     assert (flat_parameters(clipped.discriminator) - before).norm().item() == pytest.approx(1e-3, rel=1e-3)
 
