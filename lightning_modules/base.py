@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
+from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, checkpoint_directory, model_class_path
@@ -148,10 +149,16 @@ class GenerativeModule(pl.LightningModule):
             return torch.nn.functional.mse_loss(self.reconstruct(x), x)
 
     # ------------------------------------------------------------------------ the stepping
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[LRScheduler]]:
         if not self.optimized_networks:
             raise RuntimeError(f"{type(self).__name__} must fill self.optimized_networks in __init__")
-        return [config.build(getattr(self, name).parameters()) for name, config in self.optimized_networks.items()]
+        optimizers, schedulers = [], []
+        for name, config in self.optimized_networks.items():
+            optimizers.append(config.build(getattr(self, name).parameters()))
+            scheduler = config.build_schedule(optimizers[-1], self.trainer.max_steps, name)
+            if scheduler is not None:
+                schedulers.append(scheduler)
+        return optimizers, schedulers
 
     def optimizer_of(self, network: str) -> pl.core.optimizer.LightningOptimizer:
         optimizers = self.optimizers()
@@ -185,6 +192,9 @@ class GenerativeModule(pl.LightningModule):
                     # Same path as LightningOptimizer.step (precision plugin, hooks) but not counted
                     # in global_step, which counts only the step network's updates.
                     self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
+            if self.step_network in optimizers:  # a global step: every network's schedule moves on
+                for scheduler in self.trainer.lr_scheduler_configs:
+                    scheduler.scheduler.step()
             if self.sampling_network in optimizers and self.sampling_network_ema is not None:
                 self.sampling_network_ema.update_parameters(getattr(self, self.sampling_network))
 
@@ -248,6 +258,8 @@ class GenerativeModule(pl.LightningModule):
             self._nonfinite_stop_step = step
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers):
+            self.log(f"train/lr_{name}", float(optimizer.param_groups[0]["lr"]))
         if self._nonfinite_stop_step is None:
             return
         # At a batch boundary, so that the checkpoint resumes like any step checkpoint.

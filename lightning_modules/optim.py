@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat, PositiveInt
+from torch.optim.lr_scheduler import LRScheduler
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,12 @@ class OptimizerConfig:
         weight_decay: L2 penalty (decoupled for AdamW).
         momentum: Momentum for SGD and RMSprop.
         algorithm: Which torch.optim class to use.
+        lr_schedule: How the learning rate moves over training, once per global step (generator
+            update, so a critic stepped n_critic times per step follows the same clock):
+            "constant"; "linear" decay to 0 (the WGAN-GP reference code's schedule); "cosine"
+            annealing to 0. It stays at 0 after ``schedule_steps``.
+        schedule_steps: Global steps over which the schedule reaches 0 (default: the trainer's
+            ``max_steps``).
     """
 
     lr: PositiveFloat = 2e-4
@@ -27,6 +34,8 @@ class OptimizerConfig:
     weight_decay: NonNegativeFloat = 0.0
     momentum: ClosedUnitInterval = 0.0
     algorithm: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    schedule_steps: PositiveInt | None = None
 
     def __post_init__(self) -> None:
         # jsonargparse passes float subclasses (PositiveFloat); checkpoints must hold plain floats.
@@ -34,6 +43,8 @@ class OptimizerConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         object.__setattr__(self, "weight_decay", float(self.weight_decay))
         object.__setattr__(self, "momentum", float(self.momentum))
+        if self.schedule_steps is not None:
+            object.__setattr__(self, "schedule_steps", int(self.schedule_steps))
         if self.lr <= 0:
             raise ValueError(f"optimizer lr must be positive, got {self.lr}")
         if not all(0.0 <= b < 1.0 for b in self.betas):
@@ -47,6 +58,20 @@ class OptimizerConfig:
         if self.algorithm == "rmsprop":
             return torch.optim.RMSprop(parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def build_schedule(self, optimizer: torch.optim.Optimizer, max_steps: int, network: str) -> LRScheduler | None:
+        """The learning-rate scheduler of ``lr_schedule`` (None for "constant"), to be stepped once per global step."""
+        if self.lr_schedule == "constant":
+            return None
+        steps = self.schedule_steps or (max_steps if max_steps > 0 else None)
+        if steps is None:
+            raise ValueError(
+                f"the {network}'s optimizer has lr_schedule={self.lr_schedule!r}, which decays over a number of "
+                f"steps: set trainer.max_steps, or that optimizer's schedule_steps."
+            )
+        if self.lr_schedule == "linear":
+            return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=steps)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
 
 
 # Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class.

@@ -5,9 +5,11 @@ last.ckpt, config.yaml) is left byte-identical. Every entry goes through the rea
 Catalogue entry → test (here unless named otherwise):
 
 - unknown config key (answered with the closest known one), wrong type, out-of-range value
-  (optimizer lr/betas, batch_size, ema_decay, negative β, m < 2 pairs, τ <= 0, n_critic < 1), an
+  (optimizer lr/betas/lr_schedule/schedule_steps, batch_size, ema_decay, negative β, m < 2 pairs, τ <= 0, n_critic < 1), an
   image size no network is built for → test_bad_config_values_fail_at_parse_time_naming_the_key
 - images of another size than the model's networks → test_data_of_another_size_than_the_networks
+- a decaying learning-rate schedule with no horizon (no trainer.max_steps nor schedule_steps)
+  → test_an_lr_schedule_without_a_horizon
 - IDGAN-SC stage two with a distiller of another code size → test_a_distiller_with_another_code_size
   (a missing distiller, or a checkpoint that is not a β-VAE: test_idgan_sc.py,
   test_a_missing_distiller_names_the_file_and_stage_one, test_a_checkpoint_that_is_not_a_beta_vae_is_refused)
@@ -81,6 +83,8 @@ def in_tmp_path(tmp_path, monkeypatch):
         ("idgan_sc_dsprites", "--model.init_args.tau_positive=0", "tau_positive"),
         ("idgan_sc_dsprites", "--model.init_args.tau_all=-0.1", "tau_all"),
         ("wgan_gp_celeba", "--model.init_args.n_critic=0", "n_critic"),
+        ("dcgan_dsprites", "--model.init_args.generator_optimizer.lr_schedule=exponential", "generator_optimizer.lr_schedule"),
+        ("dcgan_dsprites", "--model.init_args.discriminator_optimizer.schedule_steps=0", "discriminator_optimizer.schedule_steps"),
     ],
 )
 def test_bad_config_values_fail_at_parse_time_naming_the_key(config, override, message, in_tmp_path, capsys):
@@ -99,6 +103,14 @@ def test_data_of_another_size_than_the_networks(in_tmp_path):
     files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
     with pytest.raises(ValueError, match=r"shape \(1, 32, 32\) but DSpritesDataModule yields \(1, 64, 64\).*image_size"):
         main(fit_args("dcgan_dsprites", "--model.init_args.image_size=32", *PROCEDURAL_DSPRITES))
+    assert_untouched(files)
+
+
+def test_an_lr_schedule_without_a_horizon(in_tmp_path):
+    files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
+    with pytest.raises(ValueError, match=r"generator's optimizer has lr_schedule='cosine'.*set trainer.max_steps, or that optimizer's schedule_steps"):
+        main(fit_args("dcgan_dsprites", "--model.init_args.generator_optimizer.lr_schedule=cosine", "--trainer.max_steps=-1",
+                      "--trainer.max_epochs=1", *PROCEDURAL_DSPRITES))
     assert_untouched(files)
 
 

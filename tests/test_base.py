@@ -1,6 +1,9 @@
 """The shared base: stepping, step counting, toggling, clipping, EMA, sampling API, start-up checks."""
 
+import math
+
 import pytest
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.precision import MixedPrecision
 
@@ -98,3 +101,35 @@ def test_data_in_another_value_range_is_a_clear_error():
 def test_optimizer_config_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="lr|betas"):
         OptimizerConfig(**bad)
+
+
+class LearningRates(pl.Callback):
+    """(global step, each optimizer's learning rate) after every batch."""
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen.append((trainer.global_step, *(o.param_groups[0]["lr"] for o in trainer.optimizers)))
+
+
+def test_lr_schedules_follow_global_steps_and_are_logged():
+    critic = OptimizerConfig(lr=1e-3, lr_schedule="cosine", schedule_steps=8)
+    generator = OptimizerConfig(lr=1e-3, lr_schedule="linear")  # over max_steps
+    model = tiny(WGANGP, n_critic=2, critic_optimizer=critic, generator_optimizer=generator)
+    learning_rates = LearningRates()
+    trainer = quiet_trainer(max_steps=4, callbacks=[learning_rates])
+    trainer.fit(model, RandomImages(size=28))
+    # the critic steps 8 times but its schedule moves with the 4 generator steps, like the generator's
+    assert [step for step, _, _ in learning_rates.seen] == [0, 1, 1, 2, 2, 3, 3, 4]
+    for step, critic_lr, generator_lr in learning_rates.seen:
+        assert critic_lr == pytest.approx(1e-3 * (1 + math.cos(math.pi * step / 8)) / 2, abs=1e-12)
+        assert generator_lr == pytest.approx(1e-3 * (1 - step / 4), abs=1e-12)
+    assert trainer.callback_metrics["train/lr_critic"].item() == pytest.approx(1e-3 * (1 + math.cos(math.pi / 2)) / 2)
+    assert trainer.callback_metrics["train/lr_generator"].item() == 0.0
+
+
+def test_an_lr_schedule_without_a_horizon_is_a_clear_error():
+    model = tiny(DCGAN, generator_optimizer=OptimizerConfig(lr_schedule="linear"))
+    with pytest.raises(ValueError, match=r"generator's optimizer has lr_schedule='linear'.*trainer.max_steps.*schedule_steps"):
+        quiet_trainer(max_epochs=1).fit(model, RandomImages(size=28))

@@ -7,7 +7,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_modules import (
     CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN,
-    WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, KLAnnealing, LatentConstraints,
+    WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, KLAnnealing, LatentConstraints, OptimizerConfig,
 )
 from tests.helpers import RandomImages, quiet_trainer
 
@@ -18,6 +18,16 @@ SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
 CASES = {
     "dcgan-ema": (DCGAN, dict(SMALL_GAN, ema_decay=0.9), (32, SIGNED, 48)),
     "wgan-gp": (WGANGP, dict(SMALL_GAN, n_critic=4), (32, SIGNED, 48)),
+    # the schedulers' positions are part of the state (the learning rates are compared too)
+    "dcgan-lr-schedules": (
+        DCGAN,
+        dict(
+            SMALL_GAN,
+            generator_optimizer=OptimizerConfig(lr_schedule="linear", schedule_steps=16),
+            discriminator_optimizer=OptimizerConfig(lr_schedule="cosine", schedule_steps=16),
+        ),
+        (32, SIGNED, 48),
+    ),
     "beta-vae": (BetaVAE, dict(image_size=32, channels=1, width=4, latent_dim=4), (32, UNIT, 48)),
     "idgan-sc-prior": (
         IDGANSC,
