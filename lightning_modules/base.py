@@ -185,13 +185,14 @@ class GenerativeModule(pl.LightningModule):
             if nonfinite.item():  # the same on every process: the flag travels with the gradients
                 self._skip_nonfinite_update(networks, loss)
                 return
-            for name, optimizer in optimizers.items():
-                if name == self.step_network:
-                    optimizer.step()
-                else:
-                    # Same path as LightningOptimizer.step (precision plugin, hooks) but not counted
-                    # in global_step, which counts only the step network's updates.
-                    self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
+            with _one_loss_scale_update(getattr(self.trainer.precision_plugin, "scaler", None)):
+                for name, optimizer in optimizers.items():
+                    if name == self.step_network:
+                        optimizer.step()
+                    else:
+                        # Same path as LightningOptimizer.step (precision plugin, hooks) but not counted
+                        # in global_step, which counts only the step network's updates.
+                        self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
             if self.step_network in optimizers:  # a global step: every network's schedule moves on
                 for scheduler in self.trainer.lr_scheduler_configs:
                     scheduler.scheduler.step()
@@ -354,6 +355,23 @@ class GenerativeModule(pl.LightningModule):
             yield
         finally:
             self.train(was_training)
+
+
+@contextmanager
+def _one_loss_scale_update(scaler: torch.amp.GradScaler | None) -> Iterator[None]:
+    """Lightning's AMP plugin updates the loss scale after each optimizer step. The optimizers of
+    one backward pass must all unscale by the scale it used: update once, after the last of them
+    (torch's multi-optimizer AMP recipe), with the overflow checks of all of them."""
+    if scaler is None:
+        yield
+        return
+    update = scaler.update
+    scaler.update = lambda new_scale=None: None
+    try:
+        yield
+    finally:
+        del scaler.update  # the class's method again
+    update()
 
 
 def _plain(value: Any) -> Any:
