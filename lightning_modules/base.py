@@ -407,10 +407,33 @@ class AdversarialModule(GenerativeModule):
     def __init__(self, *, n_critic: PositiveInt = 1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.n_critic = n_critic
+        self._generator_turn = False
+        self._round_batches = 0  # batches (discriminator updates) of the current round so far
+
+    def critic_updates(self, generator_update: int) -> int:
+        """Discriminator updates in the round that ends with generator update ``generator_update``
+        (counted from 0): ``n_critic``, unless a model's schedule says otherwise (WGAN's reference)."""
+        return self.n_critic
 
     def generator_turn(self) -> bool:
-        """Whether this batch ends a round of ``n_critic`` discriminator steps."""
-        return (self.trainer.fit_loop.epoch_loop.total_batch_idx + 1) % self.n_critic == 0
+        """Whether this batch ends a round of discriminator steps, so the generator steps too."""
+        return self._generator_turn
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Decided once per batch, before the checkpoint of this batch is written (at its end), so
+        # that the round's position resumes with it.
+        self._round_batches += 1
+        self._generator_turn = self._round_batches >= self.critic_updates(self.global_step)
+        if self._generator_turn:
+            self._round_batches = 0
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["discriminator_round_batches"] = self._round_batches
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._round_batches = checkpoint.get("discriminator_round_batches", 0)
 
     def build_gan(
         self,

@@ -4,6 +4,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from callbacks import PreemptionCheckpoint
 
 from lightning_modules import (
     CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN,
@@ -49,6 +52,8 @@ CASES = {
     "lsgan": (LSGAN, SHAPED_GAN, (32, SIGNED, 48)),
     "ebgan": (EBGAN, dict(SHAPED_GAN, code_dim=8), (32, SIGNED, 48)),
     "wgan": (WGAN, dict(SHAPED_GAN, n_critic=4), (32, SIGNED, 48)),
+    # rounds of 3, 2, 3, 2, ... critic updates (the reference code's boosted rounds, scaled down)
+    "wgan-boosted": (WGAN, dict(SHAPED_GAN, n_critic=2, boosted_n_critic=3, boost_first=1, boost_every=2), (32, SIGNED, 48)),
 }
 
 
@@ -62,14 +67,14 @@ def tiny_vae_checkpoint(directory) -> str:
     return str(path)
 
 
-def train(case, tmp_path, ckpt_path=None, **trainer_args):
+def train(case, tmp_path, ckpt_path=None, callbacks=(), **trainer_args):
     model_class, kwargs, (size, value_range, n) = CASES[case]
     if model_class is LatentConstraints:
         kwargs = {**kwargs, "vae_checkpoint": tiny_vae_checkpoint(tmp_path.parent)}
     pl.seed_everything(0)
     model = model_class(**kwargs)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=1)
-    trainer = quiet_trainer(enable_checkpointing=True, callbacks=[checkpoint], **trainer_args)
+    trainer = quiet_trainer(enable_checkpointing=True, callbacks=[checkpoint, *callbacks], **trainer_args)
     trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
     return model, trainer
 
@@ -93,12 +98,39 @@ def test_resume_reproduces_the_uninterrupted_weights_and_optimizer_states(tmp_pa
     resumed, trainer = train(case, tmp_path / "b", ckpt_path="last", max_epochs=2)
 
     assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 2 * CASES[case][2][2] // 8
-    expected, actual = uninterrupted.state_dict(), resumed.state_dict()
+    assert any("sampling_network_ema" in key for key in resumed.state_dict()) == case.endswith("ema")
+    assert_same_training_state(uninterrupted, resumed)
+
+
+class PreemptAfterBatch(pl.Callback):
+    """Raises Lightning's SIGTERM flag at the end of batch ``n``, as a signal arriving then would."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.fit_loop.epoch_loop.total_batch_idx + 1 == self.n:
+            trainer._signal_connector.received_sigterm = True
+
+
+@pytest.mark.parametrize("case", ["wgan-gp", "wgan-boosted", "latent-constraints"])
+def test_a_preemption_inside_a_round_of_critic_steps_resumes_the_round(tmp_path, case):
+    """Batch 6 is inside a round of critic updates (of 4, of 3 or 2, of 4): the preemption
+    checkpoint must carry how far the round had got, or the resumed run steps G at another batch."""
+    uninterrupted, _ = train(case, tmp_path / "a", max_epochs=2)
+    with pytest.raises(SIGTERMException):
+        train(case, tmp_path / "b", max_epochs=2, callbacks=[PreemptionCheckpoint(), PreemptAfterBatch(6)])
+    resumed, _ = train(case, tmp_path / "b", ckpt_path="last", max_epochs=2)
+    assert_same_training_state(uninterrupted, resumed)
+
+
+def assert_same_training_state(expected_model, actual_model) -> None:
+    expected, actual = expected_model.state_dict(), actual_model.state_dict()
     assert expected.keys() == actual.keys()
-    assert any("sampling_network_ema" in key for key in actual) == case.endswith("ema")
     different = [key for key in expected if not torch.equal(expected[key], actual[key])]
     assert not different, f"weights differ after resume: {different[:5]}"
-    for network, a, b in zip(uninterrupted.optimized_networks, uninterrupted.trainer.optimizers, trainer.optimizers):
+    optimizers = zip(expected_model.optimized_networks, expected_model.trainer.optimizers, actual_model.trainer.optimizers)
+    for network, a, b in optimizers:
         assert_same_optimizer_state(a.state_dict(), b.state_dict(), network)
 
 

@@ -36,9 +36,22 @@ def test_critic_steps_train_only_the_critic_and_generator_steps_only_g():
     assert blocks == [c, c, c, g] * 2
 
 
+def test_the_reference_codes_boosted_critic_rounds():
+    """boosted_n_critic critic updates for the first boost_first generator updates and every
+    boost_every-th (the reference's 100, 25, 500, scaled down), n_critic otherwise."""
+    pl.seed_everything(0)
+    model = WGAN(data_shape=(1, 28, 28), width=4, latent_dim=6, n_critic=2, boosted_n_critic=3, boost_first=1, boost_every=3)
+    blocks = record_optimize_blocks(model, ["critic", "generator"])
+    quiet_trainer(max_steps=5).fit(model, RandomImages(size=28, n=96, batch_size=8))
+    c, g = (("critic",), {"critic"}), (("generator",), {"generator"})
+    # generator updates 0 (first) and 3 (a multiple of 3) are boosted
+    assert blocks == [c, c, c, g] + [c, c, g] * 2 + [c, c, c, g] + [c, c, g]
+
+
 def test_defaults_are_the_papers():
     model = WGAN()
     assert model.clip_value == 0.01 and model.n_critic == 5
+    assert model.boosted_n_critic is None  # Algorithm 1; the configs add the reference code's rounds
     rmsprop = OptimizerConfig(lr=5e-5, algorithm="rmsprop")
     assert model.optimized_networks == {"critic": rmsprop, "generator": rmsprop}
 
