@@ -259,8 +259,9 @@ class GenerativeModule(pl.LightningModule):
             self._nonfinite_stop_step = step
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers):
-            self.log(f"train/lr_{name}", float(optimizer.param_groups[0]["lr"]))
+        if self.trainer._logger_connector.should_update_logs:  # the loggers' cadence, as LearningRateMonitor's
+            for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers):
+                self.log(f"train/lr_{name}", float(optimizer.param_groups[0]["lr"]))
         if self._nonfinite_stop_step is None:
             return
         # At a batch boundary, so that the checkpoint resumes like any step checkpoint.

@@ -118,7 +118,7 @@ def test_lr_schedules_follow_global_steps_and_are_logged():
     generator = OptimizerConfig(lr=1e-3, lr_schedule="linear")  # over max_steps
     model = tiny(WGANGP, n_critic=2, critic_optimizer=critic, generator_optimizer=generator)
     learning_rates = LearningRates()
-    trainer = quiet_trainer(max_steps=4, callbacks=[learning_rates])
+    trainer = quiet_trainer(max_steps=4, callbacks=[learning_rates], log_every_n_steps=1)
     trainer.fit(model, RandomImages(size=28))
     # the critic steps 8 times but its schedule moves with the 4 generator steps, like the generator's
     assert [step for step, _, _ in learning_rates.seen] == [0, 1, 1, 2, 2, 3, 3, 4]
