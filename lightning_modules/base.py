@@ -408,8 +408,7 @@ class AdversarialModule(GenerativeModule):
     def __init__(self, *, n_critic: PositiveInt = 1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.n_critic = n_critic
-        self._generator_turn = False
-        self._round_batches = 0  # batches (discriminator updates) of the current round so far
+        self._round_batches = 0  # batches of the current round so far; 0 once a batch has ended the round
 
     def critic_updates(self, generator_update: int) -> int:
         """Discriminator updates in the round that ends with generator update ``generator_update``
@@ -418,14 +417,13 @@ class AdversarialModule(GenerativeModule):
 
     def generator_turn(self) -> bool:
         """Whether this batch ends a round of discriminator steps, so the generator steps too."""
-        return self._generator_turn
+        return self._round_batches == 0
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Decided once per batch, before the checkpoint of this batch is written (at its end), so
         # that the round's position resumes with it.
         self._round_batches += 1
-        self._generator_turn = self._round_batches >= self.critic_updates(self.global_step)
-        if self._generator_turn:
+        if self._round_batches >= self.critic_updates(self.global_step):
             self._round_batches = 0
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
