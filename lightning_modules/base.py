@@ -32,6 +32,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, checkpoint_directory, model_class_path
+from lightning_modules.loggers import GeneratorUpdateLogging
 from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.optim import OptimizerConfig
@@ -281,6 +282,8 @@ class GenerativeModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         self._build_ema()
+        if self._trainer is not None:  # every logged row at generator updates, the step callbacks use
+            GeneratorUpdateLogging.install(self._trainer)
         datamodule = self._trainer.datamodule if self._trainer is not None else None
         if datamodule is not None:
             self._check_data_matches(datamodule)

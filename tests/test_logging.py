@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 import time
@@ -11,9 +12,14 @@ import pytest
 import torch
 import wandb
 import yaml
+from pytorch_lightning.loggers import CSVLogger
 
+from callbacks import SampleGrid
+from callbacks.periodic import PeriodicCallback
+from lightning_modules import WGANGP
 from lightning_modules.cli import main
 from lightning_modules.loggers import WandbLogger
+from tests.helpers import RandomImages, quiet_trainer
 
 
 def logged_values(run_file: Path, key: str) -> list[float]:
@@ -121,3 +127,34 @@ def test_a_resumed_run_continues_the_wandb_run_of_its_checkpoint(tmp_path, monke
     # offline-run-<start time to the second>-<id>, with "-1" appended when both began in the same second
     runs = sorted(p.name for p in (tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(re.fullmatch(rf"offline-run-[0-9_]+-{run_id}(-1)?", name) for name in runs), runs
+
+
+class StepScore(PeriodicCallback):
+    """An evaluation callback in miniature: publishes a score the way FID and the disentanglement metrics do."""
+
+    def run(self, trainer, pl_module):
+        self.publish(trainer, {"eval/score": float(trainer.global_step)})
+
+
+def steps_with(rows: list[dict[str, str]], column: str) -> list[int]:
+    return [int(row["step"]) for row in rows if row.get(column)]
+
+
+def test_every_logged_value_is_indexed_by_generator_updates(tmp_path):
+    """WGAN-GP with n_critic 5: 20 batches make 4 generator updates; losses, learning rates, scores
+    and images of one moment share its step, at the cadence log_every_n_steps counts in generator updates."""
+    model = WGANGP(latent_dim=5, image_size=28, channels=1, width=4, n_critic=5)
+    trainer = quiet_trainer(
+        max_steps=4, log_every_n_steps=2, default_root_dir=str(tmp_path), logger=CSVLogger(tmp_path, name="csv"),
+        callbacks=[SampleGrid(num_samples=4, nrow=2, every_n_steps=2), StepScore(every_n_steps=2)],
+    )
+    trainer.fit(model, RandomImages(size=28, n=200, batch_size=4))
+    assert trainer.global_step == 4
+
+    with open(Path(trainer.logger.log_dir) / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    for column in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_critic", "eval/score"):
+        assert steps_with(rows, column) == [2, 4], column
+    assert [float(row["eval/score"]) for row in rows if row.get("eval/score")] == [2.0, 4.0]
+    images = sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert images == ["samples_step0000002.png", "samples_step0000004.png"]
