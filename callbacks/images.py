@@ -1,6 +1,6 @@
 """Image callbacks: fixed-noise samples, latent traversals and reconstructions.
 
-Each saves a PNG under ``<default_root_dir>/images/`` and logs the same grid to every logger
+Each saves a PNG under ``<default_root_dir>/images/`` and logs the same 8-bit image to every logger
 that takes images (W&B, TensorBoard), every ``every_n_steps`` training steps and at the end of fit.
 """
 
@@ -10,13 +10,16 @@ import inspect
 from abc import abstractmethod
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import PositiveInt
+from PIL.Image import Image
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.transforms.functional import to_pil_image
+from torchvision.utils import make_grid
 
 from callbacks.periodic import PeriodicCallback
 
@@ -34,19 +37,26 @@ class ImageGridCallback(PeriodicCallback):
         if not trainer.is_global_zero:
             return
         step = trainer.global_step
-        grid = self.make_grid(trainer, pl_module).cpu()
+        image = to_image(self.make_grid(trainer, pl_module))
         path = Path(trainer.default_root_dir) / "images" / f"{self.key}_step{step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(grid, path)
+        image.save(path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(key=f"images/{self.key}", images=[grid], step=step)
+                logger.log_image(key=f"images/{self.key}", images=[image], step=step)
             elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image(f"images/{self.key}", grid, step)
+                logger.experiment.add_image(f"images/{self.key}", np.asarray(image), step, dataformats="HWC")
 
 
 def to_grid(images: Tensor, nrow: int, value_range: tuple[float, float]) -> Tensor:
     return make_grid(images.float(), nrow=nrow, normalize=True, value_range=value_range, pad_value=1.0)
+
+
+def to_image(grid: Tensor) -> Image:
+    """A [3, H, W] grid in [0, 1] as the 8-bit image torchvision's ``save_image`` writes (rounded).
+    Loggers get this image, not the floats: wandb casts floats to uint8 unscaled (all black), and
+    TensorBoard would truncate where the PNG rounds."""
+    return to_pil_image(grid.detach().cpu().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8))
 
 
 class SampleGrid(ImageGridCallback):
@@ -151,4 +161,4 @@ class PredictionGrid(BasePredictionWriter):
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
         path = Path(trainer.default_root_dir) / "predictions" / f"batch{batch_idx:04d}_rank{trainer.global_rank}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(to_grid(prediction.cpu(), self.nrow, pl_module.output_range), path)
+        to_image(to_grid(prediction.cpu(), self.nrow, pl_module.output_range)).save(path)

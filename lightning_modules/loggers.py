@@ -10,6 +10,7 @@ import socket
 from urllib.parse import urlparse
 
 import pytorch_lightning as pl
+from lightning_fabric.utilities.logger import _add_prefix
 from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 from pytorch_lightning.trainer.connectors.logger_connector.logger_connector import _LoggerConnector
 from pytorch_lightning.utilities import rank_zero_only
@@ -55,7 +56,7 @@ class GeneratorUpdateLogging(_LoggerConnector):
         return (updated and trainer.global_step % trainer.log_every_n_steps == 0) or trainer.should_stop
 
     def log_metrics(self, metrics, step: int | None = None) -> None:
-        if step is None and "step" not in metrics:  # a logged "step" stays the user's choice, as in Lightning
+        if metrics and step is None and "step" not in metrics:  # a logged "step" stays the user's choice, as in Lightning
             metrics, step = {"epoch": self.trainer.current_epoch, **metrics}, self.trainer.global_step
         super().log_metrics(metrics, step)
 
@@ -103,6 +104,17 @@ class WandbLogger(LightningWandbLogger):
         # wandb's service process outlives a run and resolves relative paths against its own
         # working directory, so a later run in the same process would land elsewhere.
         super().__init__(save_dir=os.path.abspath(save_dir), offline=offline, **kwargs)
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step: int | None = None) -> None:
+        """Lightning's, with W&B's own step (``_step``) set to ``step`` (generator updates, as
+        ``trainer/global_step``): what is logged at one step is one W&B row, and the rows of a
+        resumed run continue those of the run it resumes, offline too, instead of restarting at 0."""
+        if step is None or self._wandb_init.get("sync_tensorboard"):
+            super().log_metrics(metrics, step)
+            return
+        metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        self.experiment.log({**metrics, "trainer/global_step": step}, step=step)
 
     def resume_run(self, run_id: str) -> None:
         """Continue the W&B run ``run_id`` (a resumed training run's) instead of starting a new one,

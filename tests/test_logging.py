@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import wandb
 import yaml
+from PIL import Image
+from wandb.proto import wandb_internal_pb2 as pb
 from pytorch_lightning.loggers import CSVLogger
 
 from callbacks import SampleGrid
@@ -158,3 +162,118 @@ def test_every_logged_value_is_indexed_by_generator_updates(tmp_path):
     assert [float(row["eval/score"]) for row in rows if row.get("eval/score")] == [2.0, 4.0]
     images = sorted(p.name for p in (tmp_path / "images").iterdir())
     assert images == ["samples_step0000002.png", "samples_step0000004.png"]
+
+
+# ---------------------------------------------------------------- what W&B recorded, read back
+def wandb_records(run_dir: Path) -> list[pb.Record]:
+    """The records of an offline run's transaction log ``run-<id>.wandb``, once complete (its exit
+    record written: wandb's service writes in the background). The format is LevelDB's log (wandb
+    0.31 has no Python reader): a 7-byte W&B header, then 32 KiB blocks of chunks, each with a
+    7-byte header (CRC, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
+    (run_file,) = run_dir.glob("run-*.wandb")
+    deadline = time.monotonic() + 60
+    while True:
+        records, data, position, pieces = [], run_file.read_bytes(), 7, b""
+        assert data[:4] == b":W&B", run_file
+        while position + 7 <= len(data):
+            if (left := 32768 - position % 32768) < 7:  # a block's zero-filled tail
+                position += left
+                continue
+            length, kind = int.from_bytes(data[position + 4 : position + 6], "little"), data[position + 6]
+            pieces += data[position + 7 : position + 7 + length]
+            position += 7 + length
+            if kind in (1, 4):
+                records.append(pb.Record.FromString(pieces))
+                pieces = b""
+        if any(record.HasField("exit") for record in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
+def history_rows(records: list[pb.Record]) -> list[dict]:
+    """Each history row as {key: value}, a logged image as {key: {"filenames": [...], ...}}."""
+    rows = []
+    for record in records:
+        if record.HasField("history"):
+            row: dict = {}
+            for item in record.history.item:
+                *parents, name = item.nested_key or [item.key]
+                node = row
+                for parent in parents:
+                    node = node.setdefault(parent, {})
+                node[name] = json.loads(item.value_json)
+            rows.append(row)
+    return rows
+
+
+def run_record(records: list[pb.Record]) -> pb.RunRecord:
+    return next(r.run for r in records if r.HasField("run"))
+
+
+def wgan_gp_config(**trainer) -> dict:
+    """A tiny WGAN-GP (n_critic 2) on procedural dSprites, logging to W&B under run/."""
+    return {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu", "default_root_dir": "run", "enable_progress_bar": False,
+            "logger": {"class_path": "lightning_modules.loggers.WandbLogger", "init_args": {"project": "tests", "save_dir": "run"}},
+            **trainer,
+        },
+        "model": {"class_path": "lightning_modules.WGANGP",
+                  "init_args": {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 5, "n_critic": 2}},
+        "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
+    }
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def test_wandb_shows_the_saved_grids_with_every_row_at_its_generator_update(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    config = wgan_gp_config(
+        max_steps=4, log_every_n_steps=2, enable_checkpointing=False,
+        callbacks=[{"class_path": "callbacks.SampleGrid", "init_args": {"num_samples": 16, "nrow": 4, "every_n_steps": 2}}],
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", "config.yaml"])
+
+    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    rows = history_rows(wandb_records(run_dir))
+    for key in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_critic", "images/samples"):
+        assert [row["trainer/global_step"] for row in rows if key in row] == [2, 4], key
+    assert all(row["_step"] == row["trainer/global_step"] for row in rows)  # W&B's own step too
+
+    logged = {row["_step"]: row["images/samples"] for row in rows if "images/samples" in row}
+    grids = {}
+    for step, image in logged.items():
+        (filename,) = image["filenames"]
+        grids[step] = pixels(run_dir / "files" / filename)
+        saved = pixels(tmp_path / "run" / "images" / f"samples_step{step:07d}.png")
+        assert grids[step].shape == saved.shape and np.abs(grids[step] - saved).max() <= 1, step
+        assert len(np.unique(grids[step])) > 2, "a binary (black) image"
+    assert not np.array_equal(grids[2], grids[4])
+
+
+def test_a_resumed_offline_run_continues_the_steps_of_the_run_it_resumes(tmp_path, monkeypatch):
+    """Both parts of a run stopped at step 2 and resumed to 4, as `wandb sync` reads them: the same
+    run id, part two marked to resume it, and W&B's own step (the one sync keeps, or raises to the
+    run's next step) continuing from part one's instead of restarting at 0."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    checkpoints = {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                   "init_args": {"dirpath": "run/checkpoints", "save_last": True, "every_n_train_steps": 1}}
+    config = wgan_gp_config(max_steps=2, log_every_n_steps=1, callbacks=[checkpoints])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", "config.yaml"])
+    main(["fit", "--config", "config.yaml", "--ckpt_path", "last", "--trainer.max_steps", "4"])
+
+    parts = [wandb_records(run_dir) for run_dir in (tmp_path / "run" / "wandb").glob("offline-run-*")]
+    first, second = sorted(parts, key=lambda records: run_record(records).start_time.ToDatetime())
+    assert run_record(first).run_id == run_record(second).run_id
+    assert run_record(second).resume  # what `wandb sync` reads to append to the run instead of replacing it
+    for records, steps in ((first, [1, 2]), (second, [3, 4])):
+        rows = history_rows(records)
+        assert [row["_step"] for row in rows] == steps
+        assert [row["trainer/global_step"] for row in rows if "train/g_loss" in row] == steps
