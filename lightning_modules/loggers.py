@@ -89,6 +89,9 @@ def _warn_offline(reason: str, save_dir: str) -> None:
 class WandbLogger(LightningWandbLogger):
     """Lightning's WandbLogger, offline (one warning line) when there is no login or no network.
 
+    Offline, ``log_model`` still logs the checkpoints as artifacts: W&B records them in the run
+    (staging a copy of each file under ``WANDB_DATA_DIR``) and ``wandb sync`` uploads them.
+
     Args:
         save_dir: Where the run's files go (made absolute).
         offline: Log offline regardless (also set by ``WANDB_MODE=offline``).
@@ -103,7 +106,9 @@ class WandbLogger(LightningWandbLogger):
                 _warn_offline(reason, save_dir)
         # wandb's service process outlives a run and resolves relative paths against its own
         # working directory, so a later run in the same process would land elsewhere.
-        super().__init__(save_dir=os.path.abspath(save_dir), offline=offline, **kwargs)
+        # Lightning refuses log_model offline, as if W&B could not keep artifacts until `wandb sync`: it can.
+        super().__init__(save_dir=os.path.abspath(save_dir), offline=False, **kwargs)
+        self._offline = offline
 
     @rank_zero_only
     def log_metrics(self, metrics, step: int | None = None) -> None:

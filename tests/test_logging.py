@@ -277,3 +277,24 @@ def test_a_resumed_offline_run_continues_the_steps_of_the_run_it_resumes(tmp_pat
         rows = history_rows(records)
         assert [row["_step"] for row in rows] == steps
         assert [row["trainer/global_step"] for row in rows if "train/g_loss" in row] == steps
+
+
+@pytest.mark.parametrize("log_model", [True, "all"])
+def test_log_model_offline_records_the_checkpoints_for_wandb_sync(tmp_path, monkeypatch, log_model):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb_data"))  # where W&B stages artifact files until sync
+    checkpoints = {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                   "init_args": {"dirpath": "run/checkpoints", "save_last": True, "every_n_train_steps": 1}}
+    config = wgan_gp_config(max_steps=2, callbacks=[checkpoints])
+    config["trainer"]["logger"]["init_args"]["log_model"] = log_model
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", "config.yaml"])
+
+    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    records = wandb_records(run_dir)
+    artifacts = [r.artifact for r in records if r.HasField("artifact")]
+    assert artifacts and all(a.type == "model" and a.name == f"model-{run_record(records).run_id}" for a in artifacts)
+    # each holds a checkpoint file W&B keeps (staged) for `wandb sync` to upload
+    staged = [Path(entry.local_path) for a in artifacts for entry in a.manifest.contents]
+    assert staged and all(path.is_file() and torch.load(path, weights_only=True)["global_step"] > 0 for path in staged)
