@@ -57,6 +57,7 @@ class GeneratorUpdateLogging(_LoggerConnector):
 
     def log_metrics(self, metrics, step: int | None = None) -> None:
         if metrics and step is None and "step" not in metrics:  # a logged "step" stays the user's choice, as in Lightning
+            # with the epoch, as Lightning adds to the rows of its own default step
             metrics, step = {"epoch": self.trainer.current_epoch, **metrics}, self.trainer.global_step
         super().log_metrics(metrics, step)
 

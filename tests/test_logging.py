@@ -1,4 +1,7 @@
-"""W&B offline: the run directory holds the scalars, images and config; no login means offline, not a prompt."""
+"""What a run logs, read back as a user sees it: one x-axis (generator updates) for losses, learning
+rates, scores and images (CSV rows, W&B history); W&B offline runs hold the scalars, the config, the
+saved grids' pixels, resumed parts that continue the steps, and log_model's checkpoints; no login
+means offline, not a prompt."""
 
 from __future__ import annotations
 
@@ -234,14 +237,15 @@ def test_wandb_shows_the_saved_grids_with_every_row_at_its_generator_update(tmp_
     monkeypatch.setenv("WANDB_MODE", "offline")
     config = wgan_gp_config(
         max_steps=4, log_every_n_steps=2, enable_checkpointing=False,
-        callbacks=[{"class_path": "callbacks.SampleGrid", "init_args": {"num_samples": 16, "nrow": 4, "every_n_steps": 2}}],
+        callbacks=[{"class_path": "callbacks.SampleGrid", "init_args": {"num_samples": 16, "nrow": 4, "every_n_steps": 2}},
+                   {"class_path": "tests.test_logging.StepScore", "init_args": {"every_n_steps": 2}}],
     )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     main(["fit", "--config", "config.yaml"])
 
     (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     rows = history_rows(wandb_records(run_dir))
-    for key in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_critic", "images/samples"):
+    for key in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_critic", "eval/score", "images/samples"):
         assert [row["trainer/global_step"] for row in rows if key in row] == [2, 4], key
     assert all(row["_step"] == row["trainer/global_step"] for row in rows)  # W&B's own step too
 
