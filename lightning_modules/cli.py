@@ -5,13 +5,16 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import platform
 import re
+from importlib import metadata
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import torch
 import wandb
+import yaml
 from jsonargparse import Namespace
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningDataModule, Trainer
@@ -30,6 +33,9 @@ class UploadConfig(SaveConfigCallback):
     so that a command that fails leaves the previous run's config.yaml as it was."""
 
     def __init__(self, parser, config: Namespace, *args, **kwargs) -> None:
+        self.versions = software_versions()
+        # config.yaml opens with them as comments, so it still parses as the config that ran
+        parser.dump_header = [*(parser.dump_header or []), *(f"{name}: {version}" for name, version in self.versions.items())]
         super().__init__(parser, without_credentials(config), *args, **kwargs)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -41,8 +47,35 @@ class UploadConfig(SaveConfigCallback):
     on_validation_start = on_test_start = on_predict_start = on_train_start
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
+        # as config.yaml has it: plain values (paths as strings), which every logger can store and read back
+        config = yaml.safe_load(self.parser.dump(self.config, skip_unset=False))
         for logger in trainer.loggers:
-            logger.log_hyperparams({"config": self.config.as_dict()})
+            logger.log_hyperparams({"config": config, "versions": self.versions})
+
+
+#: The distributions a run's numbers depend on, recorded with every run.
+RECORDED_DISTRIBUTIONS = (
+    "idgan-lightning", "torchvision", "pytorch-lightning", "torchmetrics", "torch-fidelity", "numpy", "scipy",
+    "scikit-learn", "lightgbm", "wandb", "jsonargparse", "pillow",
+)
+
+
+def software_versions() -> dict[str, str]:
+    """Python's and torch's versions, each installed distribution of :data:`RECORDED_DISTRIBUTIONS`,
+    and the CUDA and cuDNN versions torch was built with (when it was), so a user can tell which
+    stack produced a number."""
+    # torch's own version string carries the build's tag (+cu130, +cpu), which its metadata drops
+    versions = {"python": platform.python_version(), "torch": str(torch.__version__)}
+    for name in RECORDED_DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    if torch.version.cuda:
+        versions["cuda"] = torch.version.cuda
+    if torch.backends.cudnn.is_available():
+        versions["cudnn"] = str(torch.backends.cudnn.version())
+    return versions
 
 
 _CREDENTIAL_NAME = re.compile(r"api_?key", re.IGNORECASE)

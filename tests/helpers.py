@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import statistics
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,13 +101,49 @@ def ring_scores(model: pl.LightningModule, datamodule: GaussianMixtureDataModule
     return {**mixture_coverage(samples, datamodule.centers, datamodule.std), **moment_distance(samples, data)}
 
 
-def ring_learning(model: pl.LightningModule, max_steps: int, **datamodule_args) -> tuple[dict[str, float], dict[str, float]]:
-    """``ring_scores`` at step 0 and after ``max_steps`` generator steps on the ring."""
+def ring_learning(
+    model: pl.LightningModule, max_steps: int, seed: int = 0, **datamodule_args
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``ring_scores`` at step 0 and after ``max_steps`` generator steps on the ring, trained from
+    ``seed`` (data order and noise; the data set itself is the same for every seed)."""
     datamodule = ring_of_gaussians(**datamodule_args)
-    pl.seed_everything(0)
     before = ring_scores(model, datamodule)
+    pl.seed_everything(seed)
     quiet_trainer(max_steps=max_steps).fit(model, datamodule)
     return before, ring_scores(model, datamodule)
+
+
+def ring_figures(model: GenerativeModule, seed: int, max_steps: int = 1000) -> dict[str, float]:
+    """For a model with an encoder (``reconstruction_error``): modes covered, covariance distance,
+    high-quality fraction and reconstruction MSE after ``max_steps`` steps on the ring from ``seed``,
+    the distance and the MSE as fractions of step 0's (2.83 and about 2)."""
+    points = ring_of_gaussians().train_set.x[:2000]
+    error_before = model.reconstruction_error(points).item()
+    before, after = ring_learning(model, max_steps, seed)
+    assert before["modes_covered"] == 0
+    return {
+        "modes": after["modes_covered"],
+        "covariance_ratio": after["covariance_distance"] / before["covariance_distance"],
+        "high_quality": after["high_quality_fraction"],
+        "reconstruction_ratio": model.reconstruction_error(points).item() / error_before,
+    }
+
+
+#: The seeds every learning test trains from. Each test asserts on the median over these three, with a
+#: threshold set from the figures measured over seeds 0-5 (each test lists them): the median of any
+#: three of those seeds passes with a margin. A change of data order or of a dependency's numerics
+#: moves a run as much as a change of seed does, and one seed landing in a poor basin (as small
+#: GANs do) moves no median. ``LEARNING_SEEDS=0,1,2,3,4,5 pytest -s -k learn`` prints the figures.
+LEARNING_SEEDS = tuple(int(seed) for seed in os.environ.get("LEARNING_SEEDS", "0,1,2").split(","))
+
+
+def over_seeds(measure: Callable[[int], dict[str, float]], seeds: Sequence[int] = LEARNING_SEEDS) -> dict[str, float]:
+    """The median of each figure of ``measure(seed)`` over ``seeds``. The figures of every seed are
+    printed, so a failing test shows the spread it failed on."""
+    results = [measure(seed) for seed in seeds]
+    for seed, figures in zip(seeds, results):
+        print(f"seed {seed}: " + ", ".join(f"{name} {value:.3f}" for name, value in figures.items()))
+    return {name: statistics.median(figures[name] for figures in results) for name in results[0]}
 
 
 def flat_parameters(module: torch.nn.Module) -> torch.Tensor:
@@ -227,26 +265,21 @@ def toy_gan_arguments(critic: bool = False) -> dict:
 
 def assert_learns_ring(
     make_model: Callable[[], pl.LightningModule],
+    min_modes: float,
+    max_covariance_ratio: float,
     max_steps: int = 1000,
-    min_modes: float = 2.0,
-    max_covariance_ratio: float = 0.85,
-    seeds: Sequence[int] = (0, 1, 2),
 ) -> None:
-    """Trained ``max_steps`` on the ring from each seed, the model covers on average at least
-    ``min_modes`` of the 8 modes (none at step 0), and its covariance distance falls on average
-    below ``max_covariance_ratio`` times step 0's (2.83). The model is built after seeding.
+    """Trained ``max_steps`` on the ring from each of :data:`LEARNING_SEEDS` (initial weights, data
+    order and noise; the model is built after seeding), the model covers a median of at least
+    ``min_modes`` of the 8 modes (none at step 0), and its covariance distance falls to a median
+    below ``max_covariance_ratio`` times step 0's (2.83)."""
 
-    Averaged over seeds because a GAN's trajectory on the ring swings between a few modes and all
-    of them from one data order to the next (non-saturating GAN, 1000 steps: 1, 8 and 3 modes for
-    seeds 0-2); the mean is what a broken loss or update does not reach."""
-    results = []
-    for seed in seeds:
+    def measure(seed: int) -> dict[str, float]:
         pl.seed_everything(seed)
-        results.append(ring_learning(make_model(), max_steps))
-    summary = [(after["modes_covered"], round(after["covariance_distance"], 2)) for _, after in results]
-    assert all(before["modes_covered"] == 0 and before["covariance_distance"] > 2.5 for before, _ in results)
-    mean_modes = sum(after["modes_covered"] for _, after in results) / len(results)
-    mean_distance = sum(after["covariance_distance"] for _, after in results) / len(results)
-    start = sum(before["covariance_distance"] for before, _ in results) / len(results)
-    assert mean_modes >= min_modes, f"(modes, covariance distance) per seed: {summary}"
-    assert mean_distance < max_covariance_ratio * start, f"(modes, covariance distance) per seed: {summary}"
+        before, after = ring_learning(make_model(), max_steps, seed)
+        assert before["modes_covered"] == 0 and before["covariance_distance"] > 2.5
+        return {"modes": after["modes_covered"], "covariance_ratio": after["covariance_distance"] / before["covariance_distance"]}
+
+    median = over_seeds(measure)
+    assert median["modes"] >= min_modes, median
+    assert median["covariance_ratio"] < max_covariance_ratio, median

@@ -14,7 +14,7 @@ from callbacks import Reconstructions
 from lightning_modules import BiGAN, OptimizerConfig
 from lightning_modules.losses import bidirectional_generator_loss
 from lightning_modules.nets import JointDiscriminator
-from tests.helpers import RandomImages, quiet_trainer, record_optimize_blocks, ring_learning, ring_of_gaussians
+from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks, ring_figures
 
 POINTS = dict(latent_dim=3, data_shape=(2,), width=8, joint_hidden=8)
 
@@ -130,22 +130,23 @@ def test_defaults_are_bigans_mnist_settings():
 
 @pytest.mark.parametrize("stochastic_encoder", [False, True], ids=["bigan", "ali"])
 def test_learns_the_ring(stochastic_encoder):
-    pl.seed_everything(0)
-    adam = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999))
-    model = BiGAN(
-        latent_dim=4, data_shape=(2,), width=64, joint_hidden=64, discriminator_normalization="none",
-        stochastic_encoder=stochastic_encoder, generator_optimizer=adam, encoder_optimizer=adam, discriminator_optimizer=adam,
-    )
-    points = ring_of_gaussians().train_set.x[:2000]
-    error_before = model.reconstruction_error(points).item()
-    before, after = ring_learning(model, max_steps=1000)
-    error_after = model.reconstruction_error(points).item()
-    print(f"BiGAN (stochastic encoder: {stochastic_encoder}) on the ring: {before} -> {after}; "
-          f"reconstruction MSE {error_before:.3f} -> {error_after:.3f}")
-    # measured: 0 -> 8 modes, covariance distance 2.83 -> 0.37 (BiGAN) / 0.71 (ALI), high quality
-    # 0 -> 0.45 / 0.71, and E learns to invert G: reconstruction MSE 2.01 -> 0.71 / 0.47
-    # (another data order gave 0.23 / 0.17 and 0.42 / 0.18: the margins allow for that spread)
-    assert before["modes_covered"] == 0 and after["modes_covered"] >= 7
-    assert after["covariance_distance"] < 0.4 * before["covariance_distance"]
-    assert after["high_quality_fraction"] > 0.25
-    assert error_after < 0.5 * error_before
+    def measure(seed):
+        pl.seed_everything(seed)
+        adam = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999))
+        model = BiGAN(
+            latent_dim=4, data_shape=(2,), width=64, joint_hidden=64, discriminator_normalization="none",
+            stochastic_encoder=stochastic_encoder, generator_optimizer=adam, encoder_optimizer=adam, discriminator_optimizer=adam,
+        )
+        return ring_figures(model, seed)
+
+    median = over_seeds(measure)
+    # measured, seeds 0-5 (modes; covariance distance, reconstruction MSE as fractions of step 0's; high-quality fraction):
+    # BiGAN modes 7 8 5 8 8 8, covariance .35 .35 .29 .08 .10 .07, high quality .17 .27 .30 .69 .43 .58,
+    #       reconstruction .66 .35 .75 .16 .06 .15;
+    # ALI   modes 8 8 8 8 8 8, covariance .16 .31 .13 .21 .15 .17, high quality .70 .59 .28 .71 .59 .69,
+    #       reconstruction .14 1.46 .22 .31 .22 .36.  Untrained: 0 modes, 1, 0, 1.
+    bigan = not stochastic_encoder
+    assert median["modes"] >= 6
+    assert median["covariance_ratio"] < (0.5 if bigan else 0.35)
+    assert median["high_quality"] > (0.15 if bigan else 0.35)
+    assert median["reconstruction_ratio"] < (0.8 if bigan else 0.6)

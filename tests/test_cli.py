@@ -105,3 +105,26 @@ def test_every_config_saves_a_resumable_last_checkpoint_and_one_on_preemption(co
     assert "PreemptionCheckpoint" in by_class
     checkpoint = by_class["ModelCheckpoint"]
     assert checkpoint["save_last"] is True and checkpoint["dirpath"].endswith("/checkpoints")
+
+
+def test_a_run_records_the_software_it_ran_with(tmp_path, monkeypatch):
+    """config.yaml starts with the versions (comments, so the file still parses as the config that
+    ran), and every logger's hyper-parameters hold them: a number can be traced to its stack."""
+    import importlib.metadata
+    import platform
+
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", DCGAN_DSPRITES, "--model.init_args.width=4", "--data.init_args.batch_size=8",
+          "--data.init_args.source=procedural", "--data.init_args.num_workers=0", "--trainer.enable_progress_bar=false",
+          "--trainer.max_steps=1", "--trainer.logger=pytorch_lightning.loggers.CSVLogger",
+          "--trainer.logger.save_dir=csv", "--trainer.callbacks=[]"])
+    expected = {"python": platform.python_version(), "torch": torch.__version__,
+                "pytorch-lightning": importlib.metadata.version("pytorch-lightning"),
+                "numpy": importlib.metadata.version("numpy"), "lightgbm": importlib.metadata.version("lightgbm")}
+    (config_file,) = (tmp_path / "csv").rglob("config.yaml")
+    text = config_file.read_text()
+    for name, version in expected.items():
+        assert f"\n# {name}: {version}\n" in text
+    assert yaml.safe_load(text)["model"]["class_path"] == "lightning_modules.DCGAN"
+    (hparams,) = (tmp_path / "csv").rglob("hparams.yaml")
+    assert expected.items() <= yaml.safe_load(hparams.read_text())["versions"].items()

@@ -12,7 +12,7 @@ from datamodules import DSpritesDataModule
 from lightning_modules import FactorVAE, OptimizerConfig
 from lightning_modules.latents import permute_dims
 from lightning_modules.losses import tc_discriminator_loss, total_correlation_estimate
-from tests.helpers import RandomImages, quiet_trainer, record_optimize_blocks
+from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks
 
 TINY = dict(width=4, discriminator_hidden=(16, 16))
 
@@ -70,17 +70,19 @@ def test_defaults_are_the_papers():
 
 
 def test_reconstruction_improves_on_dsprites():
-    pl.seed_everything(0)
-    model = FactorVAE(width=8, discriminator_hidden=(16, 16), optimizer=OptimizerConfig(lr=1e-3, betas=(0.9, 0.999)))
-    history = []
+    def measure(seed):
+        pl.seed_everything(seed)
+        model = FactorVAE(width=8, discriminator_hidden=(16, 16), optimizer=OptimizerConfig(lr=1e-3, betas=(0.9, 0.999)))
+        history = []
 
-    class Record(pl.Callback):
-        def on_train_batch_end(self, trainer, *args):
-            history.append(float(trainer.callback_metrics["train/reconstruction_nll"]))
+        class Record(pl.Callback):
+            def on_train_batch_end(self, trainer, *args):
+                history.append(float(trainer.callback_metrics["train/reconstruction_nll"]))
 
-    quiet_trainer(max_steps=40, callbacks=[Record()]).fit(
-        model, DSpritesDataModule(source="procedural", batch_size=16, value_range=(0.0, 1.0), num_workers=0)
-    )
-    start, end = sum(history[:3]) / 3, sum(history[-3:]) / 3
-    print(f"FactorVAE reconstruction NLL: {start:.0f} -> {end:.0f}")
-    assert end < 0.8 * start
+        quiet_trainer(max_steps=40, callbacks=[Record()]).fit(
+            model, DSpritesDataModule(source="procedural", batch_size=16, value_range=(0.0, 1.0), num_workers=0)
+        )
+        return {"reconstruction_ratio": (sum(history[-3:]) / 3) / (sum(history[:3]) / 3)}
+
+    # measured, seeds 0-5: last 3 steps' NLL / first 3's .603 .670 .687 .713 .641 .664
+    assert over_seeds(measure)["reconstruction_ratio"] < 0.8

@@ -191,4 +191,4 @@ def test_learns_the_ring(divergence):
     # measured (seeds 0-2, 1000 steps; modes, covariance distance from 2.83): gan (1, 2.61), (8, 0.22),
     # (3, 1.52); pearson (3, 1.90), (3, 1.94), (1, 2.18)
     arguments = toy_gan_arguments() | RING_CASES[divergence]
-    assert_learns_ring(lambda: FGAN(divergence=divergence, **arguments))
+    assert_learns_ring(lambda: FGAN(divergence=divergence, **arguments), min_modes=2, max_covariance_ratio=0.85)

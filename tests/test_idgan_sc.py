@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from lightning_modules import IDGANSC, BetaVAE, OptimizerConfig
 from lightning_modules.latents import pairs_differing_in, pairs_sharing
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, supervised_contrastive_loss
-from tests.helpers import RandomImages, flat_parameters, quiet_trainer
+from tests.helpers import RandomImages, flat_parameters, over_seeds, quiet_trainer
 
 UNIT = (0.0, 1.0)
 
@@ -105,20 +105,24 @@ def test_supcon_trains_e_to_tell_apart_pairs_whose_variation_is_visible():
     from lightning_modules.idgan_sc import nearest_neighbour_accuracy
     from lightning_modules.nets import ConvDiscriminator
 
-    torch.manual_seed(0)
-    patterns = torch.randn(3, 2, 28, 28)
-    head = ConvDiscriminator(28, 2, 8, out_features=16)
-    optimizer = torch.optim.Adam(head.parameters(), 1e-3, betas=(0.5, 0.999))
-    accuracies = []
-    for _ in range(40):
-        labels = torch.randint(3, (64,))
-        r = torch.nn.functional.normalize(head(torch.randn(64, 2, 28, 28) + 0.5 * patterns[labels]), dim=1)
-        loss = supervised_contrastive_loss(r, labels, 0.07, 0.1)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        accuracies.append(nearest_neighbour_accuracy(r.detach(), labels).item())
-    assert sum(accuracies[-10:]) / 10 > 0.95
+    def measure(seed):
+        torch.manual_seed(seed)
+        patterns = torch.randn(3, 2, 28, 28)
+        head = ConvDiscriminator(28, 2, 8, out_features=16)
+        optimizer = torch.optim.Adam(head.parameters(), 1e-3, betas=(0.5, 0.999))
+        accuracies = []
+        for _ in range(40):
+            labels = torch.randint(3, (64,))
+            r = torch.nn.functional.normalize(head(torch.randn(64, 2, 28, 28) + 0.5 * patterns[labels]), dim=1)
+            loss = supervised_contrastive_loss(r, labels, 0.07, 0.1)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            accuracies.append(nearest_neighbour_accuracy(r.detach(), labels).item())
+        return {"first_accuracy": accuracies[0], "last_accuracy": sum(accuracies[-10:]) / 10}
+
+    # measured, seeds 0-5: accuracy after the first step .69 .61 .61 .56 .53 .59, over the last 10: 1.0 for every seed
+    assert over_seeds(measure)["last_accuracy"] > 0.95
 
 
 def test_the_contrastive_loss_trains_g_and_e_but_not_d():
@@ -159,11 +163,10 @@ def dsprites(batch_size: int = 16):
 STAGE_TWO = dict(code_dim=4, noise_dim=2, width=8, num_pairs=24, representation_dim=16)
 
 
-@pytest.fixture(scope="module")
-def stage_one(tmp_path_factory):
-    """A tiny β-VAE trained on procedural dSprites: its checkpoint and its training history."""
-    pl.seed_everything(0)
-    directory = tmp_path_factory.mktemp("stage_one")
+def train_stage_one(seed: int, directory) -> tuple:
+    """A tiny β-VAE trained 60 steps on procedural dSprites from ``seed``: its checkpoint, itself
+    and its training history."""
+    pl.seed_everything(seed)
     history = History()
     trainer = quiet_trainer(
         max_steps=60, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=directory, save_last=True), history]
@@ -173,25 +176,41 @@ def stage_one(tmp_path_factory):
     return directory / "last.ckpt", model, history
 
 
-def test_beta_vae_reconstruction_loss_falls(stage_one):
-    _, _, history = stage_one
-    first, last = history.mean("train/reconstruction_nll", slice(0, 5)), history.mean("train/reconstruction_nll", slice(-5, None))
-    assert last < 0.5 * first
+@pytest.fixture(scope="module")
+def stage_one(tmp_path_factory):
+    return train_stage_one(0, tmp_path_factory.mktemp("stage_one"))
+
+
+def test_beta_vae_reconstruction_loss_falls(stage_one, tmp_path):
+    def measure(seed):
+        _, _, history = stage_one if seed == 0 else train_stage_one(seed, tmp_path / str(seed))
+        first, last = history.mean("train/reconstruction_nll", slice(0, 5)), history.mean("train/reconstruction_nll", slice(-5, None))
+        return {"reconstruction_ratio": last / first}
+
+    # measured, seeds 0-5: last 5 steps' NLL / first 5's .297 .293 .286 .276 .287 .277
+    assert over_seeds(measure)["reconstruction_ratio"] < 0.4
 
 
 def test_stage_two_loads_the_distiller_frozen_and_learns_to_recover_the_code(stage_one):
     path, vae, _ = stage_one
-    pl.seed_everything(0)
-    history = History()
-    model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
-    quiet_trainer(max_steps=60, callbacks=[history]).fit(model, dsprites())
-    assert torch.equal(flat_parameters(model.distiller), flat_parameters(vae.encoder))  # frozen all along
-    first = history.mean("train/code_recovery_mse", slice(0, 5))
-    assert history.mean("train/code_recovery_mse", slice(-10, None)) < 0.4 * first
-    # E's nearest-neighbour accuracy on 4,000 fresh pairs beats chance (1/4) well beyond noise
-    # (σ ≈ 0.007); measured 0.32. At this scale it is as high before training: pairs that vary the same
-    # code dimension already look alike to a random E.
-    assert contrastive_accuracy(model, pairs=400, rounds=10) > 0.25 + 0.03
+
+    def measure(seed):
+        pl.seed_everything(seed)
+        history = History()
+        model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
+        quiet_trainer(max_steps=60, callbacks=[history]).fit(model, dsprites())
+        assert torch.equal(flat_parameters(model.distiller), flat_parameters(vae.encoder))  # frozen all along
+        first = history.mean("train/code_recovery_mse", slice(0, 5))
+        return {"code_recovery_ratio": history.mean("train/code_recovery_mse", slice(-10, None)) / first,
+                "contrastive_accuracy": contrastive_accuracy(model, pairs=400, rounds=10)}
+
+    median = over_seeds(measure)
+    # measured, seeds 0-5: code-recovery MSE of the last 10 steps / first 5's .046 .072 .060 .082 .060 .106;
+    # E's nearest-neighbour accuracy on 4,000 fresh pairs .316 .319 .324 .309 .312 .317
+    assert median["code_recovery_ratio"] < 0.2
+    # E beats chance (1/4) well beyond noise (σ ≈ 0.007 per seed). At this scale it is as high before
+    # training: pairs that vary the same code dimension already look alike to a random E.
+    assert median["contrastive_accuracy"] > 0.25 + 0.03
 
 
 def contrastive_accuracy(model: IDGANSC, pairs: int, rounds: int) -> float:

@@ -12,7 +12,7 @@ from datamodules import DSpritesDataModule
 from lightning_modules import InfoGAN, InfoGANCR, OptimizerConfig
 from lightning_modules.latents import uniform_pairs_apart
 from lightning_modules.losses import contrastive_regularization_loss
-from tests.helpers import RandomImages, quiet_trainer, record_optimize_blocks
+from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks
 
 NETWORKS = ("generator", "discriminator", "cr_discriminator")
 
@@ -110,17 +110,22 @@ def code_recovery_error(model: InfoGAN, n: int = 256) -> float:
 
 @pytest.mark.slow
 def test_q_recovers_the_codes():
-    """At the paper's λ and lr, Q sits on a plateau for hundreds of steps on CPU; a larger λ and
-    Adam's default β1 get through it within the test's budget. Measured code-recovery MSE after 150
-    steps, seeds 0-3: 0.34 (seed 0 stays on the plateau past 250 steps), 0.135, 0.216, 0.115 (from 0.34)."""
-    pl.seed_everything(1)
-    optimizer = OptimizerConfig(lr=1e-3, betas=(0.9, 0.999))
-    model = InfoGAN(info_weight=1.0, generator_optimizer=optimizer, discriminator_optimizer=optimizer)
-    before = code_recovery_error(model)
-    quiet_trainer(max_steps=150).fit(
-        model, DSpritesDataModule(source="procedural", batch_size=16, value_range=(0.0, 1.0), num_workers=0)
-    )
-    after = code_recovery_error(model)
-    print(f"Q code-recovery MSE: {before:.3f} -> {after:.3f} (1/3 = guessing 0)")
-    assert before > 0.25
-    assert after < 0.8 * before
+    """At the paper's λ and lr, Q sits on a plateau for hundreds of steps on CPU; λ 2 and Adam's
+    default β1 get through it within the test's budget from every seed measured."""
+
+    def measure(seed):
+        pl.seed_everything(seed)
+        optimizer = OptimizerConfig(lr=1e-3, betas=(0.9, 0.999))
+        model = InfoGAN(info_weight=2.0, generator_optimizer=optimizer, discriminator_optimizer=optimizer)
+        before = code_recovery_error(model)
+        quiet_trainer(max_steps=100).fit(
+            model, DSpritesDataModule(source="procedural", batch_size=16, value_range=(0.0, 1.0), num_workers=0)
+        )
+        return {"before": before, "after": code_recovery_error(model)}  # 1/3: guessing 0
+
+    median = over_seeds(measure)
+    # measured, seeds 0-5: code-recovery MSE 0.34 before; after 100 steps .122 .038 .171 .142 .089 .172
+    # (after 150: .031 .028 .039 .149 .098 .152). With λ 1, after 150 steps: .342 .121 .284 .159 .323 .045,
+    # three seeds still on the plateau: the median of three seeds could fail.
+    assert median["before"] > 0.25
+    assert median["after"] < 0.7 * median["before"]

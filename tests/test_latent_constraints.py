@@ -19,15 +19,15 @@ from lightning_modules import BetaVAE, LatentConstraints, OptimizerConfig
 from lightning_modules.latents import gated_residual
 from lightning_modules.losses import latent_distance_penalty, realism_critic_loss
 from metrics import moment_distance
-from tests.helpers import flat_parameters, quiet_trainer, record_optimize_blocks
+from tests.helpers import flat_parameters, over_seeds, quiet_trainer, record_optimize_blocks
 from tests.labelled_regions import RegionImages, region_images
 
 TINY = dict(latent_dim=4, image_size=28, channels=1, hidden=(16,))
 
 
-def write_vae(path, latent_dim=4, steps=1, lr=2e-4):
-    """A σ = 0.1 Gaussian β-VAE (β = 1) on the labelled-region images, saved after ``steps`` steps."""
-    pl.seed_everything(0)
+def write_vae(path, latent_dim=4, steps=1, lr=2e-4, seed=0):
+    """A σ = 0.1 Gaussian β-VAE (β = 1) on the labelled-region images, saved after ``steps`` steps from ``seed``."""
+    pl.seed_everything(seed)
     vae = BetaVAE(
         latent_dim=latent_dim, beta=1.0, likelihood="gaussian", decoder_std=0.1, image_size=28, channels=1, width=4,
         optimizer=OptimizerConfig(lr=lr, betas=(0.9, 0.999)),
@@ -171,32 +171,36 @@ def test_the_conditional_actor_produces_codes_of_the_asked_class(tmp_path):
     """A VAE trained briefly on images whose class is the bright region; a logistic regression on its
     posterior means of labelled images tells the classes apart. After training the actor alone, it
     assigns the actor's codes for class k to class k far more often than chance (10%)."""
-    path, vae = write_vae(tmp_path / "vae.ckpt", latent_dim=8, steps=50, lr=2e-3)
-    images, labels = region_images(512, seed=0)
-    with torch.no_grad():
-        classifier = LogisticRegression(max_iter=1000).fit(vae.eval().encode(images).numpy(), labels.numpy())
 
-    def accuracy(model):
-        asked = torch.arange(1000) % 10
+    def measure(seed):
+        path, vae = write_vae(tmp_path / f"vae{seed}.ckpt", latent_dim=8, steps=50, lr=2e-3, seed=seed)
+        images, labels = region_images(512, seed=0)
         with torch.no_grad():
-            codes = model.transform(torch.randn(1000, 8, generator=torch.Generator().manual_seed(1)), asked)
-        return (classifier.predict(codes.numpy()) == asked.numpy()).mean()
+            classifier = LogisticRegression(max_iter=1000).fit(vae.eval().encode(images).numpy(), labels.numpy())
 
-    pl.seed_everything(0)
-    fast = OptimizerConfig(lr=3e-3, betas=(0.5, 0.9))
-    # λ_dist 0.01: this VAE's σ̄ ≈ 0.45 makes the reference 0.1 hold z' close to z (measured accuracy 0.32)
-    model = LatentConstraints(
-        vae_checkpoint=path, latent_dim=8, image_size=28, channels=1, hidden=(64, 64), n_critic=3, distance_weight=0.01,
-        actor_optimizer=fast, critic_optimizer=fast,
-    )
-    model.setup("fit")
-    before = accuracy(model)
-    quiet_trainer(max_steps=150).fit(model, RegionImages(n=512, batch_size=128))
-    after = accuracy(model)
-    # measured: 0.11 before, 0.97 after
-    assert before < 0.2
-    assert after > 0.5
-    assert torch.equal(flat_parameters(model.vae), flat_parameters(vae))
+        def accuracy(model):
+            asked = torch.arange(1000) % 10
+            with torch.no_grad():
+                codes = model.transform(torch.randn(1000, 8, generator=torch.Generator().manual_seed(1)), asked)
+            return (classifier.predict(codes.numpy()) == asked.numpy()).mean()
+
+        pl.seed_everything(seed)
+        fast = OptimizerConfig(lr=3e-3, betas=(0.5, 0.9))
+        # λ_dist 0.01: this VAE's σ̄ ≈ 0.45 makes the reference 0.1 hold z' close to z (measured accuracy 0.32)
+        model = LatentConstraints(
+            vae_checkpoint=path, latent_dim=8, image_size=28, channels=1, hidden=(64, 64), n_critic=3, distance_weight=0.01,
+            actor_optimizer=fast, critic_optimizer=fast,
+        )
+        model.setup("fit")
+        before = accuracy(model)
+        quiet_trainer(max_steps=150).fit(model, RegionImages(n=512, batch_size=128))
+        assert torch.equal(flat_parameters(model.vae), flat_parameters(vae))
+        return {"before": before, "after": accuracy(model)}
+
+    median = over_seeds(measure)
+    # measured, seeds 0-5: before .108 .100 .113 .093 .106 .104, after .979 .935 .785 .883 .234 .846
+    assert median["before"] < 0.2
+    assert median["after"] > 0.5
 
 
 def test_the_documented_predict_command_writes_the_images(tiny_vae, tmp_path, monkeypatch):
@@ -226,24 +230,31 @@ def test_the_documented_predict_command_writes_the_images(tiny_vae, tmp_path, mo
 def test_the_unconditional_actor_moves_prior_samples_toward_the_posterior_codes(tmp_path):
     """label_kind "none": G(z) and D(z) alone (the realism constraint). The actor's codes end closer
     in mean and covariance to the VAE's posterior codes q(z|x) than the prior samples it starts from."""
-    path, vae = write_vae(tmp_path / "vae.ckpt", latent_dim=8, steps=50, lr=2e-3)
-    images, _ = region_images(512, seed=0)
-    with torch.no_grad():
-        posterior = vae.eval().encode(images)
-    prior = torch.randn(2000, 8, generator=torch.Generator().manual_seed(1))
 
-    pl.seed_everything(0)
-    fast = OptimizerConfig(lr=3e-3, betas=(0.5, 0.9))
-    model = LatentConstraints(
-        vae_checkpoint=path, latent_dim=8, image_size=28, channels=1, label_kind="none", hidden=(64, 64), n_critic=3,
-        distance_weight=0.01, actor_optimizer=fast, critic_optimizer=fast,
-    )
-    assert model.actor.net[0].in_features == 8 and model.critic.net[0].in_features == 8  # no y
-    quiet_trainer(max_steps=150).fit(model, RegionImages(n=512, batch_size=128))
-    with torch.no_grad():
-        transformed = model.transform(prior, torch.zeros(2000))
-    before, after = moment_distance(prior, posterior), moment_distance(transformed, posterior)
-    # measured: mean distance 2.16 -> 0.88, covariance distance 5.14 -> 3.50
-    assert after["mean_distance"] < 0.6 * before["mean_distance"]
-    assert after["covariance_distance"] < 0.8 * before["covariance_distance"]
-    assert model.sample(4).shape == (4, 1, 28, 28)
+    def measure(seed):
+        path, vae = write_vae(tmp_path / f"vae{seed}.ckpt", latent_dim=8, steps=50, lr=2e-3, seed=seed)
+        images, _ = region_images(512, seed=0)
+        with torch.no_grad():
+            posterior = vae.eval().encode(images)
+        prior = torch.randn(2000, 8, generator=torch.Generator().manual_seed(1))
+
+        pl.seed_everything(seed)
+        fast = OptimizerConfig(lr=3e-3, betas=(0.5, 0.9))
+        model = LatentConstraints(
+            vae_checkpoint=path, latent_dim=8, image_size=28, channels=1, label_kind="none", hidden=(64, 64), n_critic=3,
+            distance_weight=0.01, actor_optimizer=fast, critic_optimizer=fast,
+        )
+        assert model.actor.net[0].in_features == 8 and model.critic.net[0].in_features == 8  # no y
+        quiet_trainer(max_steps=150).fit(model, RegionImages(n=512, batch_size=128))
+        assert model.sample(4).shape == (4, 1, 28, 28)
+        with torch.no_grad():
+            transformed = model.transform(prior, torch.zeros(2000))
+        before, after = moment_distance(prior, posterior), moment_distance(transformed, posterior)
+        return {"mean_ratio": after["mean_distance"] / before["mean_distance"],
+                "covariance_ratio": after["covariance_distance"] / before["covariance_distance"]}
+
+    median = over_seeds(measure)
+    # measured, seeds 0-5 (distance to the posterior codes after / before): mean .374 .162 .367 .364 1.082 .219,
+    # covariance .681 .671 .694 .700 .795 .634
+    assert median["mean_ratio"] < 0.6
+    assert median["covariance_ratio"] < 0.8

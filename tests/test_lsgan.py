@@ -52,4 +52,5 @@ def test_discriminator_steps_train_only_d_and_generator_steps_only_g():
 
 
 def test_learns_the_ring():
-    assert_learns_ring(lambda: LSGAN(**toy_gan_arguments()))
+    # measured, seeds 0-5: modes 7 8 8 8 5 8, covariance distance / step 0's .165 .255 .094 .281 .394 .232
+    assert_learns_ring(lambda: LSGAN(**toy_gan_arguments()), min_modes=6, max_covariance_ratio=0.45)

@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import Callback
 
 from datamodules import LabelsDataModule
 from lightning_modules import CVAE, BetaVAE, FactorVAE, KLAnnealing, OptimizerConfig
-from tests.helpers import RandomImages, quiet_trainer
+from tests.helpers import RandomImages, over_seeds, quiet_trainer
 from tests.labelled_regions import RegionImages, brightest_region
 
 UNIT = (0.0, 1.0)
@@ -120,17 +120,21 @@ def test_cvae_attribute_labels_are_vectors_of_num_labels():
 def test_cvae_learns_to_draw_the_asked_class():
     """Class-k images are bright in region k: after training, decoding prior samples with label k
     gives images brightest in region k, for the same z whatever the label (chance: 10%)."""
-    pl.seed_everything(0)
-    model = CVAE(image_size=28, channels=1, width=8, latent_dim=4, optimizer=OptimizerConfig(lr=3e-3, betas=(0.9, 0.999)))
-    quiet_trainer(max_steps=80).fit(model, RegionImages(n=512, batch_size=64))
-    latent = model.sample_latent(200, torch.Generator().manual_seed(1))
-    hits = []
-    for label in range(10):
-        with torch.no_grad(), model.evaluating():
-            images = model.generate(latent, torch.full((200,), label))
-        hits.append((brightest_region(images) == label).float().mean().item())
-    # measured: 1.0 for every class (80 steps)
-    assert min(hits) > 0.8, hits
+
+    def measure(seed):
+        pl.seed_everything(seed)
+        model = CVAE(image_size=28, channels=1, width=8, latent_dim=4, optimizer=OptimizerConfig(lr=3e-3, betas=(0.9, 0.999)))
+        quiet_trainer(max_steps=80).fit(model, RegionImages(n=512, batch_size=64))
+        latent = model.sample_latent(200, torch.Generator().manual_seed(1))
+        hits = []
+        for label in range(10):
+            with torch.no_grad(), model.evaluating():
+                images = model.generate(latent, torch.full((200,), label))
+            hits.append((brightest_region(images) == label).float().mean().item())
+        return {"worst_class_hits": min(hits), "mean_hits": sum(hits) / 10}
+
+    # measured, seeds 0-5: 1.0 for every class and seed (80 steps)
+    assert over_seeds(measure)["worst_class_hits"] > 0.8
 
 
 def test_cvae_samples_and_predicts_for_the_given_labels(tmp_path):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from lightning_modules import VAEGAN, OptimizerConfig
 from lightning_modules.losses import feature_reconstruction_nll, vae_gan_discriminator_loss
-from tests.helpers import RandomImages, quiet_trainer, record_optimize_blocks, ring_learning, ring_of_gaussians
+from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks, ring_figures
 from tests.test_bigan import Points
 
 NETWORKS = ("encoder", "decoder", "discriminator")
@@ -103,18 +103,18 @@ def test_encode_and_reconstruct_feed_the_reconstructions_callback():
 
 
 def test_learns_the_ring():
-    pl.seed_everything(0)
-    adam = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999))
-    model = VAEGAN(latent_dim=4, data_shape=(2,), width=64, gamma=1.0, discriminator_normalization="none",
-                   encoder_optimizer=adam, decoder_optimizer=adam, discriminator_optimizer=adam)
-    points = ring_of_gaussians().train_set.x[:2000]
-    error_before = model.reconstruction_error(points).item()
-    before, after = ring_learning(model, max_steps=1000)
-    error_after = model.reconstruction_error(points).item()
-    print(f"VAE-GAN on the ring: {before} -> {after}; reconstruction MSE {error_before:.3f} -> {error_after:.3f}")
-    # measured: 0 -> 8 modes, covariance distance 2.83 -> 0.22, high quality 0 -> 0.32, reconstruction
-    # MSE 2.01 -> 0.013 (with γ = 1e-5 instead, a plain GAN's 2 modes: the reconstruction keeps the modes)
-    assert before["modes_covered"] == 0 and after["modes_covered"] >= 7
-    assert after["covariance_distance"] < 0.6 < before["covariance_distance"]
-    assert after["high_quality_fraction"] > 0.15
-    assert error_after < 0.1 * error_before
+    def measure(seed):
+        pl.seed_everything(seed)
+        adam = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999))
+        model = VAEGAN(latent_dim=4, data_shape=(2,), width=64, gamma=1.0, discriminator_normalization="none",
+                       encoder_optimizer=adam, decoder_optimizer=adam, discriminator_optimizer=adam)
+        return ring_figures(model, seed)
+
+    median = over_seeds(measure)
+    # measured, seeds 0-5: modes 8 8 8 7 8 8; covariance distance / step 0's .022 .060 .037 .158 .047 .037;
+    # high quality .45 .34 .52 .22 .43 .42; reconstruction MSE / step 0's .003 .005 .003 .007 .004 .004
+    # (with γ = 1e-5 instead, a plain GAN's 2 modes: the reconstruction keeps the modes)
+    assert median["modes"] >= 6
+    assert median["covariance_ratio"] < 0.15
+    assert median["high_quality"] > 0.2
+    assert median["reconstruction_ratio"] < 0.02

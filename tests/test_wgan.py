@@ -60,7 +60,8 @@ def test_learns_the_ring():
     # toy settings: RMSprop (the paper's) at 10x its lr and n_critic 2, else 1000 steps are too few.
     rmsprop = OptimizerConfig(lr=5e-4, algorithm="rmsprop")
     toy = toy_gan_arguments(critic=True) | {"generator_optimizer": rmsprop, "critic_optimizer": rmsprop}
-    assert_learns_ring(lambda: WGAN(n_critic=2, **toy))
+    # measured, seeds 0-5: 8 modes each, covariance distance / step 0's .147 .113 .078 .108 .135 .122
+    assert_learns_ring(lambda: WGAN(n_critic=2, **toy), min_modes=6, max_covariance_ratio=0.25)
 
 
 SPECTRAL = {
