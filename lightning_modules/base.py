@@ -257,6 +257,7 @@ class GenerativeModule(pl.LightningModule):
         self.log("train/nonfinite_updates", float(self.nonfinite_updates))
         if self.nonfinite_loss == "stop" and self._nonfinite_stop_step is None:
             self._nonfinite_stop_step = step
+            self.trainer.should_stop = True  # known before the batch's callbacks: the checkpoint callback saves the end state
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.trainer._logger_connector.should_update_logs:  # the loggers' cadence, as LearningRateMonitor's
@@ -268,7 +269,6 @@ class GenerativeModule(pl.LightningModule):
         path = checkpoint_directory(self.trainer) / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
         self.trainer.save_checkpoint(path)
         rank_zero_warn(f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}")
-        self.trainer.should_stop = True
 
     # ------------------------------------------------------------------------- lifecycle
     def _build_ema(self) -> None:
