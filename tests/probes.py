@@ -212,3 +212,33 @@ class PreemptAfterBatch(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.fit_loop.epoch_loop.total_batch_idx + 1 == self.batch:
             trainer._signal_connector.received_sigterm = True
+
+
+class RecordGradientNorms(pl.Callback):
+    """Appends to ``path`` the gradient norm each optimizer steps with (after clipping: read inside
+    the optimizer's own ``step``), one line per update.
+
+    Args:
+        path: The file to append to.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        for optimizer in trainer.optimizers:
+            optimizer.step = self._recording(optimizer, optimizer.step)
+
+    def _recording(self, optimizer, step):
+        # Lightning's precision plugin passes the hooks (clipping among them) as the step's closure.
+        def recording_step(closure=None, **kwargs):
+            def recording_closure():
+                result = closure() if closure is not None else None
+                grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+                with self.path.open("a") as file:
+                    file.write(f"{torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()}\n")
+                return result
+
+            return step(closure=recording_closure, **kwargs)
+
+        return recording_step

@@ -11,37 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lightning_modules.cli import main
+from tests.helpers import shrunk_ring_config
 
 pytestmark = pytest.mark.slow  # runs of the real CLI
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def write_config(tmp_path: Path, name: str, every_n_train_steps: int, periodic_every: int | None = None, **trainer) -> Path:
-    """Shipped config ``name`` shrunk to seconds: 64 ring points in batches of 16 (4 batches an
-    epoch), a narrow network, no logger; checkpoints every ``every_n_train_steps`` steps into
-    ``tmp_path/checkpoints``, and a ``RecordSteps`` probe every ``periodic_every`` steps."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
-    config["trainer"].update(
-        logger=False, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=str(tmp_path), **trainer,
-    )
-    for callback in config["trainer"]["callbacks"]:
-        if callback["class_path"].endswith("Checkpoint") and "dirpath" in callback.get("init_args", {}):
-            callback["init_args"].update(dirpath=str(tmp_path / "checkpoints"), every_n_train_steps=every_n_train_steps)
-    if periodic_every:
-        config["trainer"]["callbacks"].append(
-            {"class_path": "tests.probes.RecordSteps", "init_args": {"path": str(tmp_path / "periodic_steps"), "every_n_steps": periodic_every}}
-        )
-    config["model"]["init_args"]["width"] = 8
-    config["data"]["init_args"].update(num_samples=64, batch_size=16)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def fit(config: Path, *args: str) -> None:
@@ -70,13 +45,13 @@ def assert_same_weights(expected: dict, actual: dict) -> None:
 
 def test_the_final_state_is_on_disk_when_the_run_ends_off_the_checkpoint_grid(tmp_path):
     """max_steps 6, checkpoints every 4: the end-of-fit evaluation describes step 6, and so must last.ckpt."""
-    fit(write_config(tmp_path, "lsgan_ring", every_n_train_steps=4, periodic_every=4, max_steps=6))
+    fit(shrunk_ring_config(tmp_path, "lsgan_ring", every_n_train_steps=4, periodic_every=4, max_steps=6))
     assert steps_in_folder(tmp_path) == {"epoch=0-step=4.ckpt": 4, "last.ckpt": 6}
     assert periodic_steps(tmp_path) == [4, 6]
 
 
 def test_the_final_state_is_on_disk_when_the_run_ends_by_max_epochs(tmp_path):
-    fit(write_config(tmp_path, "lsgan_ring", every_n_train_steps=3, periodic_every=3, max_steps=-1, max_epochs=2))
+    fit(shrunk_ring_config(tmp_path, "lsgan_ring", every_n_train_steps=3, periodic_every=3, max_steps=-1, max_epochs=2))
     assert steps_in_folder(tmp_path) == {"epoch=0-step=3.ckpt": 3, "epoch=1-step=6.ckpt": 6, "last.ckpt": 8}
     assert periodic_steps(tmp_path) == [3, 6, 8]
 
@@ -84,7 +59,7 @@ def test_the_final_state_is_on_disk_when_the_run_ends_by_max_epochs(tmp_path):
 def test_n_critic_resume_neither_rewrites_nor_reevaluates_the_step_it_resumed_at(tmp_path):
     """WGAN with n_critic 2: step 2 is made by batch 4; batch 5 of the resumed run is a critic-only
     batch at global_step 2, which must not save or evaluate step 2 again."""
-    config = write_config(tmp_path, "wgan_ring", every_n_train_steps=2, periodic_every=2, max_steps=2)
+    config = shrunk_ring_config(tmp_path, "wgan_ring", every_n_train_steps=2, periodic_every=2, max_steps=2)
     fit(config)
     assert steps_in_folder(tmp_path) == {"epoch=0-step=2.ckpt": 2, "last.ckpt": 2}
     step_two = (tmp_path / "checkpoints" / "epoch=0-step=2.ckpt").read_bytes()
@@ -99,7 +74,7 @@ def test_n_critic_resume_neither_rewrites_nor_reevaluates_the_step_it_resumed_at
 def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
     """LSGAN on the ring, 8 steps (two epochs of 4 batches) in one run."""
     tmp_path = tmp_path_factory.mktemp("uninterrupted")
-    fit(write_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=8))
+    fit(shrunk_ring_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=8))
     return weights(tmp_path / "checkpoints" / "last.ckpt")
 
 
@@ -112,7 +87,7 @@ def uninterrupted(tmp_path_factory) -> dict[str, torch.Tensor]:
     ],
 )
 def test_resuming_from_the_end_of_fit_checkpoint_is_exact(tmp_path, uninterrupted, first_run):
-    config = write_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=8)
+    config = shrunk_ring_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=8)
     fit(config, *first_run)
     fit(config, "--ckpt_path=last", "--trainer.max_steps=8", "--trainer.max_epochs=-1")
     assert steps_in_folder(tmp_path) == {"last.ckpt": 8}
@@ -123,7 +98,7 @@ def test_resuming_from_the_end_of_fit_checkpoint_is_exact(tmp_path, uninterrupte
 def test_resuming_from_a_preemption_checkpoint_is_exact(tmp_path, uninterrupted, batch):
     """A SIGTERM during the last batch of an epoch stops the run only after Lightning has closed the
     epoch; the checkpoint must still resume at the batch after the last one trained on."""
-    config = write_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=8)
+    config = shrunk_ring_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=8)
     with pytest.raises(SIGTERMException):
         fit(config, f"--trainer.callbacks+=tests.probes.PreemptAfterBatch", f"--trainer.callbacks.batch={batch}")
     assert steps_in_folder(tmp_path) == {"last.ckpt": batch}
@@ -134,7 +109,7 @@ def test_resuming_from_a_preemption_checkpoint_is_exact(tmp_path, uninterrupted,
 
 def test_a_new_run_in_a_used_folder_writes_last_ckpt(tmp_path):
     """Stage two, latent constraints and predict read last.ckpt: it must be this run's, not the previous one's."""
-    config = write_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=3)
+    config = shrunk_ring_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=3)
     fit(config)
     fit(config, "--trainer.max_steps=2")  # a fresh run, not a resume
     assert steps_in_folder(tmp_path) == {"last.ckpt": 2}
