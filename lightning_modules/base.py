@@ -268,7 +268,11 @@ class GenerativeModule(pl.LightningModule):
         # At a batch boundary, so that the checkpoint resumes like any step checkpoint.
         path = checkpoint_directory(self.trainer) / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
         self.trainer.save_checkpoint(path)
-        rank_zero_warn(f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}")
+        rank_zero_warn(
+            f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}. To go on, "
+            f"resume from it with a lower learning rate or a gradient clip, which take effect on resume: --ckpt_path {path} "
+            f"--model.init_args.<network>_optimizer.lr=... or --model.init_args.gradient_clip_norm=..."
+        )
 
     # ------------------------------------------------------------------------- lifecycle
     def _build_ema(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lightning_modules.cli import main
@@ -113,3 +114,25 @@ def test_a_new_run_in_a_used_folder_writes_last_ckpt(tmp_path):
     fit(config)
     fit(config, "--trainer.max_steps=2")  # a fresh run, not a resume
     assert steps_in_folder(tmp_path) == {"last.ckpt": 2}
+
+
+def test_after_a_nonfinite_stop_last_ckpt_holds_the_last_good_state_and_resumes(tmp_path):
+    """The non-finite-loss message's way out: resume from last.ckpt with other settings."""
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu", "max_steps": 6, "logger": False, "enable_progress_bar": False,
+            "enable_model_summary": False, "default_root_dir": str(tmp_path),
+            "callbacks": [{"class_path": "callbacks.RunCheckpoint",
+                           "init_args": {"dirpath": str(tmp_path / "checkpoints"), "every_n_train_steps": 4}}],
+        },
+        "model": {"class_path": "tests.probes.PoisonedRegression"},  # NaN loss in batch 3 (step 2)
+        "data": {"class_path": "tests.helpers.RandomImages"},
+    }
+    (tmp_path / "input.yaml").write_text(yaml.safe_dump(config))
+    fit(tmp_path / "input.yaml")
+    assert steps_in_folder(tmp_path) == {"last.ckpt": 2, "nonfinite-step=2.ckpt": 2}
+    assert_same_weights(weights(tmp_path / "checkpoints" / "nonfinite-step=2.ckpt"), weights(tmp_path / "checkpoints" / "last.ckpt"))
+
+    fit(tmp_path / "input.yaml", "--ckpt_path=last", "--model.init_args.gradient_clip_norm=1.0")
+    assert steps_in_folder(tmp_path) == {"epoch=0-step=4.ckpt": 4, "last.ckpt": 6, "nonfinite-step=2.ckpt": 2}
