@@ -1,10 +1,10 @@
-"""Lightning callbacks: image grids, disentanglement and sample-quality evaluation, on a shared step cadence; a checkpoint on preemption."""
+"""Lightning callbacks: image grids, disentanglement and sample-quality evaluation, on a shared step cadence; the run's checkpoints (every N steps, end of fit, preemption)."""
 
+from callbacks.checkpoint import RunCheckpoint
 from callbacks.disentanglement import DisentanglementEvaluation
 from callbacks.fid import FIDEvaluation
 from callbacks.images import ImageGridCallback, LatentTraversal, PredictionGrid, Reconstructions, SampleGrid
 from callbacks.periodic import PeriodicCallback
-from callbacks.preemption import PreemptionCheckpoint
 
 __all__ = [
     "DisentanglementEvaluation",
@@ -13,7 +13,7 @@ __all__ = [
     "LatentTraversal",
     "PeriodicCallback",
     "PredictionGrid",
-    "PreemptionCheckpoint",
     "Reconstructions",
+    "RunCheckpoint",
     "SampleGrid",
 ]

@@ -1,4 +1,5 @@
-"""The cadence every evaluation callback shares: every ``every_n_steps`` steps and at the end of fit."""
+"""The cadence every evaluation callback and the checkpoints share: every ``every_n_steps`` steps
+(generator updates) and at the end of fit."""
 
 from __future__ import annotations
 
@@ -9,7 +10,30 @@ import torch
 from jsonargparse.typing import PositiveInt
 
 
-class PeriodicCallback(pl.Callback, ABC):
+class StepCadence(pl.Callback):
+    """Knows whether the batch that just ended made a training step (a generator update).
+
+    With n_critic > 1 the batches after the one that reached step s, critic-only, still see
+    ``global_step == s``; so does the first batch of a run resumed from a checkpoint at step s. Work
+    due "at step s" belongs to the batch that made step s, and only to it: derived from the step
+    before and after each batch, it needs no state in the checkpoint.
+    """
+
+    _step_before_batch: int | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._step_before_batch = trainer.global_step
+
+    def made_a_step(self, trainer: pl.Trainer) -> bool:
+        """Whether the batch that just ended made a training step."""
+        return trainer.global_step != self._step_before_batch
+
+    def reached(self, trainer: pl.Trainer, every_n_steps: int) -> bool:
+        """Whether the batch that just ended made a step that is a multiple of ``every_n_steps``."""
+        return self.made_a_step(trainer) and trainer.global_step % every_n_steps == 0
+
+
+class PeriodicCallback(StepCadence, ABC):
     """Calls :meth:`run` on every process every ``every_n_steps`` training steps (generator
     updates) and once more at the end of fit, never twice for the same step.
 
@@ -26,8 +50,7 @@ class PeriodicCallback(pl.Callback, ABC):
         """The periodic work, at ``trainer.global_step``."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = trainer.global_step
-        if step > 0 and step % self.every_n_steps == 0 and step != self._last_run_step:
+        if self.reached(trainer, self.every_n_steps):
             self._run_at(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:

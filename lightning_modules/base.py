@@ -258,6 +258,7 @@ class GenerativeModule(pl.LightningModule):
         self.log("train/nonfinite_updates", float(self.nonfinite_updates))
         if self.nonfinite_loss == "stop" and self._nonfinite_stop_step is None:
             self._nonfinite_stop_step = step
+            self.trainer.should_stop = True  # known before the batch's callbacks: the checkpoint callback saves the end state
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.trainer._logger_connector.should_update_logs:  # the loggers' cadence, as LearningRateMonitor's
@@ -268,8 +269,11 @@ class GenerativeModule(pl.LightningModule):
         # At a batch boundary, so that the checkpoint resumes like any step checkpoint.
         path = checkpoint_directory(self.trainer) / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
         self.trainer.save_checkpoint(path)
-        rank_zero_warn(f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}")
-        self.trainer.should_stop = True
+        rank_zero_warn(
+            f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}. To go on, "
+            f"resume from it with a lower learning rate or a gradient clip, which take effect on resume: --ckpt_path {path} "
+            f"--model.init_args.<network>_optimizer.lr=... or --model.init_args.gradient_clip_norm=..."
+        )
 
     # ------------------------------------------------------------------------- lifecycle
     def _build_ema(self) -> None:
@@ -328,11 +332,19 @@ class GenerativeModule(pl.LightningModule):
             checkpoint["wandb_run_id"] = run_ids[0]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        check_written_by(checkpoint, type(self), self._trainer.ckpt_path if self._trainer is not None else None)
+        path = self._trainer.ckpt_path if self._trainer is not None else None
+        check_written_by(checkpoint, type(self), path)
         self._build_ema()  # the EMA copy must exist before its weights are loaded
+        check_network_shapes(checkpoint, self, path)
         self._rng_states_to_restore = checkpoint.get("rng_states")
 
     def on_train_start(self) -> None:
+        # After Lightning has restored the optimizers and schedulers: the config's settings win
+        # over those in their state (a resume with a lower learning rate takes effect).
+        schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
+        for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers):
+            scheduler = next((s for s in schedulers if s.optimizer is optimizer), None)
+            self.optimized_networks[name].apply_to_restored(optimizer, scheduler, self.trainer.max_steps)
         # Restored here rather than on load: building the data loaders in between draws from the
         # global RNG, which the uninterrupted run did before the checkpoint was written.
         states, self._rng_states_to_restore = self._rng_states_to_restore, None
@@ -376,6 +388,43 @@ def _one_loss_scale_update(scaler: torch.amp.GradScaler | None) -> Iterator[None
     finally:
         del scaler.update  # the class's method again
     update()
+
+
+def check_network_shapes(checkpoint: dict, module: pl.LightningModule, path: Any) -> None:
+    """Refuse a checkpoint whose networks have other shapes than ``module``'s, naming the settings
+    it was written with that differ from this run's (on resume, settings like learning rates,
+    clipping, steps and cadences may change; those that shape the networks may not)."""
+    shapes = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    saved = checkpoint.get("state_dict", {})
+    mismatched = [key for key, value in saved.items() if key in shapes and tuple(value.shape) != shapes[key]]
+    if not mismatched:
+        return
+    key = mismatched[0]
+    then = checkpoint.get("hyper_parameters", {})
+    differ = {
+        name: value for name, value in then.items()
+        if not name.startswith("_") and name in module.hparams and _as_config(module.hparams[name]) != _as_config(value)
+    }
+    settings = ", ".join(f"{name}={value}" for name, value in differ.items())
+    now = ", ".join(f"{name}={_as_config(module.hparams[name])}" for name in differ)
+    fix = " ".join(f"--model.init_args.{name}={value}" for name, value in differ.items())
+    raise ValueError(
+        f"checkpoint '{path}' holds networks of other shapes than this run builds ({key}: {tuple(saved[key].shape)} "
+        f"in the checkpoint, {shapes[key]} here). "
+        + (f"It was written with {settings}; this run has {now}: pass {fix}, " if differ else "Pass ")
+        + "the settings it was written with (those that shape the networks must match on resume)."
+    )
+
+
+def _as_config(value: Any) -> Any:
+    """A setting as a config writes it (dataclasses as dicts, tuples as lists), for comparisons and messages."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = vars(value)
+    if isinstance(value, dict):
+        return {key: _as_config(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_config(item) for item in value]
+    return value
 
 
 def _plain(value: Any) -> Any:

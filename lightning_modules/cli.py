@@ -142,8 +142,7 @@ class CLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
-        # Next, Lightning reads --ckpt_path's hyper-parameters into the config, its model class
-        # included: refuse an unreadable checkpoint, or another model's, before it turns this run into that model.
+        # Refuse an unreadable checkpoint, or another model's, before anything is built.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and Path(ckpt_path).is_file():
@@ -154,6 +153,16 @@ class CLI(LightningCLI):
                 f"checkpoint file, or --ckpt_path last to resume from the newest last.ckpt in the config's "
                 f"ModelCheckpoint folder."
             )
+
+    def _parse_ckpt_path(self) -> None:
+        """The config (file and command line) is what runs, whichever way --ckpt_path names the checkpoint.
+
+        Lightning replaces the model's arguments with the hyper-parameters of a --ckpt_path *file*
+        (not of ``last``), the command line's included: a lower learning rate or a gradient clip
+        given on resume was silently dropped, and config.yaml recorded the checkpoint's values. Here
+        the checkpoint gives the state only; settings that shape the networks must match it, which
+        loading checks (``GenerativeModule.on_load_checkpoint``), naming the setting.
+        """
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer saves and loads checkpoints with :class:`SafeCheckpointIO` unless the config names a CheckpointIO."""

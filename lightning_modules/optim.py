@@ -73,6 +73,37 @@ class OptimizerConfig:
             return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=steps)
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
 
+    def apply_to_restored(self, optimizer: torch.optim.Optimizer, scheduler: LRScheduler | None, max_steps: int) -> None:
+        """Make an optimizer and schedule restored from a checkpoint follow these settings where
+        they differ from the checkpoint's (a resume with a lower ``lr``, say): their state_dicts
+        carry the old ``lr``, ``betas``, ... and the schedule's old base rate and length. The
+        schedule keeps its position and gives the rate it gives there from the new base rate.
+        Settings equal to the checkpoint's leave everything as restored, bit for bit."""
+        settings = {"betas": self.betas, "weight_decay": self.weight_decay, "momentum": self.momentum}
+        for group in optimizer.param_groups:
+            for key, value in settings.items():
+                if key in group and tuple(_as_tuple(group[key])) != tuple(_as_tuple(value)):
+                    group[key] = value
+        if scheduler is None:
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr
+            return
+        steps = self.schedule_steps or max_steps
+        length = "total_iters" if isinstance(scheduler, torch.optim.lr_scheduler.LinearLR) else "T_max"
+        if scheduler.base_lrs == [self.lr] * len(optimizer.param_groups) and getattr(scheduler, length) == steps:
+            return
+        scheduler.base_lrs = [self.lr] * len(optimizer.param_groups)
+        setattr(scheduler, length, steps)
+        # the closed form at the schedule's position (torch's own, as for a scheduler built with last_epoch)
+        lrs = scheduler._get_closed_form_lr()
+        for group, lr in zip(optimizer.param_groups, lrs):
+            group["initial_lr"], group["lr"] = self.lr, lr
+        scheduler._last_lr = list(lrs)
+
+
+def _as_tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
 
 # Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class.
 torch.serialization.add_safe_globals([OptimizerConfig])

@@ -13,6 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 from torch.utils.data import TensorDataset
 from datamodules.loader import ResumableDataLoader
@@ -283,3 +284,29 @@ def assert_learns_ring(
     median = over_seeds(measure)
     assert median["modes"] >= min_modes, median
     assert median["covariance_ratio"] < max_covariance_ratio, median
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def shrunk_ring_config(tmp_path: Path, name: str, every_n_train_steps: int, periodic_every: int | None = None, **trainer) -> Path:
+    """Shipped ring config ``name`` (``lsgan_ring``, ``wgan_ring``, ...) shrunk to seconds: 64 ring points in batches of 16 (4 batches an
+    epoch), a narrow network, no logger; checkpoints every ``every_n_train_steps`` steps into
+    ``tmp_path/checkpoints``, and a ``RecordSteps`` probe every ``periodic_every`` steps."""
+    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    config["trainer"].update(
+        logger=False, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=str(tmp_path), **trainer,
+    )
+    for callback in config["trainer"]["callbacks"]:
+        if callback["class_path"].endswith("Checkpoint") and "dirpath" in callback.get("init_args", {}):
+            callback["init_args"].update(dirpath=str(tmp_path / "checkpoints"), every_n_train_steps=every_n_train_steps)
+    if periodic_every:
+        config["trainer"]["callbacks"].append(
+            {"class_path": "tests.probes.RecordSteps", "init_args": {"path": str(tmp_path / "periodic_steps"), "every_n_steps": periodic_every}}
+        )
+    config["model"]["init_args"]["width"] = 8
+    config["data"]["init_args"].update(num_samples=64, batch_size=16)
+    path = tmp_path / f"{name}.yaml"  # not config.yaml: the run saves what it ran there
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
-from callbacks import DisentanglementEvaluation
+from callbacks import DisentanglementEvaluation, PeriodicCallback
 from lightning_modules import GenerativeModule, OptimizerConfig
 from tests.helpers import TinyAutoencoder
 
@@ -178,3 +178,67 @@ class SaveWeights(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         torch.save({"state_dict": pl_module.state_dict(), "global_step": trainer.global_step}, self.path)
+
+
+class RecordSteps(PeriodicCallback):
+    """A periodic callback whose work is to append the step it acts at to ``path`` (one line each),
+    so that the steps it acted at can be read across runs and resumes.
+
+    Args:
+        path: The file to append to.
+        every_n_steps: The cadence in training steps.
+    """
+
+    def __init__(self, path: str, every_n_steps: int = 500) -> None:
+        super().__init__(every_n_steps)
+        self.path = Path(path)
+
+    def run(self, trainer, pl_module) -> None:
+        with self.path.open("a") as file:
+            file.write(f"{trainer.global_step}\n")
+
+
+class PreemptAfterBatch(pl.Callback):
+    """Raises Lightning's SIGTERM flag at the end of batch ``batch`` (counted over the run from 1),
+    as a SIGTERM arriving during that batch would.
+
+    Args:
+        batch: The batch after which the run is preempted.
+    """
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.fit_loop.epoch_loop.total_batch_idx + 1 == self.batch:
+            trainer._signal_connector.received_sigterm = True
+
+
+class RecordGradientNorms(pl.Callback):
+    """Appends to ``path`` the gradient norm each optimizer steps with (after clipping: read inside
+    the optimizer's own ``step``), one line per update.
+
+    Args:
+        path: The file to append to.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        for optimizer in trainer.optimizers:
+            optimizer.step = self._recording(optimizer, optimizer.step)
+
+    def _recording(self, optimizer, step):
+        # Lightning's precision plugin passes the hooks (clipping among them) as the step's closure.
+        def recording_step(closure=None, **kwargs):
+            def recording_closure():
+                result = closure() if closure is not None else None
+                grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+                with self.path.open("a") as file:
+                    file.write(f"{torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item()}\n")
+                return result
+
+            return step(closure=recording_closure, **kwargs)
+
+        return recording_step

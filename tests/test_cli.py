@@ -100,11 +100,11 @@ def test_ckpt_path_last_resumes_the_previous_run(tmp_path, monkeypatch, caplog):
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_saves_a_resumable_last_checkpoint_and_one_on_preemption(config):
+    """RunCheckpoint keeps last.ckpt (every N steps, at the end of fit, on preemption) in a fixed folder."""
     callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
-    by_class = {c["class_path"].rsplit(".", 1)[-1]: c.get("init_args", {}) for c in callbacks}
-    assert "PreemptionCheckpoint" in by_class
-    checkpoint = by_class["ModelCheckpoint"]
-    assert checkpoint["save_last"] is True and checkpoint["dirpath"].endswith("/checkpoints")
+    checkpoints = [c.get("init_args", {}) for c in callbacks if c["class_path"] == "callbacks.RunCheckpoint"]
+    assert len(checkpoints) == 1 and checkpoints[0]["dirpath"].endswith("/checkpoints")
+    assert not [c for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]  # one bookkeeper of the folder
 
 
 def test_a_run_records_the_software_it_ran_with(tmp_path, monkeypatch):

@@ -29,9 +29,8 @@ def start_fit(run_dir: Path, extra_callbacks=(), ckpt_path: str | None = None, e
             "accelerator": "cpu", "devices": 1, "max_steps": MAX_STEPS, "logger": False,
             "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(run_dir),
             "callbacks": [
-                {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                 "init_args": {"dirpath": str(run_dir / "checkpoints"), "every_n_train_steps": 1000, "save_last": True}},
-                {"class_path": "callbacks.PreemptionCheckpoint"},
+                {"class_path": "callbacks.RunCheckpoint",
+                 "init_args": {"dirpath": str(run_dir / "checkpoints"), "every_n_train_steps": 1000}},
                 {"class_path": "tests.probes.SaveWeights", "init_args": {"path": str(run_dir / "final.pt")}},
                 *extra_callbacks,
             ],
@@ -60,6 +59,10 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> Non
         assert process.poll() is None, process.communicate()[0][-3000:]
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.1)
+
+
+def steps_in_folder(folder: Path) -> dict[str, int]:
+    return {p.name: torch.load(p, weights_only=True)["global_step"] for p in sorted(folder.glob("*.ckpt"))}
 
 
 def pause_at(run_dir: Path) -> dict:
@@ -94,6 +97,8 @@ def test_a_signal_mid_epoch_saves_last_and_the_resumed_run_matches_the_uninterru
     output = finish(start_fit(tmp_path, ckpt_path="last"))
     assert "Restored all states" in output
     assert_same_weights(tmp_path, uninterrupted)
+    # preempted before the first step checkpoint: the resumed run's states still go to last.ckpt, not last-v1.ckpt
+    assert steps_in_folder(tmp_path / "checkpoints") == {"last.ckpt": MAX_STEPS}
 
 
 def test_under_slurm_the_requeue_signal_requeues_and_the_next_job_resumes_by_itself(tmp_path, uninterrupted):

@@ -3,16 +3,16 @@
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from callbacks import PreemptionCheckpoint
+from callbacks import RunCheckpoint
 
 from lightning_modules import (
     CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN,
     WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, KLAnnealing, LatentConstraints, OptimizerConfig,
 )
 from tests.helpers import RandomImages, quiet_trainer
+from tests.probes import PreemptAfterBatch
 
 SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
 SHAPED_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)  # models that take data_shape
@@ -73,7 +73,7 @@ def train(case, tmp_path, ckpt_path=None, callbacks=(), **trainer_args):
         kwargs = {**kwargs, "vae_checkpoint": tiny_vae_checkpoint(tmp_path.parent)}
     pl.seed_everything(0)
     model = model_class(**kwargs)
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=1)
+    checkpoint = RunCheckpoint(dirpath=tmp_path, every_n_train_steps=1)
     trainer = quiet_trainer(enable_checkpointing=True, callbacks=[checkpoint, *callbacks], **trainer_args)
     trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
     return model, trainer
@@ -102,24 +102,13 @@ def test_resume_reproduces_the_uninterrupted_weights_and_optimizer_states(tmp_pa
     assert_same_training_state(uninterrupted, resumed)
 
 
-class PreemptAfterBatch(pl.Callback):
-    """Raises Lightning's SIGTERM flag at the end of batch ``n``, as a signal arriving then would."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.fit_loop.epoch_loop.total_batch_idx + 1 == self.n:
-            trainer._signal_connector.received_sigterm = True
-
-
 @pytest.mark.parametrize("case", ["wgan-gp", "wgan-boosted", "latent-constraints"])
 def test_a_preemption_inside_a_round_of_critic_steps_resumes_the_round(tmp_path, case):
     """Batch 6 is inside a round of critic updates (of 4, of 3 or 2, of 4): the preemption
     checkpoint must carry how far the round had got, or the resumed run steps G at another batch."""
     uninterrupted, _ = train(case, tmp_path / "a", max_epochs=2)
     with pytest.raises(SIGTERMException):
-        train(case, tmp_path / "b", max_epochs=2, callbacks=[PreemptionCheckpoint(), PreemptAfterBatch(6)])
+        train(case, tmp_path / "b", max_epochs=2, callbacks=[PreemptAfterBatch(6)])
     resumed, _ = train(case, tmp_path / "b", ckpt_path="last", max_epochs=2)
     assert_same_training_state(uninterrupted, resumed)
 
