@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import importlib.metadata
 import logging
 import re
 import time
@@ -73,6 +74,9 @@ def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
     assert len(logged_values(run_file, "train/g_loss")) == 4
     raw = run_file.read_bytes()
     assert b"seed_everything" in raw and b"DSpritesDataModule" in raw  # the full config was uploaded
+    # and the stack that ran it: the W&B config's "versions" entry
+    for name in ("lightgbm", "pytorch-lightning", "numpy"):
+        assert f'"{name}":"{importlib.metadata.version(name)}"'.encode() in raw
 
 
 def no_login(monkeypatch, tmp_path):
