@@ -114,6 +114,41 @@ def test_the_inception_loads_from_a_file_in_the_published_format(inception_file)
     assert features.shape == (2, 2048) and features.isfinite().all()
 
 
+@pytest.fixture(scope="module")
+def sprite_features(inception_file) -> dict[str, torch.Tensor]:
+    """Stand-in Inception features of dSprites images: a reference set, other sprites of the same
+    distribution, and those other sprites lightly and heavily noised (pixel noise of std 0.1 and 0.5
+    of the [0, 1] range)."""
+    data = DSpritesDataModule(source="procedural")
+    data.setup("fit")
+    images, _ = data.train_set.__getitems__(torch.randperm(len(data.train_set), generator=torch.Generator().manual_seed(0))[:16].tolist())
+    reference, other = images[:8], images[8:]
+    noise = torch.randn(other.shape, generator=torch.Generator().manual_seed(1))
+    sets = {"reference": reference, "light": other + 0.2 * noise, "heavy": other + 1.0 * noise}
+    network = load_inception(inception_file)
+    with torch.no_grad():
+        return {name: network(to_uint8_rgb(x.clamp(-1, 1), data.value_range)).double() for name, x in sets.items()}
+
+
+def test_the_stand_in_inception_gives_image_dependent_features_of_order_one(sprite_features):
+    features = sprite_features["reference"]
+    assert features.shape == (8, 2048)
+    assert 0.1 < features.abs().mean() < 10
+    distances = torch.cdist(features, features)[~torch.eye(8, dtype=torch.bool)]
+    assert distances.min() > 0.5  # every two sprites are told apart, at the features' own scale
+
+
+def test_fid_and_kid_rank_noisier_samples_worse(sprite_features):
+    def scores(fake: str) -> dict[str, float]:
+        return quality_of(sprite_features["reference"].numpy(), sprite_features[fake].numpy(), kid_subsets=5, kid_subset_size=6)
+
+    same, light, heavy = (scores(name) for name in ("reference", "light", "heavy"))  # ~6 s each (2048-d eigvals)
+    assert abs(same["fid"]) < 1e-4 * light["fid"]
+    assert abs(same["kid_mean"]) < 0.05 * heavy["kid_mean"]  # KID of 6-subsets: 0 up to its sampling noise
+    assert same["fid"] < light["fid"] < heavy["fid"] and heavy["fid"] > 5 * light["fid"]
+    assert same["kid_mean"] < light["kid_mean"] < heavy["kid_mean"]
+
+
 def test_a_missing_weights_file_says_which_file_and_where(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         FIDEvaluation(inception_weights=str(tmp_path / "nowhere.pth"))
