@@ -24,6 +24,7 @@ from metrics.fid import (
     cache_path,
     default_cache_dir,
     file_digest,
+    inception_weights_path,
     load_cached_state,
     load_inception,
     module_digest,
@@ -58,7 +59,10 @@ class FIDEvaluation(PeriodicCallback):
 
     Args:
         inception_weights: Path of ``pt_inception-2015-12-05-6726825d.pth`` (torch-fidelity's
-            Inception-v3, the standard FID network).
+            Inception-v3, the standard FID network). Default: that file in torch.hub's checkpoint
+            folder (``$TORCH_HOME/hub/checkpoints``), downloaded there at the start of fit when
+            absent, as torchmetrics and torch-fidelity do; without a network, fit stops before its
+            first step with the file's name, address and the folder to put it in.
         feature_extractor: Any module mapping ``uint8 [N, 3, H, W]`` to ``[N, d]`` features, instead
             of the Inception (scores are then not comparable to published FIDs).
         num_samples: Generated images per evaluation.
@@ -93,22 +97,22 @@ class FIDEvaluation(PeriodicCallback):
         prefix: str = "fid",
     ) -> None:
         super().__init__(every_n_steps)
-        if (inception_weights is None) == (feature_extractor is None):
+        if inception_weights is not None and feature_extractor is not None:
             raise ValueError(
-                "FIDEvaluation needs exactly one of inception_weights (the path of "
-                "pt_inception-2015-12-05-6726825d.pth) and feature_extractor"
+                "FIDEvaluation takes inception_weights (the path of pt_inception-2015-12-05-6726825d.pth) or "
+                "feature_extractor, not both"
             )
         if kid_subset_size > min(num_samples, kid_real_samples):
             raise ValueError(
                 f"kid_subset_size={kid_subset_size} exceeds num_samples={num_samples} or "
                 f"kid_real_samples={kid_real_samples}"
             )
-        if inception_weights is not None:
-            self.feature_extractor = load_inception(inception_weights)
-            self.extractor_identity = f"inception-v3-2048/sha256:{file_digest(Path(inception_weights).expanduser())}"
-        else:
-            self.feature_extractor = feature_extractor
+        self.inception_weights = inception_weights
+        self.feature_extractor, self.extractor_identity = feature_extractor, None
+        if feature_extractor is not None:
             self.extractor_identity = f"module/sha256:{module_digest(feature_extractor)}"
+        elif inception_weights is not None:
+            self._load_inception()  # a named file is checked at once; the hub's is fetched at setup
         self.num_samples, self.num_real_samples = num_samples, num_real_samples
         self.kid_subsets, self.kid_subset_size, self.kid_real_samples = kid_subsets, kid_subset_size, kid_real_samples
         self.split, self.batch_size, self.seed = split, batch_size, seed
@@ -120,8 +124,16 @@ class FIDEvaluation(PeriodicCallback):
 
     # ------------------------------------------------------------------------------ hooks
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            _split_dataset(trainer.datamodule, self.split)  # fail at start-up, not at the first evaluation
+        if stage == "fit":  # fail at start-up, not at the first evaluation
+            _split_dataset(trainer.datamodule, self.split)
+            self._load_inception()
+
+    def _load_inception(self) -> None:
+        """The Inception from ``inception_weights``, or from (a download into) the torch hub cache."""
+        if self.feature_extractor is None:
+            path = inception_weights_path(self.inception_weights)
+            self.feature_extractor = load_inception(path)
+            self.extractor_identity = f"inception-v3-2048/sha256:{file_digest(path)}"
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = self.evaluate(pl_module, trainer.datamodule)
@@ -143,6 +155,7 @@ class FIDEvaluation(PeriodicCallback):
 
     def _quality(self, pl_module: pl.LightningModule) -> SampleQuality:
         if self.quality is None:
+            self._load_inception()
             _, height, width = pl_module.data_shape
             self.quality = SampleQuality(
                 self.feature_extractor, kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size,

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import copy
 import csv
+import email.message
+import re
+import shutil
+import urllib.error
+import urllib.response
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,9 +24,12 @@ from scipy import linalg
 from callbacks import FIDEvaluation
 from datamodules import DSpritesDataModule
 from datamodules.base import TensorPairDataset, pass_batch, uint8_to_range
+import metrics.fid
 from lightning_modules import DCGAN
 from metrics import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, SampleQuality, load_inception, save_random_inception, to_uint8_rgb
+from metrics.fid import file_digest
 from tests.helpers import quiet_trainer
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from tests.probes import TinyFeatures
 from tests.test_ddp import TINY, run_cli
 
@@ -147,6 +156,126 @@ def test_fid_and_kid_rank_noisier_samples_worse(sprite_features):
     assert abs(same["kid_mean"]) < 0.05 * heavy["kid_mean"]  # KID of 6-subsets: 0 up to its sampling noise
     assert same["fid"] < light["fid"] < heavy["fid"] and heavy["fid"] > 5 * light["fid"]
     assert same["kid_mean"] < light["kid_mean"] < heavy["kid_mean"]
+
+
+# --------------------------------------------- the Inception's weights from the torch hub cache
+
+
+class WeightsServer:
+    """Stands in for the network under ``torch.hub.download_url_to_file`` (its ``urlopen``), so that
+    torch.hub's own download runs (temporary file, SHA-256 check, rename into place): serves the bytes
+    of ``file``, or raises ``error``; records the addresses asked for."""
+
+    def __init__(self, file: Path | None = None, error: Exception | None = None) -> None:
+        self.file, self.error, self.requests = file, error, []
+
+    def __call__(self, request, *args, **kwargs):
+        self.requests.append(request.full_url)
+        if self.error is not None:
+            raise self.error
+        return urllib.response.addinfourl(open(self.file, "rb"), email.message.Message(), request.full_url)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, inception_file) -> Path:
+    """``$TORCH_HOME`` in ``tmp_path``, whose hub checkpoint folder is returned; the stand-in file
+    plays the published one (its SHA-256 prefix is the expected one); no network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(metrics.fid, "INCEPTION_WEIGHTS_SHA256_PREFIX", file_digest(inception_file)[:8])
+    monkeypatch.setattr(torch.hub, "urlopen", WeightsServer(error=AssertionError("no network in tests")))
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def serve(monkeypatch, server: WeightsServer) -> WeightsServer:
+    monkeypatch.setattr(torch.hub, "urlopen", server)
+    return server
+
+
+def loaded_weights(callback: FIDEvaluation) -> torch.Tensor:
+    return callback.feature_extractor.state_dict()["Conv2d_1a_3x3.conv.weight"]
+
+
+def file_weights(path: Path) -> torch.Tensor:
+    return torch.load(path, weights_only=True)["Conv2d_1a_3x3.conv.weight"]
+
+
+def fit_start(callback: FIDEvaluation) -> None:
+    """What the trainer calls before the first step."""
+    callback.setup(SimpleNamespace(datamodule=TinyImages()), tiny_dcgan(), "fit")
+
+
+def test_without_a_path_the_weights_are_downloaded_into_torch_homes_hub_cache(hub, monkeypatch, inception_file):
+    server = serve(monkeypatch, WeightsServer(inception_file))
+    callback = tiny_evaluation(hub.parent, feature_extractor=None)
+    assert callback.feature_extractor is None  # nothing fetched when the callback is built
+    fit_start(callback)
+    assert server.requests == [INCEPTION_WEIGHTS_URL]
+    assert sorted(p.name for p in hub.iterdir() if not p.name.endswith(".lock")) == [INCEPTION_WEIGHTS_FILE]
+    assert file_digest(hub / INCEPTION_WEIGHTS_FILE) == file_digest(inception_file)
+    assert torch.equal(loaded_weights(callback), file_weights(inception_file))
+    assert callback.extractor_identity.endswith(file_digest(inception_file))
+    fit_start(tiny_evaluation(hub.parent, feature_extractor=None))  # a later run: found in the cache
+    assert load_inception() is not None and server.requests == [INCEPTION_WEIGHTS_URL]
+
+
+@pytest.mark.parametrize("name", [INCEPTION_WEIGHTS_FILE, URL_INCEPTION_V3.rsplit("/", 1)[-1]])
+def test_weights_in_the_hub_cache_are_used_without_a_download(name, hub, inception_file):
+    # pytorch-fid's name, or torch-fidelity's (what torchmetrics' own FID downloads)
+    hub.mkdir(parents=True)
+    shutil.copy(inception_file, hub / name)
+    callback = tiny_evaluation(hub.parent, feature_extractor=None)
+    fit_start(callback)  # the server of the fixture fails the test if asked
+    assert torch.equal(loaded_weights(callback), file_weights(inception_file))
+    assert torch.hub.urlopen.requests == []
+
+
+def test_an_explicit_path_wins_over_the_hub_cache(hub, tmp_path, inception_file):
+    hub.mkdir(parents=True)
+    shutil.copy(inception_file, hub / INCEPTION_WEIGHTS_FILE)
+    other = save_random_inception(tmp_path / "mine" / "inception.pth", seed=1)
+    callback = tiny_evaluation(hub.parent, feature_extractor=None, inception_weights=str(other))
+    fit_start(callback)
+    assert torch.equal(loaded_weights(callback), file_weights(other))
+    assert not torch.equal(file_weights(other), file_weights(inception_file))
+    assert callback.extractor_identity.endswith(file_digest(other)) and torch.hub.urlopen.requests == []
+
+
+def test_a_damaged_file_in_the_hub_cache_is_one_clear_error(hub, inception_file):
+    hub.mkdir(parents=True)
+    (hub / INCEPTION_WEIGHTS_FILE).write_bytes(inception_file.read_bytes()[:100_000])  # a cut-off copy
+    with pytest.raises(ValueError, match=rf"'{re.escape(str(hub / INCEPTION_WEIGHTS_FILE))}' is damaged or not the published file.*Delete it"):
+        fit_start(tiny_evaluation(hub.parent, feature_extractor=None))
+
+
+def test_a_download_of_other_bytes_is_one_clear_error_and_leaves_nothing(hub, monkeypatch, tmp_path):
+    wrong = tmp_path / "wrong.pth"
+    wrong.write_bytes(b"an error page, not weights")
+    serve(monkeypatch, WeightsServer(wrong))
+    with pytest.raises(ValueError, match=rf"downloaded from {re.escape(INCEPTION_WEIGHTS_URL)} is not the published one") as error:
+        load_inception()
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+    assert [p.name for p in hub.iterdir() if not p.name.endswith(".lock")] == []
+
+
+class CountSteps(pl.Callback):
+    steps = 0
+
+    def on_train_batch_start(self, *args) -> None:
+        self.steps += 1
+
+
+def test_without_a_network_fit_stops_before_its_first_step_naming_file_address_and_folder(hub, monkeypatch, tmp_path):
+    serve(monkeypatch, WeightsServer(error=urllib.error.URLError("[Errno -3] Temporary failure in name resolution")))
+    steps = CountSteps()
+    trainer = quiet_trainer(max_steps=2, callbacks=[steps, tiny_evaluation(tmp_path / "cache", feature_extractor=None)])
+    with pytest.raises(FileNotFoundError) as error:
+        trainer.fit(tiny_dcgan(), TinyImages())
+    message = str(error.value)
+    for part in (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, str(hub), "Temporary failure in name resolution", "inception_weights"):
+        assert part in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # one message, no urllib chain
+    assert steps.steps == 0 and trainer.global_step == 0
+    assert [p.name for p in hub.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_a_missing_weights_file_says_which_file_and_where(tmp_path):
