@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import csv
 import email.message
+import os
 import re
 import shutil
 import urllib.error
@@ -22,13 +23,17 @@ from pytorch_lightning.loggers import CSVLogger
 from scipy import linalg
 
 from callbacks import FIDEvaluation
-from datamodules import DSpritesDataModule
+from callbacks.fid import CHECKED_IMAGES, files_fingerprint
+from PIL import Image
+
+from datamodules import DSpritesDataModule, LSUNBedroomsDataModule
+from datamodules.dsprites import NPZ_NAME
 from datamodules.base import TensorPairDataset, pass_batch, uint8_to_range
 import metrics.fid
 from lightning_modules import DCGAN
 from metrics import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, SampleQuality, load_inception, save_random_inception, to_uint8_rgb
 from metrics.fid import file_digest
-from tests.helpers import quiet_trainer
+from tests.helpers import quiet_trainer, write_fake_npz
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from tests.probes import TinyFeatures
 from tests.test_ddp import TINY, run_cli
@@ -303,12 +308,13 @@ def test_a_wrong_weights_file_says_which_file_and_where(tmp_path, inception_file
 
 
 class CountingImages(TensorPairDataset):
-    """uint8 images decoded per batch; counts the batches read."""
+    """uint8 images decoded per batch; counts the batches and images read."""
 
-    reads = 0
+    reads = images_read = 0
 
     def __getitems__(self, indices):
         self.reads += 1
+        self.images_read += len(indices)
         return super().__getitems__(indices)
 
 
@@ -342,16 +348,18 @@ def test_real_statistics_are_cached_and_reused_until_the_transform_changes(tmp_p
     rng = torch.get_rng_state()
     first = tiny_evaluation(tmp_path).evaluate(model, data)
     assert torch.equal(torch.get_rng_state(), rng)  # training after an evaluation is not perturbed
-    reads = data.train_set.reads
-    assert reads == 3  # 40 real images in batches of 16
+    reads, images_read = data.train_set.reads, data.train_set.images_read
+    # 40 real images in batches of 16, and the first CHECKED_IMAGES once more, in one batch, for the key
+    assert (reads, images_read) == (3 + 1, 40 + CHECKED_IMAGES)
     assert len(list(tmp_path.glob("*.pt"))) == 1
     again = tiny_evaluation(tmp_path)  # a later run: nothing in memory, the file on disk
     assert again.evaluate(model, data) == first
     assert again.evaluate(model, data) == first
-    assert data.train_set.reads == reads  # no pass over real data
+    # no pass over real data: only the key's images, once per run
+    assert (data.train_set.reads, data.train_set.images_read) == (reads + 1, images_read + CHECKED_IMAGES)
     data.train_set.transform = partial(uint8_to_range, value_range=(0.0, 1.0))
     assert tiny_evaluation(tmp_path).evaluate(model, data) != first
-    assert data.train_set.reads == 2 * reads and len(list(tmp_path.glob("*.pt"))) == 2
+    assert data.train_set.reads == 2 * reads + 1 and len(list(tmp_path.glob("*.pt"))) == 2
 
 
 def test_other_data_or_features_get_other_cache_files(tmp_path):
@@ -361,6 +369,122 @@ def test_other_data_or_features_get_other_cache_files(tmp_path):
     tiny_evaluation(tmp_path, feature_extractor=TinyFeatures(seed=1)).evaluate(model, TinyImages(seed=0))
     tiny_evaluation(tmp_path, num_real_samples=32).evaluate(model, TinyImages(seed=0))
     assert len(list(tmp_path.glob("*.pt"))) == 4
+
+
+# ------------------------------------------- the cache follows the data read, not the config
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """``count`` random 16 px PNGs, as an image-folder dataset (LSUN's layout) holds them."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i:04d}.png" for i in range(count)]
+    for path in paths:
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+    return paths
+
+
+class ImageFolder:
+    """An evaluation against the images under ``root`` (LSUNBedroomsDataModule); says whether it
+    found the real statistics in the cache or embedded the real images."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def evaluate(self, root: Path) -> str:
+        data = LSUNBedroomsDataModule(root=str(root), image_size=16, val_size=0)
+        callback = tiny_evaluation(self.cache_dir)
+        sizes = []
+        callback.feature_extractor.register_forward_pre_hook(lambda module, inputs: sizes.append(inputs[0].shape[-1]))
+        callback.evaluate(tiny_dcgan(), data)
+        return "embedded" if 16 in sizes else "cached"  # real images are 16 px, the model's 28 px
+
+    @property
+    def files(self) -> int:
+        return len(list(self.cache_dir.glob("*.pt")))
+
+
+def test_changes_to_the_files_under_root_give_another_key(tmp_path):
+    root, evaluation = tmp_path / "bedroom", ImageFolder(tmp_path / "cache")
+    paths = write_images(root, 44)
+    assert [evaluation.evaluate(root), evaluation.evaluate(root)] == ["embedded", "cached"]
+    # the last file rewritten with other pixels (it is not among the first real images; same size)
+    last = sorted(paths, key=lambda p: p.stat().st_size)[0]
+    before = last.stat()
+    pixels = np.asarray(Image.open(last)).copy()
+    Image.fromarray(255 - pixels).save(last)
+    os.utime(last, ns=(before.st_atime_ns, before.st_mtime_ns + 1000))
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 2
+    write_images(root / "more", 1, seed=1)  # a file added (in a sub-folder, as LSUN's reader finds it)
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 3
+    (root / "more" / "0000.png").unlink()  # removed again: the first key's data once more
+    paths[3].unlink()  # and one file removed
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 4
+    paths[5].rename(root / "renamed.png")
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 5
+    assert evaluation.evaluate(root) == "cached" and evaluation.files == 5
+
+
+def test_the_same_files_in_another_folder_share_the_statistics_and_a_plain_copy_gets_its_own(tmp_path):
+    evaluation = ImageFolder(tmp_path / "cache")
+    write_images(tmp_path / "here", 44)
+    assert evaluation.evaluate(tmp_path / "here") == "embedded"
+    shutil.copytree(tmp_path / "here", tmp_path / "there")  # copy2: sizes and modification times kept
+    assert evaluation.evaluate(tmp_path / "there") == "cached" and evaluation.files == 1
+    shutil.copytree(tmp_path / "here", tmp_path / "plain", copy_function=shutil.copyfile)  # new times
+    assert evaluation.evaluate(tmp_path / "plain") == "embedded" and evaluation.files == 2
+
+
+def test_a_cache_folder_inside_the_data_folder_does_not_change_the_key(tmp_path):
+    root = tmp_path / "bedroom"
+    write_images(root, 44)
+    evaluation = ImageFolder(root / ".fid-cache")
+    assert [evaluation.evaluate(root), evaluation.evaluate(root)] == ["embedded", "cached"]
+
+
+def test_the_data_source_resolved_at_run_time_is_part_of_the_key(tmp_path):
+    # dSprites' source "auto": procedural while the npz is absent, the npz once it is there
+    root, model = tmp_path / "dsprites", tiny_dcgan()
+    evaluation = lambda: tiny_evaluation(tmp_path / "cache").evaluate(model, DSpritesDataModule(root=str(root), val_size=8))  # noqa: E731
+    procedural = evaluation()
+    classes = DSpritesDataModule(source="procedural").ground_truth.index_to_factors(torch.arange(64)).numpy()
+    write_fake_npz(root / NPZ_NAME, classes)
+    from_npz = evaluation()
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2 and from_npz != procedural
+    assert evaluation() == from_npz and len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+class Brighten(torch.nn.Module):
+    """A transform whose description does not show its setting, as a library's changed default
+    (e.g. a resize's antialiasing) would not."""
+
+    def __init__(self, amount: float) -> None:
+        super().__init__()
+        self.amount = amount
+
+    def forward(self, x):
+        return (x + self.amount).clamp(-1, 1)
+
+    def __repr__(self) -> str:
+        return "Brighten()"
+
+
+def test_a_transform_that_reads_the_same_but_changes_the_pixels_gives_another_key(tmp_path):
+    model, data = tiny_dcgan(), TinyImages()
+    data.train_set.transform = Brighten(0.0)
+    first = tiny_evaluation(tmp_path).evaluate(model, data)
+    data.train_set.transform = Brighten(0.5)
+    assert tiny_evaluation(tmp_path).evaluate(model, data) != first
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_the_files_fingerprint(tmp_path):
+    write_images(tmp_path / "data", 3)
+    fingerprint = files_fingerprint(tmp_path / "data")
+    assert fingerprint.startswith("3 files/") and files_fingerprint(tmp_path / "data") == fingerprint
+    assert files_fingerprint(tmp_path / "nowhere") == "absent"
+    (tmp_path / "data" / "0000.png").touch()  # only the modification time
+    assert files_fingerprint(tmp_path / "data") != fingerprint
 
 
 def test_samples_come_from_the_ema_generator(tmp_path):
