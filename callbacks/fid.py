@@ -37,8 +37,8 @@ from metrics.fid import (
 #: Bumped when the meaning of a cached file changes (conversion of images, states stored, key).
 CACHE_FORMAT = 2
 #: The first real images of the subset, whose pixels (as the network receives them) are part of the
-#: cache key: each evaluation's first reads them again, so a change that alters every image (the
-#: data source resolved differently, a transform's code, a renderer) gives another key.
+#: cache key: each run's first evaluation reads them again, so a change that alters every image
+#: (the data source resolved differently, a transform's code, a renderer) gives another key.
 CHECKED_IMAGES = 32
 #: Datamodule arguments that change how data is loaded, not which data: left out of the cache key.
 _LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
@@ -62,9 +62,9 @@ class FIDEvaluation(PeriodicCallback):
     folders (names relative to them, sizes and modification times), the pixels of the first
     ``CHECKED_IMAGES`` real images, and the feature extractor (the weights file's SHA-256, or a
     custom module's class and parameters). Later evaluations, and later runs, only generate and
-    embed fakes. Under DDP a cold cache is
-    filled by every process embedding its share of the real images; process 0 alone reads and
-    writes the file (no shared file system needed) and then holds the real side, the others zeros.
+    embed fakes. Under DDP a cold cache is filled by every process embedding its share of the real
+    images; process 0 alone computes the key, reads and writes the file (no shared file system
+    needed) and then holds the real side, the others zeros.
 
     Args:
         inception_weights: Path of ``pt_inception-2015-12-05-6726825d.pth`` (torch-fidelity's
