@@ -4,8 +4,9 @@ it spent outside the Inception's forward pass.
 A 64 px DCGAN is evaluated against procedural dSprites. Three evaluations: *cold* (empty cache:
 the real images are embedded too, then cached), *warm, disk* (a new callback, as in a later run: the
 real statistics come from the cache file) and *warm, memory* (the same callback again, as at the
-next evaluation of a run). Without ``--inception-weights`` an Inception with random weights, saved
-in the published format, is used: same network, same cost, meaningless scores.
+next evaluation of a run). Without ``--inception-weights`` an Inception with random (He-initialised)
+weights, saved in the published format, is used: same network, same cost, scores that rank samples
+but are not the Inception's.
 
     python -m bench.fid                                             # 10,000 samples, 50,000 real, CPU
     python -m bench.fid --device cuda

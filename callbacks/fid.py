@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from metrics.fid import (
     cache_path,
     default_cache_dir,
     file_digest,
+    inception_weights_path,
     load_cached_state,
     load_inception,
     module_digest,
@@ -31,8 +34,12 @@ from metrics.fid import (
     to_uint8_rgb,
 )
 
-#: Bumped when the meaning of a cached file changes (conversion of images, states stored).
-CACHE_FORMAT = 1
+#: Bumped when the meaning of a cached file changes (conversion of images, states stored, key).
+CACHE_FORMAT = 2
+#: The first real images of the subset, whose pixels (as the network receives them) are part of the
+#: cache key: each run's first evaluation reads them again, so a change that alters every image
+#: (the data source resolved differently, a transform's code, a renderer) gives another key.
+CHECKED_IMAGES = 32
 #: Datamodule arguments that change how data is loaded, not which data: left out of the cache key.
 _LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
 
@@ -49,16 +56,22 @@ class FIDEvaluation(PeriodicCallback):
     seed ``(seed, j)``), so the scores are too.
 
     The real side (FID's feature sums, KID's first ``kid_real_samples`` features) is computed at the
-    first evaluation and cached in ``cache_dir``, keyed by the datamodule (class and arguments), the
-    split, the data shape and value range, the dataset's transform, the number of real images, and
-    the feature extractor (the weights file's SHA-256, or a custom module's class and parameters).
-    Later evaluations, and later runs, only generate and embed fakes. Under DDP a cold cache is
-    filled by every process embedding its share of the real images; process 0 alone reads and
-    writes the file (no shared file system needed) and then holds the real side, the others zeros.
+    first evaluation and cached in ``cache_dir``, keyed by what the statistics summarise, as read at
+    run time: the datamodule (class and arguments), the split and its size, the data shape and value
+    range, the dataset's transform, the number of real images, the files under the datamodule's
+    folders (names relative to them, sizes and modification times), the pixels of the first
+    ``CHECKED_IMAGES`` real images, and the feature extractor (the weights file's SHA-256, or a
+    custom module's class and parameters). Later evaluations, and later runs, only generate and
+    embed fakes. Under DDP a cold cache is filled by every process embedding its share of the real
+    images; process 0 alone computes the key, reads and writes the file (no shared file system
+    needed) and then holds the real side, the others zeros.
 
     Args:
         inception_weights: Path of ``pt_inception-2015-12-05-6726825d.pth`` (torch-fidelity's
-            Inception-v3, the standard FID network).
+            Inception-v3, the standard FID network). Default: that file in torch.hub's checkpoint
+            folder (``$TORCH_HOME/hub/checkpoints``), downloaded there at the start of fit when
+            absent, as torchmetrics and torch-fidelity do; without a network, fit stops before its
+            first step with the file's name, address and the folder to put it in.
         feature_extractor: Any module mapping ``uint8 [N, 3, H, W]`` to ``[N, d]`` features, instead
             of the Inception (scores are then not comparable to published FIDs).
         num_samples: Generated images per evaluation.
@@ -93,22 +106,22 @@ class FIDEvaluation(PeriodicCallback):
         prefix: str = "fid",
     ) -> None:
         super().__init__(every_n_steps)
-        if (inception_weights is None) == (feature_extractor is None):
+        if inception_weights is not None and feature_extractor is not None:
             raise ValueError(
-                "FIDEvaluation needs exactly one of inception_weights (the path of "
-                "pt_inception-2015-12-05-6726825d.pth) and feature_extractor"
+                "FIDEvaluation takes inception_weights (the path of pt_inception-2015-12-05-6726825d.pth) or "
+                "feature_extractor, not both"
             )
         if kid_subset_size > min(num_samples, kid_real_samples):
             raise ValueError(
                 f"kid_subset_size={kid_subset_size} exceeds num_samples={num_samples} or "
                 f"kid_real_samples={kid_real_samples}"
             )
-        if inception_weights is not None:
-            self.feature_extractor = load_inception(inception_weights)
-            self.extractor_identity = f"inception-v3-2048/sha256:{file_digest(Path(inception_weights).expanduser())}"
-        else:
-            self.feature_extractor = feature_extractor
+        self.inception_weights = inception_weights
+        self.feature_extractor, self.extractor_identity = feature_extractor, None
+        if feature_extractor is not None:
             self.extractor_identity = f"module/sha256:{module_digest(feature_extractor)}"
+        elif inception_weights is not None:
+            self._load_inception()  # a named file is checked at once; the hub's is fetched at setup
         self.num_samples, self.num_real_samples = num_samples, num_real_samples
         self.kid_subsets, self.kid_subset_size, self.kid_real_samples = kid_subsets, kid_subset_size, kid_real_samples
         self.split, self.batch_size, self.seed = split, batch_size, seed
@@ -120,8 +133,16 @@ class FIDEvaluation(PeriodicCallback):
 
     # ------------------------------------------------------------------------------ hooks
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            _split_dataset(trainer.datamodule, self.split)  # fail at start-up, not at the first evaluation
+        if stage == "fit":  # fail at start-up, not at the first evaluation
+            _split_dataset(trainer.datamodule, self.split)
+            self._load_inception()
+
+    def _load_inception(self) -> None:
+        """The Inception from ``inception_weights``, or from (a download into) the torch hub cache."""
+        if self.feature_extractor is None:
+            path = inception_weights_path(self.inception_weights)
+            self.feature_extractor = load_inception(path)
+            self.extractor_identity = f"inception-v3-2048/sha256:{file_digest(path)}"
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         results = self.evaluate(pl_module, trainer.datamodule)
@@ -143,6 +164,7 @@ class FIDEvaluation(PeriodicCallback):
 
     def _quality(self, pl_module: pl.LightningModule) -> SampleQuality:
         if self.quality is None:
+            self._load_inception()
             _, height, width = pl_module.data_shape
             self.quality = SampleQuality(
                 self.feature_extractor, kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size,
@@ -160,8 +182,8 @@ class FIDEvaluation(PeriodicCallback):
             raise ValueError(
                 f"the {self.split} split has {len(indices)} images, fewer than kid_subset_size={self.kid_subset_size}"
             )
-        identity = self.cache_identity(datamodule, dataset, len(indices))
-        path = cache_path(self.cache_dir, identity)
+        identity = self.cache_identity(datamodule, dataset, indices) if _rank() == 0 else None
+        path = cache_path(self.cache_dir, identity) if identity is not None else None
         state = load_cached_state(path, identity) if _rank() == 0 else None
         if not _broadcast_from_zero(state is not None):
             state = self._embed_real(quality, datamodule, dataset, indices, device)
@@ -173,33 +195,51 @@ class FIDEvaluation(PeriodicCallback):
     def _embed_real(self, quality, datamodule, dataset: Dataset, indices: Tensor, device) -> dict[str, Tensor]:
         batches = _my_batches(len(indices), self.batch_size)
         start, stop = batches.start * self.batch_size, min(batches.stop * self.batch_size, len(indices))
-        loader = DataLoader(
-            Subset(dataset, indices[start:stop].tolist()), batch_size=self.batch_size,
-            num_workers=getattr(datamodule, "num_workers", 0),
-            collate_fn=pass_batch if isinstance(dataset, BatchedDataset) else None,
-            generator=torch.Generator().manual_seed(self.seed),  # its worker seeds: not from the global RNG
-        )
+        loader = self._loader(dataset, indices[start:stop], self.batch_size, getattr(datamodule, "num_workers", 0))
         for x, _ in loader:
             kid_count = max(0, self.kid_real_samples - start)
             quality.update(to_uint8_rgb(x.to(device), datamodule.value_range), real=True, kid_count=kid_count)
             start += len(x)
         return quality.real_state()
 
-    def cache_identity(self, datamodule: pl.LightningDataModule, dataset: Dataset, num_real: int) -> dict[str, Any]:
-        """What the cached real statistics depend on (the cache file is named by its hash)."""
+    def _loader(self, dataset: Dataset, indices: Tensor, batch_size: int, num_workers: int = 0) -> DataLoader:
+        return DataLoader(
+            Subset(dataset, indices.tolist()), batch_size=batch_size, num_workers=num_workers,
+            collate_fn=pass_batch if isinstance(dataset, BatchedDataset) else None,
+            generator=torch.Generator().manual_seed(self.seed),  # its worker seeds: not from the global RNG
+        )
+
+    def cache_identity(self, datamodule: pl.LightningDataModule, dataset: Dataset, indices: Tensor) -> dict[str, Any]:
+        """What the cached real statistics depend on (the cache file is named by its hash): what the
+        configuration says, and what is read, so that other images never meet these statistics."""
+        arguments = _datamodule_arguments(datamodule)
+        folders = {name: value for name, value in arguments.items() if isinstance(value, Path)}
         return {
             "format": CACHE_FORMAT,
             "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}",
-            "datamodule_arguments": _datamodule_arguments(datamodule),
+            # a folder by its files, not its path: the same files elsewhere are the same data
+            "datamodule_arguments": {name: _describe(value) for name, value in arguments.items() if name not in folders},
+            "files": {name: files_fingerprint(folder, skip=self.cache_dir) for name, folder in folders.items()},
             "split": self.split,
+            "split_size": len(dataset),
             "data_shape": list(datamodule.data_shape),
             "value_range": list(datamodule.value_range),
             "transform": _describe(getattr(dataset, "transform", None)),
-            "num_real_samples": num_real,
-            "kid_real_samples": min(num_real, self.kid_real_samples),
+            "num_real_samples": len(indices),
+            "kid_real_samples": min(len(indices), self.kid_real_samples),
             "seed": self.seed,
+            "first_images": self._pixels_digest(datamodule, dataset, indices[:CHECKED_IMAGES]),
             "feature_extractor": self.extractor_identity,
         }
+
+    def _pixels_digest(self, datamodule: pl.LightningDataModule, dataset: Dataset, indices: Tensor) -> str:
+        """SHA-256 of these real images as the network receives them (one batch, read in this process)."""
+        digest = hashlib.sha256()
+        with torch.random.fork_rng(devices=[]):  # a random transform would draw the same each time
+            torch.manual_seed(self.seed)
+            for x, _ in self._loader(dataset, indices, batch_size=len(indices)):
+                digest.update(to_uint8_rgb(x, datamodule.value_range).contiguous().numpy().tobytes())
+        return f"{len(indices)} images/sha256:{digest.hexdigest()}"
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -248,7 +288,35 @@ def _split_dataset(datamodule: pl.LightningDataModule | None, split: str) -> Dat
     return dataset
 
 
-def _datamodule_arguments(datamodule: pl.LightningDataModule) -> dict[str, str]:
+def files_fingerprint(root: Path, skip: Path | None = None) -> str:
+    """The files under ``root`` (or ``root`` itself, a file) by name relative to it, size and
+    modification time (ns), hashed: any file added, removed, renamed, rewritten or touched changes
+    it; reading no file, it costs one ``stat`` per file (about 1 s per 200,000 on a local disk).
+    Symbolic links to files count as their targets; linked folders are not entered (as
+    ``Path.rglob``). ``skip`` (e.g. a cache folder inside ``root``) is left out."""
+    root = root.expanduser()
+    if root.is_file():
+        status = root.stat()
+        return f"file:{status.st_size}:{status.st_mtime_ns}"
+    if not root.is_dir():
+        return "absent"
+    skip = skip.expanduser().resolve() if skip is not None else None
+    entries = []
+    for folder, subfolders, names in os.walk(root):
+        if skip is not None:
+            subfolders[:] = [d for d in subfolders if Path(folder, d).resolve() != skip]
+        relative = os.path.relpath(folder, root)
+        for name in names:
+            try:
+                status = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:  # a dangling link: nothing a dataset can read
+                continue
+            entries.append(f"{os.path.join(relative, name)}\0{status.st_size}\0{status.st_mtime_ns}")
+    digest = hashlib.sha256("\n".join(sorted(entries)).encode())
+    return f"{len(entries)} files/sha256:{digest.hexdigest()}"
+
+
+def _datamodule_arguments(datamodule: pl.LightningDataModule) -> dict[str, Any]:
     """The constructor arguments of the datamodule's classes, read back from the attributes of
     the same name (loader settings left out)."""
     names = {
@@ -258,11 +326,7 @@ def _datamodule_arguments(datamodule: pl.LightningDataModule) -> dict[str, str]:
         for name, parameter in inspect.signature(cls.__init__).parameters.items()
         if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) and name != "self"
     }
-    return {
-        name: _describe(getattr(datamodule, name))
-        for name in sorted(names - _LOADER_ARGUMENTS)
-        if hasattr(datamodule, name)
-    }
+    return {name: getattr(datamodule, name) for name in sorted(names - _LOADER_ARGUMENTS) if hasattr(datamodule, name)}
 
 
 def _describe(value: Any) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from filelock import FileLock
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from torchmetrics.image.kid import KernelInceptionDistance
@@ -30,7 +31,11 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_WEIGHTS_FILE}"
+#: The start of the file's SHA-256, which torch.hub's naming convention puts in the file name.
+INCEPTION_WEIGHTS_SHA256_PREFIX = "6726825d"
 INCEPTION_FEATURES = 2048
+#: The names the same file has in the torch hub cache: pytorch-fid's, then torch-fidelity's (torchmetrics').
+_HUB_NAMES = (INCEPTION_WEIGHTS_FILE, URL_INCEPTION_V3.rsplit("/", 1)[-1])
 _WHERE = (
     f"FID needs the Inception-v3 weights of the original TensorFlow FID converted to PyTorch, "
     f"'{INCEPTION_WEIGHTS_FILE}', published at {INCEPTION_WEIGHTS_URL} (torch-fidelity publishes the "
@@ -50,15 +55,73 @@ def to_uint8_rgb(images: Tensor, value_range: tuple[float, float]) -> Tensor:
     return pixels.expand(-1, 3, -1, -1)
 
 
-def load_inception(path: str | Path) -> NoTrainInceptionV3:
-    """torch-fidelity's Inception-v3 (2048 pool features) with the weights in ``path``.
+def hub_checkpoint_dir() -> Path:
+    """torch.hub's checkpoint folder, ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``,
+    by default ``~/.cache/torch/hub/checkpoints``), where every FID library keeps the Inception."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def inception_weights_path(path: str | Path | None = None) -> Path:
+    """The Inception weights file to load: ``path`` when given; otherwise the standard file in
+    :func:`hub_checkpoint_dir`, downloaded there from :data:`INCEPTION_WEIGHTS_URL` when absent, as
+    torchmetrics, torch-fidelity and pytorch-fid do. The cached file is checked against the SHA-256
+    prefix its name carries, on download and on every later use.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist; the message says which file is needed and where.
-        ValueError: ``path`` is not a state dict of this network (wrong keys or shapes, or not a
-            PyTorch file).
+        FileNotFoundError: no file in the cache and the download failed (no network): the message
+            names the file, its address and the folder to put it in.
+        ValueError: the cached or downloaded file is not the published one (another SHA-256).
     """
-    path = Path(path).expanduser()
+    if path is not None:
+        return Path(path).expanduser()
+    folder = hub_checkpoint_dir()
+    cached = next((folder / name for name in _HUB_NAMES if (folder / name).is_file()), None)
+    if cached is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        cached = folder / INCEPTION_WEIGHTS_FILE
+        with FileLock(folder / f"{INCEPTION_WEIGHTS_FILE}.lock"):  # the processes of a node download once
+            if not cached.is_file():
+                _download(cached)
+    digest = file_digest(cached)
+    if not digest.startswith(INCEPTION_WEIGHTS_SHA256_PREFIX):
+        raise ValueError(
+            f"'{cached}' is damaged or not the published file: its SHA-256 is {digest[:16]}..., the file's "
+            f"starts with {INCEPTION_WEIGHTS_SHA256_PREFIX}. Delete it to download it again, or replace it. {_WHERE}."
+        )
+    return cached
+
+
+def _download(destination: Path) -> None:
+    """torch.hub's download (a temporary file renamed into place, hash-checked), with its failures
+    turned into one message each; ``from None``: urllib's chain would only bury it."""
+    try:
+        torch.hub.download_url_to_file(
+            INCEPTION_WEIGHTS_URL, str(destination), hash_prefix=INCEPTION_WEIGHTS_SHA256_PREFIX,
+        )
+    except OSError as error:  # URLError, HTTPError, timeouts
+        raise FileNotFoundError(
+            f"Inception weights not found in torch.hub's cache and the download failed ({error}). {_WHERE}: "
+            f"download that file and put it in {destination.parent} (the torch hub checkpoint folder; set "
+            f"TORCH_HOME to use another), or pass its path as inception_weights."
+        ) from None
+    except RuntimeError as error:  # torch.hub: "invalid hash value"
+        raise ValueError(
+            f"the file downloaded from {INCEPTION_WEIGHTS_URL} is not the published one ({error}); nothing "
+            f"was written to {destination.parent}. Try again, or download it yourself and put it there."
+        ) from None
+
+
+def load_inception(path: str | Path | None = None) -> NoTrainInceptionV3:
+    """torch-fidelity's Inception-v3 (2048 pool features) with the weights in ``path``, or, without
+    one, the standard weights from the torch hub cache (see :func:`inception_weights_path`).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist, or there is no path, no cached file and no
+            network; the message says which file is needed and where.
+        ValueError: the file is not a state dict of this network (wrong keys or shapes, or not a
+            PyTorch file), or the cached file's SHA-256 is not the published one's.
+    """
+    path = inception_weights_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Inception weights not found at '{path}'. {_WHERE}.")
     try:
@@ -76,7 +139,13 @@ def save_random_inception(path: str | Path, seed: int = 0) -> Path:
     """Write an Inception with random weights, in the format of the published file.
 
     For tests and benchmarks on machines without the real weights: :func:`load_inception` reads
-    it through the same code path; the features are meaningless, the cost is the real one.
+    it through the same code path; the cost is the real one, and the features, though not the
+    Inception's, are of order 1 and vary with the image, so FID and KID rank sample sets.
+
+    The convolutions are He-initialised (Kaiming normal, fan-in, ReLU gain): PyTorch's default
+    (variance ``1 / (3 fan_in)``) shrinks the signal about 6x per convolution + ReLU, and the
+    batch norms in evaluation mode (running mean 0, variance 1) never rescale it, so after the
+    network's depth the 2048 features were ~1e-8 and every FID and KID came out 0.
     """
 
     class _Unloaded(NoTrainInceptionV3):
@@ -91,6 +160,9 @@ def save_random_inception(path: str | Path, seed: int = 0) -> Path:
         torch.default_generator.manual_seed(seed)
         network = _Unloaded(name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)],
                             feature_extractor_weights_path=str(empty))
+        for module in network.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     empty.unlink()
     torch.save(network.state_dict(), path)
     return path

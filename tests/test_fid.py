@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import copy
 import csv
+import email.message
+import os
+import re
+import shutil
+import urllib.error
+import urllib.response
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,11 +23,18 @@ from pytorch_lightning.loggers import CSVLogger
 from scipy import linalg
 
 from callbacks import FIDEvaluation
-from datamodules import DSpritesDataModule
+from callbacks.fid import CHECKED_IMAGES, files_fingerprint
+from PIL import Image
+
+from datamodules import DSpritesDataModule, LSUNBedroomsDataModule
+from datamodules.dsprites import NPZ_NAME
 from datamodules.base import TensorPairDataset, pass_batch, uint8_to_range
+import metrics.fid
 from lightning_modules import DCGAN
 from metrics import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, SampleQuality, load_inception, save_random_inception, to_uint8_rgb
-from tests.helpers import quiet_trainer
+from metrics.fid import file_digest
+from tests.helpers import quiet_trainer, write_fake_npz
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from tests.probes import TinyFeatures
 from tests.test_ddp import TINY, run_cli
 
@@ -114,6 +128,161 @@ def test_the_inception_loads_from_a_file_in_the_published_format(inception_file)
     assert features.shape == (2, 2048) and features.isfinite().all()
 
 
+@pytest.fixture(scope="module")
+def sprite_features(inception_file) -> dict[str, torch.Tensor]:
+    """Stand-in Inception features of dSprites images: a reference set, other sprites of the same
+    distribution, and those other sprites lightly and heavily noised (pixel noise of std 0.1 and 0.5
+    of the [0, 1] range)."""
+    data = DSpritesDataModule(source="procedural")
+    data.setup("fit")
+    images, _ = data.train_set.__getitems__(torch.randperm(len(data.train_set), generator=torch.Generator().manual_seed(0))[:16].tolist())
+    reference, other = images[:8], images[8:]
+    noise = torch.randn(other.shape, generator=torch.Generator().manual_seed(1))
+    sets = {"reference": reference, "light": other + 0.2 * noise, "heavy": other + 1.0 * noise}
+    network = load_inception(inception_file)
+    with torch.no_grad():
+        return {name: network(to_uint8_rgb(x.clamp(-1, 1), data.value_range)).double() for name, x in sets.items()}
+
+
+def test_the_stand_in_inception_gives_image_dependent_features_of_order_one(sprite_features):
+    features = sprite_features["reference"]
+    assert features.shape == (8, 2048)
+    assert 0.1 < features.abs().mean() < 10
+    distances = torch.cdist(features, features)[~torch.eye(8, dtype=torch.bool)]
+    assert distances.min() > 0.5  # every two sprites are told apart, at the features' own scale
+
+
+def test_fid_and_kid_rank_noisier_samples_worse(sprite_features):
+    def scores(fake: str) -> dict[str, float]:
+        return quality_of(sprite_features["reference"].numpy(), sprite_features[fake].numpy(), kid_subsets=5, kid_subset_size=6)
+
+    same, light, heavy = (scores(name) for name in ("reference", "light", "heavy"))  # ~6 s each (2048-d eigvals)
+    assert abs(same["fid"]) < 1e-4 * light["fid"]
+    assert abs(same["kid_mean"]) < 0.05 * heavy["kid_mean"]  # KID of 6-subsets: 0 up to its sampling noise
+    assert same["fid"] < light["fid"] < heavy["fid"] and heavy["fid"] > 5 * light["fid"]
+    assert same["kid_mean"] < light["kid_mean"] < heavy["kid_mean"]
+
+
+# --------------------------------------------- the Inception's weights from the torch hub cache
+
+
+class WeightsServer:
+    """Stands in for the network under ``torch.hub.download_url_to_file`` (its ``urlopen``), so that
+    torch.hub's own download runs (temporary file, SHA-256 check, rename into place): serves the bytes
+    of ``file``, or raises ``error``; records the addresses asked for."""
+
+    def __init__(self, file: Path | None = None, error: Exception | None = None) -> None:
+        self.file, self.error, self.requests = file, error, []
+
+    def __call__(self, request, *args, **kwargs):
+        self.requests.append(request.full_url)
+        if self.error is not None:
+            raise self.error
+        return urllib.response.addinfourl(open(self.file, "rb"), email.message.Message(), request.full_url)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, inception_file) -> Path:
+    """``$TORCH_HOME`` in ``tmp_path``, whose hub checkpoint folder is returned; the stand-in file
+    plays the published one (its SHA-256 prefix is the expected one); no network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(metrics.fid, "INCEPTION_WEIGHTS_SHA256_PREFIX", file_digest(inception_file)[:8])
+    monkeypatch.setattr(torch.hub, "urlopen", WeightsServer(error=AssertionError("no network in tests")))
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def serve(monkeypatch, server: WeightsServer) -> WeightsServer:
+    monkeypatch.setattr(torch.hub, "urlopen", server)
+    return server
+
+
+def loaded_weights(callback: FIDEvaluation) -> torch.Tensor:
+    return callback.feature_extractor.state_dict()["Conv2d_1a_3x3.conv.weight"]
+
+
+def file_weights(path: Path) -> torch.Tensor:
+    return torch.load(path, weights_only=True)["Conv2d_1a_3x3.conv.weight"]
+
+
+def fit_start(callback: FIDEvaluation) -> None:
+    """What the trainer calls before the first step."""
+    callback.setup(SimpleNamespace(datamodule=TinyImages()), tiny_dcgan(), "fit")
+
+
+def test_without_a_path_the_weights_are_downloaded_into_torch_homes_hub_cache(hub, monkeypatch, inception_file):
+    server = serve(monkeypatch, WeightsServer(inception_file))
+    callback = tiny_evaluation(hub.parent, feature_extractor=None)
+    assert callback.feature_extractor is None  # nothing fetched when the callback is built
+    fit_start(callback)
+    assert server.requests == [INCEPTION_WEIGHTS_URL]
+    assert sorted(p.name for p in hub.iterdir() if not p.name.endswith(".lock")) == [INCEPTION_WEIGHTS_FILE]
+    assert file_digest(hub / INCEPTION_WEIGHTS_FILE) == file_digest(inception_file)
+    assert torch.equal(loaded_weights(callback), file_weights(inception_file))
+    assert callback.extractor_identity.endswith(file_digest(inception_file))
+    fit_start(tiny_evaluation(hub.parent, feature_extractor=None))  # a later run: found in the cache
+    assert load_inception() is not None and server.requests == [INCEPTION_WEIGHTS_URL]
+
+
+@pytest.mark.parametrize("name", [INCEPTION_WEIGHTS_FILE, URL_INCEPTION_V3.rsplit("/", 1)[-1]])
+def test_weights_in_the_hub_cache_are_used_without_a_download(name, hub, inception_file):
+    # pytorch-fid's name, or torch-fidelity's (what torchmetrics' own FID downloads)
+    hub.mkdir(parents=True)
+    shutil.copy(inception_file, hub / name)
+    callback = tiny_evaluation(hub.parent, feature_extractor=None)
+    fit_start(callback)  # the server of the fixture fails the test if asked
+    assert torch.equal(loaded_weights(callback), file_weights(inception_file))
+    assert torch.hub.urlopen.requests == []
+
+
+def test_an_explicit_path_wins_over_the_hub_cache(hub, tmp_path, inception_file):
+    hub.mkdir(parents=True)
+    shutil.copy(inception_file, hub / INCEPTION_WEIGHTS_FILE)
+    other = save_random_inception(tmp_path / "mine" / "inception.pth", seed=1)
+    callback = tiny_evaluation(hub.parent, feature_extractor=None, inception_weights=str(other))
+    fit_start(callback)
+    assert torch.equal(loaded_weights(callback), file_weights(other))
+    assert not torch.equal(file_weights(other), file_weights(inception_file))
+    assert callback.extractor_identity.endswith(file_digest(other)) and torch.hub.urlopen.requests == []
+
+
+def test_a_damaged_file_in_the_hub_cache_is_one_clear_error(hub, inception_file):
+    hub.mkdir(parents=True)
+    (hub / INCEPTION_WEIGHTS_FILE).write_bytes(inception_file.read_bytes()[:100_000])  # a cut-off copy
+    with pytest.raises(ValueError, match=rf"'{re.escape(str(hub / INCEPTION_WEIGHTS_FILE))}' is damaged or not the published file.*Delete it"):
+        fit_start(tiny_evaluation(hub.parent, feature_extractor=None))
+
+
+def test_a_download_of_other_bytes_is_one_clear_error_and_leaves_nothing(hub, monkeypatch, tmp_path):
+    wrong = tmp_path / "wrong.pth"
+    wrong.write_bytes(b"an error page, not weights")
+    serve(monkeypatch, WeightsServer(wrong))
+    with pytest.raises(ValueError, match=rf"downloaded from {re.escape(INCEPTION_WEIGHTS_URL)} is not the published one") as error:
+        load_inception()
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+    assert [p.name for p in hub.iterdir() if not p.name.endswith(".lock")] == []
+
+
+class CountSteps(pl.Callback):
+    steps = 0
+
+    def on_train_batch_start(self, *args) -> None:
+        self.steps += 1
+
+
+def test_without_a_network_fit_stops_before_its_first_step_naming_file_address_and_folder(hub, monkeypatch, tmp_path):
+    serve(monkeypatch, WeightsServer(error=urllib.error.URLError("[Errno -3] Temporary failure in name resolution")))
+    steps = CountSteps()
+    trainer = quiet_trainer(max_steps=2, callbacks=[steps, tiny_evaluation(tmp_path / "cache", feature_extractor=None)])
+    with pytest.raises(FileNotFoundError) as error:
+        trainer.fit(tiny_dcgan(), TinyImages())
+    message = str(error.value)
+    for part in (INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, str(hub), "Temporary failure in name resolution", "inception_weights"):
+        assert part in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # one message, no urllib chain
+    assert steps.steps == 0 and trainer.global_step == 0
+    assert [p.name for p in hub.iterdir() if not p.name.endswith(".lock")] == []
+
+
 def test_a_missing_weights_file_says_which_file_and_where(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         FIDEvaluation(inception_weights=str(tmp_path / "nowhere.pth"))
@@ -139,12 +308,13 @@ def test_a_wrong_weights_file_says_which_file_and_where(tmp_path, inception_file
 
 
 class CountingImages(TensorPairDataset):
-    """uint8 images decoded per batch; counts the batches read."""
+    """uint8 images decoded per batch; counts the batches and images read."""
 
-    reads = 0
+    reads = images_read = 0
 
     def __getitems__(self, indices):
         self.reads += 1
+        self.images_read += len(indices)
         return super().__getitems__(indices)
 
 
@@ -178,16 +348,18 @@ def test_real_statistics_are_cached_and_reused_until_the_transform_changes(tmp_p
     rng = torch.get_rng_state()
     first = tiny_evaluation(tmp_path).evaluate(model, data)
     assert torch.equal(torch.get_rng_state(), rng)  # training after an evaluation is not perturbed
-    reads = data.train_set.reads
-    assert reads == 3  # 40 real images in batches of 16
+    reads, images_read = data.train_set.reads, data.train_set.images_read
+    # 40 real images in batches of 16, and the first CHECKED_IMAGES once more, in one batch, for the key
+    assert (reads, images_read) == (3 + 1, 40 + CHECKED_IMAGES)
     assert len(list(tmp_path.glob("*.pt"))) == 1
     again = tiny_evaluation(tmp_path)  # a later run: nothing in memory, the file on disk
     assert again.evaluate(model, data) == first
     assert again.evaluate(model, data) == first
-    assert data.train_set.reads == reads  # no pass over real data
+    # no pass over real data: only the key's images, once per run
+    assert (data.train_set.reads, data.train_set.images_read) == (reads + 1, images_read + CHECKED_IMAGES)
     data.train_set.transform = partial(uint8_to_range, value_range=(0.0, 1.0))
     assert tiny_evaluation(tmp_path).evaluate(model, data) != first
-    assert data.train_set.reads == 2 * reads and len(list(tmp_path.glob("*.pt"))) == 2
+    assert data.train_set.reads == 2 * reads + 1 and len(list(tmp_path.glob("*.pt"))) == 2
 
 
 def test_other_data_or_features_get_other_cache_files(tmp_path):
@@ -197,6 +369,122 @@ def test_other_data_or_features_get_other_cache_files(tmp_path):
     tiny_evaluation(tmp_path, feature_extractor=TinyFeatures(seed=1)).evaluate(model, TinyImages(seed=0))
     tiny_evaluation(tmp_path, num_real_samples=32).evaluate(model, TinyImages(seed=0))
     assert len(list(tmp_path.glob("*.pt"))) == 4
+
+
+# ------------------------------------------- the cache follows the data read, not the config
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """``count`` random 16 px PNGs, as an image-folder dataset (LSUN's layout) holds them."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i:04d}.png" for i in range(count)]
+    for path in paths:
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+    return paths
+
+
+class ImageFolder:
+    """An evaluation against the images under ``root`` (LSUNBedroomsDataModule); says whether it
+    found the real statistics in the cache or embedded the real images."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def evaluate(self, root: Path) -> str:
+        data = LSUNBedroomsDataModule(root=str(root), image_size=16, val_size=0)
+        callback = tiny_evaluation(self.cache_dir)
+        sizes = []
+        callback.feature_extractor.register_forward_pre_hook(lambda module, inputs: sizes.append(inputs[0].shape[-1]))
+        callback.evaluate(tiny_dcgan(), data)
+        return "embedded" if 16 in sizes else "cached"  # real images are 16 px, the model's 28 px
+
+    @property
+    def files(self) -> int:
+        return len(list(self.cache_dir.glob("*.pt")))
+
+
+def test_changes_to_the_files_under_root_give_another_key(tmp_path):
+    root, evaluation = tmp_path / "bedroom", ImageFolder(tmp_path / "cache")
+    paths = write_images(root, 44)
+    assert [evaluation.evaluate(root), evaluation.evaluate(root)] == ["embedded", "cached"]
+    # the last file rewritten with other pixels (it is not among the first real images; same size)
+    last = sorted(paths, key=lambda p: p.stat().st_size)[0]
+    before = last.stat()
+    pixels = np.asarray(Image.open(last)).copy()
+    Image.fromarray(255 - pixels).save(last)
+    os.utime(last, ns=(before.st_atime_ns, before.st_mtime_ns + 1000))
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 2
+    write_images(root / "more", 1, seed=1)  # a file added (in a sub-folder, as LSUN's reader finds it)
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 3
+    (root / "more" / "0000.png").unlink()  # removed again: the first key's data once more
+    paths[3].unlink()  # and one file removed
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 4
+    paths[5].rename(root / "renamed.png")
+    assert evaluation.evaluate(root) == "embedded" and evaluation.files == 5
+    assert evaluation.evaluate(root) == "cached" and evaluation.files == 5
+
+
+def test_the_same_files_in_another_folder_share_the_statistics_and_a_plain_copy_gets_its_own(tmp_path):
+    evaluation = ImageFolder(tmp_path / "cache")
+    write_images(tmp_path / "here", 44)
+    assert evaluation.evaluate(tmp_path / "here") == "embedded"
+    shutil.copytree(tmp_path / "here", tmp_path / "there")  # copy2: sizes and modification times kept
+    assert evaluation.evaluate(tmp_path / "there") == "cached" and evaluation.files == 1
+    shutil.copytree(tmp_path / "here", tmp_path / "plain", copy_function=shutil.copyfile)  # new times
+    assert evaluation.evaluate(tmp_path / "plain") == "embedded" and evaluation.files == 2
+
+
+def test_a_cache_folder_inside_the_data_folder_does_not_change_the_key(tmp_path):
+    root = tmp_path / "bedroom"
+    write_images(root, 44)
+    evaluation = ImageFolder(root / ".fid-cache")
+    assert [evaluation.evaluate(root), evaluation.evaluate(root)] == ["embedded", "cached"]
+
+
+def test_the_data_source_resolved_at_run_time_is_part_of_the_key(tmp_path):
+    # dSprites' source "auto": procedural while the npz is absent, the npz once it is there
+    root, model = tmp_path / "dsprites", tiny_dcgan()
+    evaluation = lambda: tiny_evaluation(tmp_path / "cache").evaluate(model, DSpritesDataModule(root=str(root), val_size=8))  # noqa: E731
+    procedural = evaluation()
+    classes = DSpritesDataModule(source="procedural").ground_truth.index_to_factors(torch.arange(64)).numpy()
+    write_fake_npz(root / NPZ_NAME, classes)
+    from_npz = evaluation()
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2 and from_npz != procedural
+    assert evaluation() == from_npz and len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+class Brighten(torch.nn.Module):
+    """A transform whose description does not show its setting, as a library's changed default
+    (e.g. a resize's antialiasing) would not."""
+
+    def __init__(self, amount: float) -> None:
+        super().__init__()
+        self.amount = amount
+
+    def forward(self, x):
+        return (x + self.amount).clamp(-1, 1)
+
+    def __repr__(self) -> str:
+        return "Brighten()"
+
+
+def test_a_transform_that_reads_the_same_but_changes_the_pixels_gives_another_key(tmp_path):
+    model, data = tiny_dcgan(), TinyImages()
+    data.train_set.transform = Brighten(0.0)
+    first = tiny_evaluation(tmp_path).evaluate(model, data)
+    data.train_set.transform = Brighten(0.5)
+    assert tiny_evaluation(tmp_path).evaluate(model, data) != first
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_the_files_fingerprint(tmp_path):
+    write_images(tmp_path / "data", 3)
+    fingerprint = files_fingerprint(tmp_path / "data")
+    assert fingerprint.startswith("3 files/") and files_fingerprint(tmp_path / "data") == fingerprint
+    assert files_fingerprint(tmp_path / "nowhere") == "absent"
+    (tmp_path / "data" / "0000.png").touch()  # only the modification time
+    assert files_fingerprint(tmp_path / "data") != fingerprint
 
 
 def test_samples_come_from_the_ema_generator(tmp_path):
