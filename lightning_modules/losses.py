@@ -45,15 +45,16 @@ def fgan_variational_bound(real_outputs: Tensor, fake_outputs: Tensor, divergenc
     F = E_P[g_f(V(x))] - E_Q[f*(g_f(V(x)))],
 
     P the data, Q the generator, V the critic's raw outputs. The critic maximises F (its loss is -F),
-    the generator minimises it; F itself is the divergence estimate.
+    the generator minimises it; F itself is the divergence estimate. f*(g_f(V)) is evaluated in one
+    stable closed form (finite wherever its exact value is, e.g. Jensen-Shannon's at any V).
     """
-    return divergence.activation(real_outputs).mean() - divergence.conjugate(divergence.activation(fake_outputs)).mean()
+    return divergence.activation(real_outputs).mean() - divergence.conjugate_of_activation(fake_outputs).mean()
 
 
 def fgan_minimax_generator_loss(fake_outputs: Tensor, divergence: FDivergence) -> Tensor:
     """Nowozin et al. 2016, Algorithm 1 (generator update, minimising eq. 6): the part of F that
     depends on the generator, -E_Q[f*(g_f(V(x)))]."""
-    return -divergence.conjugate(divergence.activation(fake_outputs)).mean()
+    return -divergence.conjugate_of_activation(fake_outputs).mean()
 
 
 def fgan_practical_generator_loss(fake_outputs: Tensor, divergence: FDivergence) -> Tensor:
