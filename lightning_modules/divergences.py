@@ -2,11 +2,11 @@
 
 The critic's raw output v is mapped into the domain of f* by g_f, and T = g_f(v) enters the
 variational bound D_f(P‖Q) ≥ E_P[T(x)] - E_Q[f*(T(x))] (eq. 6). The losses never evaluate f* at a
-rounded g_f(v): each row also gives f*(g_f(v)) fused into one closed form of v (softplus, expm1,
-...), exact wherever the value is a finite float. Two rounded steps are not: in float32 g_f(v)
-reaches the edge of dom f* (log 2 for Jensen-Shannon, 1 for Neyman χ² and squared Hellinger) near
-v = 17 and f* is infinite there, or its gradient NaN, though f*(g_f(v)) is about v; in bfloat16
-already at v = 8.
+rounded g_f(v): each row also gives f*(g_f(v)) as one closed form of v (softplus, expm1, ...; f*
+itself where g_f is the identity, g_f itself for total variation), accurate wherever its exact
+value is a finite float. Two rounded steps are not: in float32 g_f(v) reaches the edge of dom f*
+(log 2 for Jensen-Shannon, 1 for Neyman χ² and squared Hellinger) near v = 17, where f* is
+infinite or its gradient NaN though f*(g_f(v)) is about v or 2; in bfloat16 already at v = 8.
 """
 
 from __future__ import annotations
@@ -45,11 +45,6 @@ def kl_conjugate(t: Tensor) -> Tensor:
     return torch.exp(t - 1)
 
 
-def kl_conjugate_of_activation(v: Tensor) -> Tensor:
-    """Kullback-Leibler: f*(g_f(v)) = exp(v - 1)."""
-    return torch.exp(v - 1)
-
-
 def reverse_kl_activation(v: Tensor) -> Tensor:
     """Reverse KL, f(u) = -log u: g_f(v) = -exp(-v) (dom f* = t < 0)."""
     return -torch.exp(-v)
@@ -68,11 +63,6 @@ def reverse_kl_conjugate_of_activation(v: Tensor) -> Tensor:
 def pearson_conjugate(t: Tensor) -> Tensor:
     """Pearson χ², f(u) = (u - 1)²: f*(t) = t²/4 + t."""
     return t**2 / 4 + t
-
-
-def pearson_conjugate_of_activation(v: Tensor) -> Tensor:
-    """Pearson χ²: f*(g_f(v)) = v²/4 + v (g_f is the identity: already one step)."""
-    return v**2 / 4 + v
 
 
 def one_minus_exp_activation(v: Tensor) -> Tensor:
@@ -144,16 +134,11 @@ def total_variation_conjugate(t: Tensor) -> Tensor:
     return t
 
 
-def total_variation_conjugate_of_activation(v: Tensor) -> Tensor:
-    """Total variation: f*(g_f(v)) = ½ tanh(v)."""
-    return 0.5 * torch.tanh(v)
-
-
 #: Table 2 of Nowozin et al. 2016, by name.
 DIVERGENCES: dict[str, FDivergence] = {
-    "kl": FDivergence(identity_activation, kl_conjugate, kl_conjugate_of_activation),
+    "kl": FDivergence(identity_activation, kl_conjugate, kl_conjugate),
     "reverse_kl": FDivergence(reverse_kl_activation, reverse_kl_conjugate, reverse_kl_conjugate_of_activation),
-    "pearson": FDivergence(identity_activation, pearson_conjugate, pearson_conjugate_of_activation),
+    "pearson": FDivergence(identity_activation, pearson_conjugate, pearson_conjugate),
     "neyman": FDivergence(one_minus_exp_activation, neyman_conjugate, neyman_conjugate_of_activation),
     "squared_hellinger": FDivergence(
         one_minus_exp_activation, squared_hellinger_conjugate, squared_hellinger_conjugate_of_activation
@@ -162,7 +147,5 @@ DIVERGENCES: dict[str, FDivergence] = {
         jensen_shannon_activation, jensen_shannon_conjugate, jensen_shannon_conjugate_of_activation
     ),
     "gan": FDivergence(gan_activation, gan_conjugate, gan_conjugate_of_activation),
-    "total_variation": FDivergence(
-        total_variation_activation, total_variation_conjugate, total_variation_conjugate_of_activation
-    ),
+    "total_variation": FDivergence(total_variation_activation, total_variation_conjugate, total_variation_activation),
 }
