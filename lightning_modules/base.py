@@ -49,10 +49,13 @@ class GenerativeModule(pl.LightningModule):
         gradient_clip_norm: Clip each network's gradient norm to this value before its step.
         ema_decay: Keep an exponential moving average of the sampling network with this decay
             (e.g. 0.999); samples and metrics then use the averaged weights.
-        nonfinite_loss: What a NaN or infinite loss does, detected at the update it happens in
-            (on any process) and logged with the step number: "stop" skips that update, saves a
-            checkpoint of the last good state (``nonfinite-step=N.ckpt`` beside the other
+        nonfinite_loss: What a NaN or infinite loss, or a NaN or infinite gradient of a stepped
+            network (a finite loss can have one), does, detected at the update it happens in (on any
+            process) and logged with the step number and what went bad: "stop" skips that update,
+            saves a checkpoint of the last good state (``nonfinite-step=N.ckpt`` beside the other
             checkpoints) at the end of the batch and stops; "skip" skips that update and goes on.
+            Under float16 AMP non-finite gradients are the GradScaler's: a loss-scale overflow makes
+            them, and the scaler skips that step and lowers the scale.
     """
 
     #: The network whose optimizer steps count as Lightning's ``global_step`` (so ``max_steps``
@@ -81,6 +84,7 @@ class GenerativeModule(pl.LightningModule):
         self.ema_decay = ema_decay
         self.nonfinite_loss = nonfinite_loss
         self._nonfinite_stop_step: int | None = None
+        self._nonfinite_stop_reason = ""
         self.nonfinite_updates = 0
         self._rng_states_to_restore: dict | None = None
         #: network attribute name -> its optimizer settings, filled in by the subclass.
@@ -183,10 +187,18 @@ class GenerativeModule(pl.LightningModule):
             nonfinite = (~torch.isfinite(loss.detach())).float().reshape(1)
             for optimizer in optimizers.values():
                 nonfinite = self._average_gradients_across_processes(optimizer.optimizer, nonfinite)
-            if nonfinite.item():  # the same on every process: the flag travels with the gradients
-                self._skip_nonfinite_update(networks, loss)
+            scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+            if scaler is None:
+                # On the averaged gradients, the ones each optimizer would step with: the same on
+                # every process, so the decision is too. A scaler's loss-scaled gradients are
+                # non-finite whenever the scale overflows; it checks them itself (found_inf).
+                nonfinite = torch.cat([nonfinite, *(_nonfinite_gradients(o.optimizer, nonfinite) for o in optimizers.values())])
+            loss_flag, *gradient_flags = nonfinite.tolist()  # the one synchronisation of the step
+            if loss_flag or any(gradient_flags):
+                bad_gradients = [name for name, flag in zip(optimizers, gradient_flags) if flag]
+                self._skip_nonfinite_update(networks, loss, bad_gradients if not loss_flag else [])
                 return
-            with _one_loss_scale_update(getattr(self.trainer.precision_plugin, "scaler", None)):
+            with _one_loss_scale_update(scaler):
                 for name, optimizer in optimizers.items():
                     if name == self.step_network:
                         optimizer.step()
@@ -245,19 +257,23 @@ class GenerativeModule(pl.LightningModule):
             grad.copy_(chunk.view_as(grad))
         return flat[-1:].to(nonfinite)
 
-    def _skip_nonfinite_update(self, networks: Sequence[str], loss: Tensor) -> None:
+    def _skip_nonfinite_update(self, networks: Sequence[str], loss: Tensor, bad_gradients: Sequence[str]) -> None:
+        """Skip this update: ``bad_gradients`` names the networks whose gradients are non-finite
+        though the loss is finite; empty when the loss itself is."""
         for name in networks:
             self.optimizer_of(name).zero_grad(set_to_none=True)
         step = self.trainer.global_step
         action = "stopping after this batch" if self.nonfinite_loss == "stop" else "skipped"
+        reason = f"non-finite gradient of {', '.join(bad_gradients)}" if bad_gradients else "non-finite loss"
+        detail = f"loss {loss.item():.6g}" if bad_gradients else f"{loss.item()}"
         rank_zero_warn(
-            f"non-finite loss ({loss.item()}) at step {step} in the update of {', '.join(networks)}: {action}. "
+            f"{reason} ({detail}) at step {step} in the update of {', '.join(networks)}: {action}. "
             f"(nonfinite_loss={self.nonfinite_loss!r}; a lower learning rate or gradient_clip_norm may help)"
         )
         self.nonfinite_updates += 1
         self.log("train/nonfinite_updates", float(self.nonfinite_updates))
         if self.nonfinite_loss == "stop" and self._nonfinite_stop_step is None:
-            self._nonfinite_stop_step = step
+            self._nonfinite_stop_step, self._nonfinite_stop_reason = step, reason
             self.trainer.should_stop = True  # known before the batch's callbacks: the checkpoint callback saves the end state
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -270,9 +286,9 @@ class GenerativeModule(pl.LightningModule):
         path = checkpoint_directory(self.trainer) / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
         self.trainer.save_checkpoint(path)
         rank_zero_warn(
-            f"stopped at step {self._nonfinite_stop_step} after a non-finite loss; last good state: {path}. To go on, "
-            f"resume from it with a lower learning rate or a gradient clip, which take effect on resume: --ckpt_path {path} "
-            f"--model.init_args.<network>_optimizer.lr=... or --model.init_args.gradient_clip_norm=..."
+            f"stopped at step {self._nonfinite_stop_step} after a {self._nonfinite_stop_reason}; last good state: {path}. "
+            f"To go on, resume from it with a lower learning rate or a gradient clip, which take effect on resume: "
+            f"--ckpt_path {path} --model.init_args.<network>_optimizer.lr=... or --model.init_args.gradient_clip_norm=..."
         )
 
     # ------------------------------------------------------------------------- lifecycle
@@ -425,6 +441,16 @@ def _as_config(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_as_config(item) for item in value]
     return value
+
+
+def _nonfinite_gradients(optimizer: torch.optim.Optimizer, like: Tensor) -> Tensor:
+    """1.0 if any gradient of the optimizer's parameters is NaN or infinite, else 0.0, on-device:
+    their largest magnitude (one fused norm per device and dtype) is finite exactly when all are."""
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return torch.zeros_like(like)
+    largest = torch.nn.utils.get_total_norm(grads, norm_type=float("inf"))
+    return (~torch.isfinite(largest)).to(like).reshape(1)
 
 
 def _plain(value: Any) -> Any:

@@ -23,7 +23,8 @@ class FGAN(AdversarialModule):
     Only Jensen-Shannon, GAN, squared Hellinger and total variation stay finite while data and fakes
     barely overlap; the others' bounds grow without limit as the critic separates them. On the 2-D
     ring with toy settings (tests/test_fgan.py), KL and Pearson χ² collapsed to one mode, Neyman χ²
-    reached NaN and total variation diverged within 1000 steps.
+    and total variation diverged within 1000 steps (Neyman χ² reached NaN while f*(g_f(v)) was
+    computed in two rounded steps; see ``divergences``).
 
     Args:
         latent_dim: Size of the noise vector z ~ N(0, I).

@@ -45,15 +45,16 @@ def fgan_variational_bound(real_outputs: Tensor, fake_outputs: Tensor, divergenc
     F = E_P[g_f(V(x))] - E_Q[f*(g_f(V(x)))],
 
     P the data, Q the generator, V the critic's raw outputs. The critic maximises F (its loss is -F),
-    the generator minimises it; F itself is the divergence estimate.
+    the generator minimises it; F itself is the divergence estimate. f*(g_f(V)) is evaluated in one
+    stable closed form (finite wherever its exact value is, e.g. Jensen-Shannon's at any V).
     """
-    return divergence.activation(real_outputs).mean() - divergence.conjugate(divergence.activation(fake_outputs)).mean()
+    return divergence.activation(real_outputs).mean() - divergence.conjugate_of_activation(fake_outputs).mean()
 
 
 def fgan_minimax_generator_loss(fake_outputs: Tensor, divergence: FDivergence) -> Tensor:
     """Nowozin et al. 2016, Algorithm 1 (generator update, minimising eq. 6): the part of F that
     depends on the generator, -E_Q[f*(g_f(V(x)))]."""
-    return -divergence.conjugate(divergence.activation(fake_outputs)).mean()
+    return -divergence.conjugate_of_activation(fake_outputs).mean()
 
 
 def fgan_practical_generator_loss(fake_outputs: Tensor, divergence: FDivergence) -> Tensor:
@@ -86,11 +87,12 @@ def energy_discriminator_loss(real_energy: Tensor, fake_energy: Tensor, margin: 
 
 def pulling_away_term(codes: Tensor) -> Tensor:
     """EBGAN (Zhao et al. 2017), eq. 6: f_PT(S) = 1/(N(N-1)) Σ_i Σ_{j≠i} (S_iᵀS_j / (‖S_i‖ ‖S_j‖))²
-    over the N codes S of a batch (flattened): the mean squared cosine similarity of distinct pairs."""
+    over the N codes S of a batch (flattened): the mean squared cosine similarity of distinct pairs.
+    A batch of one has no pair: the term is 0 there (with a zero gradient), not 0/0."""
     unit = F.normalize(codes.flatten(1), dim=1)
-    squared_cosines = (unit @ unit.T) ** 2
     n = len(codes)
-    return (squared_cosines.sum() - squared_cosines.diagonal().sum()) / (n * (n - 1))
+    distinct = ~torch.eye(n, dtype=torch.bool, device=codes.device)
+    return ((unit @ unit.T) ** 2 * distinct).sum() / max(n * (n - 1), 1)
 
 
 def gradient_penalty(
@@ -140,22 +142,32 @@ def supervised_contrastive_loss(
 ) -> Tensor:
     """IDGAN-SC eq. 6 (SupCon, Khosla et al. 2020, with separate temperatures):
 
-    L_SC = 1/|I'| Σ_i -1/|P(i)| Σ_{p∈P(i)} log( exp(r_i·r_p / τ1) / Σ_{j∈A(i)} exp(r_i·r_j / τ2) )
+    L_SC = 1/|I'| Σ_{i∈I'} -1/|P(i)| Σ_{p∈P(i)} log( exp(r_i·r_p / τ1) / Σ_{j∈A(i)} exp(r_i·r_j / τ2) )
 
-    with A(i) every other sample and P(i) those sharing i's label. ``representations`` are the
-    L2-normalised r [m, d]. τ1 = τ2 is Khosla et al.'s L^sup_out. The paper sums over anchors; we
-    average (as Khosla et al.'s reference code does), so α keeps its meaning for any number of pairs m.
-    Anchors without a positive (I' excludes them) contribute nothing.
+    with A(i) every other sample, P(i) those sharing i's label and I' the anchors with a positive
+    (P(i) non-empty). ``representations`` are the L2-normalised r [m, d]. τ1 = τ2 is Khosla et al.'s
+    L^sup_out. The paper sums over anchors; we average (as Khosla et al.'s reference code does), so α
+    keeps its meaning for any number of pairs m.
+
+    Degenerate cases: as in the reference code, an anchor without a positive contributes nothing
+    and takes no gradient from its own term (it still serves as a negative of the others); unlike
+    it, such anchors do not count in the mean either (eq. 6's 1/|I'|), so the loss's scale does not
+    depend on how many anchors lack a positive. When no anchor has one (distinct labels, e.g. m = 2
+    pairs of k = 10 code dimensions; always for a batch of one) the loss is 0 with a zero gradient,
+    still part of the graph. The masks decide on-device: no host synchronisation.
     """
     similarity = representations @ representations.T
     others = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     positives = (labels[:, None] == labels[None, :]) & others
-    log_denominator = torch.logsumexp((similarity / tau_all).masked_fill(~others, float("-inf")), dim=1, keepdim=True)
-    log_ratio = similarity / tau_positive - log_denominator
     counts = positives.sum(1)
     anchors = counts > 0
-    per_anchor = -(log_ratio * positives).sum(1)[anchors] / counts[anchors]
-    return per_anchor.mean()
+    # The rows of anchors outside I' are replaced by zeros before the logsumexp: in a batch of one
+    # the row is all -inf, whose logsumexp has a NaN gradient even where the term is discarded.
+    logits = (similarity / tau_all).masked_fill(~others, float("-inf"))
+    log_denominator = torch.logsumexp(torch.where(anchors[:, None], logits, 0.0), dim=1, keepdim=True)
+    log_ratio = similarity / tau_positive - log_denominator
+    per_anchor = -(log_ratio * positives).sum(1) / counts.clamp(min=1)
+    return per_anchor.sum() / anchors.sum().clamp(min=1)
 
 
 def contrastive_regularization_loss(cr_logits: Tensor, dims: Tensor) -> Tensor:

@@ -117,20 +117,35 @@ class SaveScores(pl.Callback):
         torch.save({"scores": evaluation.scores, "world_size": trainer.world_size}, self.out_dir / f"rank{trainer.global_rank}.pt")
 
 
+def neyman_chi2_in_two_steps(v: torch.Tensor) -> torch.Tensor:
+    """f-GAN's Neyman χ² f*(g_f(v)) = 2 - 2 sqrt(1 - g_f(v)), g_f(v) = 1 - exp(-v), as two rounded
+    steps: at v = 17 in float32 g_f(v) rounds to 1, the value is 2.0 and the gradient NaN."""
+    return 2 - 2 * torch.sqrt(1 - (-torch.expm1(-v)))
+
+
 class PoisonedRegression(GenerativeModule):
-    """Fits a linear generator to the batch; the loss of batch ``POISONED_BATCH`` is multiplied by
-    ``poison`` (on every process, or only on ``poisoned_rank``).
+    """Fits a linear generator to the batch; at batch ``POISONED_BATCH`` (on every process, or only
+    on ``poisoned_rank``) the loss is multiplied by ``poison``, or, with ``poisoned="gradient"``,
+    gains a finite term with a NaN gradient (:func:`neyman_chi2_in_two_steps` at v = 17).
 
     Args:
         poison: The factor (NaN, inf, or 1.0 for a clean run).
         image_size: Side of the one-channel images.
         poisoned_rank: The only process whose loss is poisoned (default: all).
+        poisoned: What goes bad: the loss, or only its gradient.
     """
 
-    def __init__(self, poison: float = float("nan"), image_size: int = 16, poisoned_rank: int | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        poison: float = float("nan"),
+        image_size: int = 16,
+        poisoned_rank: int | None = None,
+        poisoned: str = "loss",
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.latent_dim, self.data_shape, self.poison = 2, (1, image_size, image_size), poison
-        self.poisoned_rank = poisoned_rank
+        self.poisoned_rank, self.poisoned = poisoned_rank, poisoned
         self.generator = torch.nn.Linear(2, image_size * image_size)
         self.optimized_networks = {"generator": OptimizerConfig(lr=1e-2)}
 
@@ -140,7 +155,10 @@ class PoisonedRegression(GenerativeModule):
             loss = (self.generator(self.sample_latent(len(real))).view_as(real) - real).pow(2).mean()
             poisoned = self.poisoned_rank is None or self.poisoned_rank == self.global_rank
             if poisoned and self.trainer.fit_loop.epoch_loop.total_batch_idx == POISONED_BATCH:
-                loss = loss * self.poison
+                if self.poisoned == "gradient":
+                    loss = loss + neyman_chi2_in_two_steps(17.0 + 0.0 * loss)
+                else:
+                    loss = loss * self.poison
             step(loss)
 
 

@@ -36,6 +36,13 @@ def test_pulling_away_term_by_hand():
     assert pulling_away_term(torch.eye(4)).item() == 0.0  # orthogonal codes: nothing to pull apart
     assert pulling_away_term(torch.ones(4, 3)).item() == pytest.approx(1.0)  # identical codes: the maximum
 
+def test_pulling_away_term_of_a_batch_of_one_is_zero_with_zero_gradient():
+    # no distinct pairs: the term is defined as 0 (not 0/0), still part of the graph
+    codes = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    term = pulling_away_term(codes)
+    term.backward()
+    assert term.item() == 0.0 and codes.grad.tolist() == [[0.0, 0.0]]
+
 def test_discriminator_is_an_autoencoder_whose_energy_is_its_reconstruction_error():
     model = EBGAN(data_shape=(2,), width=8, code_dim=3)
     x = torch.randn(5, 2)

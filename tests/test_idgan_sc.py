@@ -50,6 +50,39 @@ def test_supcon_follows_eq_6_for_any_temperatures(tau_positive, tau_all):
     assert loss.item() == pytest.approx(supcon_by_loops(r, labels, tau_positive, tau_all), rel=1e-5)
 
 
+def test_supcon_with_no_positive_pair_is_zero_with_zero_gradient():
+    """No anchor has a positive (distinct labels, as m = 2 pairs of k = 10 code dimensions mostly
+    are; a batch of one always): the loss is 0, still part of the graph, with a zero gradient."""
+    for labels in ([0, 1, 2, 3], [5]):
+        r = torch.nn.functional.normalize(torch.randn(len(labels), 5), dim=1).requires_grad_()
+        loss = supervised_contrastive_loss(r, torch.tensor(labels), 0.07, 0.1)
+        loss.backward()
+        assert loss.item() == 0.0, labels
+        assert torch.equal(r.grad, torch.zeros_like(r)), labels
+
+
+def test_supcon_averages_over_the_anchors_that_have_a_positive_only():
+    # τ = 1; anchors 0 and 1 are each other's positive, with similarity 1 and 0 to anchor 2, which
+    # has no positive: L = mean over {0, 1} of -log(e / (e + 1)) = log(e + 1) - 1 (the average over
+    # all three anchors would be ⅔ of that). Anchor 2 takes a gradient only as the others' negative:
+    # ∂L/∂r_2 = ½ Σ_{i=0,1} r_i e^0 / (e + e^0) = (1/(e + 1), 0).
+    r = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    loss = supervised_contrastive_loss(r, torch.tensor([0, 0, 1]), 1.0, 1.0)
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(math.e + 1) - 1, rel=1e-6)
+    assert r.grad[2].tolist() == pytest.approx([1 / (math.e + 1), 0.0], rel=1e-6)
+
+
+def test_idgan_sc_trains_on_when_the_pairs_share_no_dimension():
+    """m = 2 pairs over k = 10 code dimensions: most steps have no positive pair at all."""
+    pl.seed_everything(0)
+    model = IDGANSC(code_source="prior", code_dim=10, noise_dim=2, image_size=28, width=4, num_pairs=2, representation_dim=8)
+    trainer = quiet_trainer(max_steps=3)
+    trainer.fit(model, RandomImages(size=28, value_range=UNIT))
+    assert trainer.global_step == 3 and model.nonfinite_updates == 0
+    assert math.isfinite(trainer.callback_metrics["train/sc_loss"])
+
+
 def test_gaussian_nll_by_hand():
     # target (1, 2), mean 0, variances (1, 4): ½[(0 + 1 + log 2π) + (log 4 + 1 + log 2π)]
     loss = gaussian_nll(torch.tensor([[1.0, 2.0]]), torch.zeros(1, 2), torch.tensor([[0.0, math.log(4.0)]]))
