@@ -159,6 +159,15 @@ class BaseDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
+    def check_inputs(self, stage: str) -> list[str]:
+        """What is wrong with the data files ``stage`` reads (missing, truncated, corrupt), each one
+        message naming the files and the fix; found by ``setup``, which keeps what it read."""
+        try:
+            self.setup(stage)
+        except (FileNotFoundError, ValueError) as error:
+            return [str(error)]
+        return []
+
     def train_dataloader(self) -> ResumableDataLoader:
         dataset = self._split("train")
         if len(dataset) < self.batch_size:
