@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import platform
 import re
 import sys
+import warnings
 from importlib import metadata
 from difflib import get_close_matches
 from pathlib import Path
@@ -28,6 +30,18 @@ from lightning_modules.base import GenerativeModule
 from lightning_modules.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
 from lightning_modules.loggers import WandbLogger
 from lightning_modules.strategies import gan_strategy_for, strategy_problem
+
+
+class _WithoutLitLoggerTip(logging.Filter):
+    """Lightning advertises its LitLogger platform on every trainer without one; no setting turns it off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_WithoutLitLoggerTip())
+# Deprecations inside Lightning's own code (its pytree helper), which a user cannot act on.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 class UploadConfig(SaveConfigCallback):
