@@ -1,6 +1,8 @@
-"""The bad-input catalogue (issue 7): each bad input is ONE clear error, raised before any training
-step, naming the value and the fix, and every file of the previous run in the run directory (a
-last.ckpt, config.yaml) is left byte-identical. Every entry goes through the real CLI.
+"""The bad-input catalogue (issues 7, 14): each bad input is ONE clear error naming the value and the
+fix, and every file of the previous run in the run directory (a last.ckpt, config.yaml) is left
+byte-identical. Every entry goes through the real CLI. Inputs found by the CLI's start-up checks
+(``refused``) stop it before the trainer, the logger or any process starts: exit status 2, a few
+lines without a traceback, no file written; several problems are reported at once.
 
 Catalogue entry → test (here unless named otherwise):
 
@@ -19,6 +21,10 @@ Catalogue entry → test (here unless named otherwise):
 - a truncated/corrupt checkpoint, one carrying a malicious pickle, or one of another model class,
   passed as --ckpt_path or found as `--ckpt_path last` → test_bad_checkpoints_are_refused
 - a --ckpt_path that does not exist → test_a_checkpoint_path_that_does_not_exist
+- no CelebA and no stage-one checkpoint (the card command on a fresh clone), both reported; IDGAN_DEBUG=1
+  gives the traceback → test_no_data_and_no_stage_one_checkpoint_are_both_reported
+- missing Inception weights → test_missing_inception_weights
+- fsdp / deepspeed → test_strategies_that_cannot_train_these_models
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights,
-and disentanglement scores equal one process's."""
+"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights
+(with gan_ddp named, or chosen for devices=2 and for strategy=ddp), and disentanglement scores
+equal one process's."""
 
 from __future__ import annotations
 
