@@ -54,18 +54,25 @@ class DisentanglementEvaluation(PeriodicCallback):
         #: The scores of the last evaluation, by logged key.
         self.scores: dict[str, float] = {}
 
-    def setup(self, trainer, pl_module, stage: str) -> None:
+    def check_inputs(self, pl_module, datamodule) -> list[str]:
+        """A model with an encoder, data with known factors (the CLI asks before the run starts)."""
+        problems = []
         if not callable(getattr(pl_module, "encode", None)):
-            raise TypeError(
+            problems.append(
                 f"DisentanglementEvaluation needs a model with an encoder (an `encode` method); "
                 f"{type(pl_module).__name__} has none: remove the callback from the config."
             )
-        ground_truth = getattr(trainer.datamodule, "ground_truth", None)
-        if ground_truth is None:
-            raise TypeError(
+        if getattr(datamodule, "ground_truth", None) is None:
+            problems.append(
                 f"DisentanglementEvaluation needs a datamodule with known factors (a `ground_truth`, as "
-                f"DSpritesDataModule has); {type(trainer.datamodule).__name__} has none."
+                f"DSpritesDataModule has); {type(datamodule).__name__} has none: remove the callback from the config."
             )
+        return problems
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if problems := self.check_inputs(pl_module, trainer.datamodule):
+            raise TypeError("\n".join(problems))
+        ground_truth = trainer.datamodule.ground_truth
         self.metrics = [
             METRICS[name](ground_truth, protocol=self.protocol, seed=self.seed, **self.sizes.get(name, {}))
             for name in self.metric_names

@@ -120,8 +120,6 @@ class FIDEvaluation(PeriodicCallback):
         self.feature_extractor, self.extractor_identity = feature_extractor, None
         if feature_extractor is not None:
             self.extractor_identity = f"module/sha256:{module_digest(feature_extractor)}"
-        elif inception_weights is not None:
-            self._load_inception()  # a named file is checked at once; the hub's is fetched at setup
         self.num_samples, self.num_real_samples = num_samples, num_real_samples
         self.kid_subsets, self.kid_subset_size, self.kid_real_samples = kid_subsets, kid_subset_size, kid_real_samples
         self.split, self.batch_size, self.seed = split, batch_size, seed
@@ -132,6 +130,15 @@ class FIDEvaluation(PeriodicCallback):
         self.last_results: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------ hooks
+    def check_inputs(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule) -> list[str]:
+        """The Inception weights (the named file, or the hub's, downloaded when absent), checked
+        before the run starts (the CLI asks)."""
+        try:
+            self._load_inception()
+        except (FileNotFoundError, ValueError) as error:
+            return [str(error)]
+        return []
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":  # fail at start-up, not at the first evaluation
             _split_dataset(trainer.datamodule, self.split)

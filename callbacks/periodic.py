@@ -59,8 +59,10 @@ class PeriodicCallback(StepCadence, ABC):
 
     @staticmethod
     def publish(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
-        """Scores to ``trainer.callback_metrics`` (a ``ModelCheckpoint`` can monitor them) and to every logger."""
+        """Scores to ``trainer.callback_metrics`` (a ``ModelCheckpoint`` can monitor them), to the
+        progress bar (after the losses, until the next evaluation) and to every logger."""
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
+        trainer.progress_bar_metrics.update(metrics)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 import torch
 from PIL import Image
@@ -159,6 +160,15 @@ class BaseDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
+    def check_inputs(self, stage: str) -> list[str]:
+        """What is wrong with the data files ``stage`` reads (missing, truncated, corrupt), each one
+        message naming the files and the fix; found by ``setup``, which keeps what it read."""
+        try:
+            self.setup(stage)
+        except (FileNotFoundError, ValueError) as error:
+            return [str(error)]
+        return []
+
     def train_dataloader(self) -> ResumableDataLoader:
         dataset = self._split("train")
         if len(dataset) < self.batch_size:
@@ -168,7 +178,17 @@ class BaseDataModule(pl.LightningDataModule):
             )
         return self._loader(dataset, train=True)
 
-    def val_dataloader(self) -> ResumableDataLoader:
+    @property
+    def val_dataloader(self) -> Callable[[], ResumableDataLoader]:
+        """The validation loader, offered to a trainer only when its model validates (Lightning
+        warns about a loader that a model without ``validation_step`` leaves unused): for any other
+        model this is LightningDataModule's, which Lightning reads as "no loader"."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is not None and not is_overridden("validation_step", model, pl.LightningModule):
+            return super().val_dataloader
+        return self._val_dataloader
+
+    def _val_dataloader(self) -> ResumableDataLoader:
         return self._loader(self._split("val"), train=False)
 
     def test_dataloader(self) -> ResumableDataLoader:

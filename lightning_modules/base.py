@@ -305,24 +305,32 @@ class GenerativeModule(pl.LightningModule):
         if self._trainer is not None:  # every logged row at generator updates, the step callbacks use
             GeneratorUpdateLogging.install(self._trainer)
         datamodule = self._trainer.datamodule if self._trainer is not None else None
-        if datamodule is not None:
-            self._check_data_matches(datamodule)
+        if datamodule is not None and (problems := self._data_mismatches(datamodule)):
+            raise ValueError("\n".join(problems))
 
-    def _check_data_matches(self, datamodule: pl.LightningDataModule) -> None:
+    def check_inputs(self, datamodule: pl.LightningDataModule | None, resuming: bool = False) -> list[str]:
+        """What keeps this model from running on ``datamodule`` (and, in models that load files,
+        what is wrong with those), each one message naming the setting and the fix. ``resuming``:
+        a checkpoint will give the state. The CLI asks before the run starts."""
+        return self._data_mismatches(datamodule) if datamodule is not None else []
+
+    def _data_mismatches(self, datamodule: pl.LightningDataModule) -> list[str]:
+        problems = []
         data_shape = getattr(datamodule, "data_shape", None)
         if data_shape is not None and tuple(data_shape) != tuple(self.data_shape):
-            raise ValueError(
+            problems.append(
                 f"{type(self).__name__} is built for data of shape {tuple(self.data_shape)} but "
                 f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's data_shape (or image_size/channels) "
                 f"(or the data's image_size) so they agree."
             )
         value_range = getattr(datamodule, "value_range", None)
         if value_range is not None and tuple(value_range) != tuple(self.output_range):
-            raise ValueError(
+            problems.append(
                 f"{type(self).__name__} generates values in {tuple(self.output_range)} but "
                 f"{type(datamodule).__name__} yields value_range={tuple(value_range)}: set the data's "
                 f"value_range to {list(self.output_range)}."
             )
+        return problems
 
     def on_fit_start(self) -> None:
         wrapped = self.trainer.strategy.model

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import platform
 import re
+import sys
+import warnings
 from importlib import metadata
 from difflib import get_close_matches
 from pathlib import Path
@@ -20,11 +23,25 @@ from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningDataModule, Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_info
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
 from lightning_modules.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
 from lightning_modules.loggers import WandbLogger
+from lightning_modules.strategies import gan_strategy_for, strategy_problem
+
+
+class _WithoutLitLoggerTip(logging.Filter):
+    """Lightning advertises its LitLogger platform on every trainer without one; no setting turns it off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_WithoutLitLoggerTip())
+# Deprecations inside Lightning's own code (its pytree helper), which a user cannot act on.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 class UploadConfig(SaveConfigCallback):
@@ -140,20 +157,6 @@ class CLI(LightningCLI):
             run=run,
         )
 
-    def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
-        # Refuse an unreadable checkpoint, or another model's, before anything is built.
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file():
-            check_written_by(read_checkpoint(ckpt_path), _import_class(self.config[subcommand].model.class_path), ckpt_path)
-        elif ckpt_path and ckpt_path not in _CKPT_PATH_NAMES and "://" not in ckpt_path:
-            raise FileNotFoundError(
-                f"--ckpt_path '{ckpt_path}' does not exist (relative paths start at {Path.cwd()}). Pass an existing "
-                f"checkpoint file, or --ckpt_path last to resume from the newest last.ckpt in the config's "
-                f"ModelCheckpoint folder."
-            )
-
     def _parse_ckpt_path(self) -> None:
         """The config (file and command line) is what runs, whichever way --ckpt_path names the checkpoint.
 
@@ -165,15 +168,87 @@ class CLI(LightningCLI):
         """
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer saves and loads checkpoints with :class:`SafeCheckpointIO` unless the config names a CheckpointIO."""
-        plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        """After :meth:`preflight`, the trainer, with :class:`SafeCheckpointIO` unless the config names a
+        CheckpointIO, and with gan_ddp where the config asks for torch's DDP or leaves the strategy to
+        Lightning on several devices (see :func:`gan_strategy_for`)."""
+        trainer_config = self._get(self.config_init, "trainer", default={})
+        self.preflight(trainer_config)
+        plugins = trainer_config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins = [*plugins, SafeCheckpointIO()]
+        if (strategy := gan_strategy_for(trainer_config)) is not None:
+            rank_zero_info(
+                f"Strategy {strategy}: torch's DDP wrapper (strategy '{trainer_config.get('strategy', 'auto')}') expects every "
+                f"backward to reach every network; {strategy} averages the gradients of each network that steps."
+            )
+            kwargs = {"strategy": strategy, **kwargs}
         return super().instantiate_trainer(plugins=plugins, **kwargs)
+
+    def preflight(self, trainer_config: Namespace) -> None:
+        """Every input the command needs, checked before the trainer, the logger or any process starts:
+        the strategy, the --ckpt_path file, the data files (read, so damage shows), what the model
+        loads (a stage-one checkpoint) and what the callbacks load (Inception weights). Raises one
+        :class:`InputError` with every problem found."""
+        problems = []
+        if (problem := strategy_problem(trainer_config.get("strategy", "auto"))) is not None:
+            problems.append(problem)
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        problems += self._ckpt_path_problems(ckpt_path)
+        stage = self.subcommand
+        if hasattr(self.datamodule, "check_inputs"):
+            problems += self.datamodule.check_inputs(stage)
+        problems += self.model.check_inputs(self.datamodule, resuming=ckpt_path is not None)
+        callbacks = trainer_config.get("callbacks") or []
+        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+            if hasattr(callback, "check_inputs"):  # Lightning's callbacks have none
+                problems += callback.check_inputs(self.model, self.datamodule)
+        if problems:
+            raise InputError(problems)
+
+    def _ckpt_path_problems(self, ckpt_path: str | None) -> list[str]:
+        """A --ckpt_path file that is missing, unreadable or another model's."""
+        if not ckpt_path or ckpt_path in _CKPT_PATH_NAMES or "://" in ckpt_path:
+            return []  # names are resolved by the trainer: see _check_resolved_checkpoint
+        if not Path(ckpt_path).is_file():
+            return [
+                f"--ckpt_path '{ckpt_path}' does not exist (relative paths start at {Path.cwd()}). Pass an existing "
+                f"checkpoint file, or --ckpt_path last to resume from the newest last.ckpt in the config's "
+                f"checkpoint folder."
+            ]
+        return self._checkpoint_problems(ckpt_path)
+
+    def _checkpoint_problems(self, path: str) -> list[str]:
+        try:
+            check_written_by(read_checkpoint(path), type(self.model), path)
+        except ValueError as error:
+            return [str(error)]
+        return []
+
+    def _check_resolved_checkpoint(self) -> None:
+        """A --ckpt_path name (last, hpc) resolved by the trainer: the file it names is checked as
+        a path is, before the run starts (the trainer is built: its checkpoint folder is known)."""
+        requested = self.config[self.subcommand].get("ckpt_path")
+        if requested and requested not in _CKPT_PATH_NAMES:
+            return  # a path: checked by preflight
+        path = self._resolved_checkpoint_path()
+        if path and Path(path).is_file() and (problems := self._checkpoint_problems(str(path))):
+            raise InputError(problems)
+
+    def _resolved_checkpoint_path(self) -> str | None:
+        fn = {"fit": TrainerFn.FITTING, "validate": TrainerFn.VALIDATING, "test": TrainerFn.TESTING, "predict": TrainerFn.PREDICTING}
+        return self.trainer._checkpoint_connector._parse_ckpt_path(
+            fn[self.subcommand], self.config[self.subcommand].get("ckpt_path"), model_provided=True, model_connected=False
+        )
+
+    def before_validate(self) -> None:
+        self._check_resolved_checkpoint()
+
+    before_test = before_predict = before_validate
 
     def before_fit(self) -> None:
         """A resumed run continues the W&B run its checkpoint was written under."""
+        self._check_resolved_checkpoint()
         checkpoint = self._resume_checkpoint()
         run_id = checkpoint.get("wandb_run_id") if checkpoint else None
         if run_id:
@@ -184,10 +259,7 @@ class CLI(LightningCLI):
     def _resume_checkpoint(self) -> dict | None:
         """The checkpoint ``fit`` will resume from (``--ckpt_path`` path, "last", or SLURM's "hpc"),
         memory-mapped, or None."""
-        requested = self.config[self.subcommand].get("ckpt_path")
-        path = self.trainer._checkpoint_connector._parse_ckpt_path(
-            TrainerFn.FITTING, requested, model_provided=True, model_connected=False
-        )
+        path = self._resolved_checkpoint_path()
         if not path:
             return None
         try:
@@ -205,11 +277,32 @@ def _import_class(class_path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+class InputError(Exception):
+    """Inputs a run cannot start with (missing or damaged files, a strategy that cannot work), each
+    problem one message naming the value, the files expected and the fix. :func:`main` prints them
+    as the parser prints a bad config value: no traceback, exit status 2."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+#: Set to 1 for the traceback of an input error too.
+DEBUG_VARIABLE = "IDGAN_DEBUG"
+
+
 def main(args=None) -> None:
     """One CLI command; its W&B run ends with it (so a second command in the same process, as in a
     notebook, starts a run of its own instead of appending to this one)."""
     try:
         CLI(args=args)
+    except InputError as error:
+        if os.environ.get(DEBUG_VARIABLE, "0") not in ("", "0"):
+            raise
+        problems = "\n".join(f"  - {problem}".replace("\n", "\n    ") for problem in error.problems)
+        print(f"error: cannot start: {len(error.problems)} problem{'s' * (len(error.problems) > 1)} with the inputs\n"
+              f"{problems}\n(set {DEBUG_VARIABLE}=1 for the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
     except BaseException:
         if wandb.run is not None:
             wandb.finish(exit_code=1)

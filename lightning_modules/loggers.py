@@ -99,17 +99,26 @@ class WandbLogger(LightningWandbLogger):
     """
 
     def __init__(self, save_dir: str = ".", offline: bool = False, **kwargs) -> None:
-        if not offline:
-            if os.environ.get("WANDB_MODE") in _OFFLINE_MODES:
-                offline = True
-            elif (reason := offline_reason()) is not None:
-                offline = True
-                _warn_offline(reason, save_dir)
         # wandb's service process outlives a run and resolves relative paths against its own
         # working directory, so a later run in the same process would land elsewhere.
         # Lightning refuses log_model offline, as if W&B could not keep artifacts until `wandb sync`: it can.
         super().__init__(save_dir=os.path.abspath(save_dir), offline=False, **kwargs)
-        self._offline = offline
+        self._offline = offline or os.environ.get("WANDB_MODE") in _OFFLINE_MODES
+        self._shown_save_dir = save_dir
+        if self._wandb_init.get("anonymous") is None:
+            del self._wandb_init["anonymous"]  # W&B warns that the setting does nothing, even unset
+
+    @property
+    def experiment(self):
+        """The W&B run, started at first use (the CLI's start-up checks come first): offline, with
+        one warning line, when there is no login or no network."""
+        if self._experiment is None and rank_zero_only.rank == 0:
+            if not self._offline and (reason := offline_reason()) is not None:
+                self._offline = True
+                _warn_offline(reason, self._shown_save_dir)
+            # W&B looks for the git repository (whose commit it records) from here, and warns when it is absent
+            os.makedirs(self._save_dir, exist_ok=True)
+        return super().experiment
 
     @rank_zero_only
     def log_metrics(self, metrics, step: int | None = None) -> None:

@@ -53,16 +53,39 @@ class PretrainedVAE:
             self._set_vae(*self.read_vae_checkpoint(path))
         super().setup(stage)
 
+    def check_inputs(self, datamodule, resuming: bool = False) -> list[str]:
+        """Also the VAE checkpoint: present (unless ``resuming``: this model's checkpoints hold the
+        VAE), a β-VAE's, of this model's code size and image shape. A good one is kept for ``setup``."""
+        problems = super().check_inputs(datamodule, resuming)
+        path = getattr(self, self.vae_checkpoint_argument)
+        if not self.needs_vae() or self._vae_hparams is not None:
+            return problems
+        if path is None or not Path(path).is_file():
+            return problems if resuming else [*problems, self._missing_vae_message()]
+        try:
+            self._set_vae(*self.read_vae_checkpoint(path))
+        except ValueError as error:
+            problems.append(str(error))
+        return problems
+
     def on_fit_start(self) -> None:
         super().on_fit_start()
         if self.needs_vae() and self._vae_hparams is None:
-            argument = self.vae_checkpoint_argument
-            raise FileNotFoundError(
-                f"{type(self).__name__} needs the {self.vae_role} checkpoint {argument}="
-                f"'{getattr(self, argument)}', which does not exist. Train it first (e.g. `python -m "
-                f"lightning_modules fit --config {self.vae_config}`) or point model.init_args.{argument} "
-                f"at its last.ckpt."
-            )
+            raise FileNotFoundError(self._missing_vae_message())
+
+    def _missing_vae_message(self) -> str:
+        argument = self.vae_checkpoint_argument
+        path = getattr(self, argument)
+        # a shipped config's run folder, runs/<name>/..., is written by configs/<name>.yaml
+        parts = Path(path or "").parts
+        shipped = Path("configs", f"{parts[parts.index('runs') + 1]}.yaml") if "runs" in parts[:-1] else None
+        config = shipped if shipped is not None and shipped.is_file() else self.vae_config
+        return (
+            f"{type(self).__name__} needs the {self.vae_role} checkpoint {argument}="
+            f"'{path}', which does not exist. Train it first (`python -m "
+            f"lightning_modules fit --config {config}`) or point model.init_args.{argument} "
+            f"at its last.ckpt."
+        )
 
     def train(self, mode: bool = True):
         super().train(mode)

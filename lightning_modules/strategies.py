@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import _sync_module_states
-from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
+from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy, StrategyRegistry
+from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
 from torch.nn import Module
 
 
@@ -70,3 +71,54 @@ StrategyRegistry.register(
     description="gan_ddp with processes started by spawn",
     start_method="spawn",
 )
+StrategyRegistry.register(
+    "gan_ddp_fork",
+    GANDDPStrategy,
+    description="gan_ddp with processes started by fork (notebooks)",
+    start_method="fork",
+)
+
+#: Lightning's data-parallel strategies (torch's DDP wrapper) and ours with the same start method.
+GAN_DDP_OF = {"ddp": "gan_ddp", "ddp_spawn": "gan_ddp_spawn", "ddp_fork": "gan_ddp_fork", "ddp_notebook": "gan_ddp_fork"}
+
+
+def gan_strategy_for(trainer_config: dict[str, Any]) -> str | None:
+    """The gan_ddp strategy to use instead of the one the trainer config asks for, or None to keep it.
+
+    A strategy left at ``auto`` is what Lightning would choose for the config's accelerator, devices
+    and nodes (``ddp``, or ``ddp_fork`` in a notebook, for more than one process), asked of
+    Lightning's own connector; ``ddp``, ``ddp_spawn`` and ``ddp_fork``/``ddp_notebook`` map to the
+    gan_ddp strategy with the same start method.
+    """
+    strategy = trainer_config.get("strategy", "auto")
+    if strategy == "auto":
+        try:
+            connector = _AcceleratorConnector(
+                devices=trainer_config.get("devices", "auto"),
+                num_nodes=trainer_config.get("num_nodes", 1),
+                accelerator=trainer_config.get("accelerator", "auto"),
+            )
+        except Exception:  # a bad accelerator or device count: the trainer reports it
+            return None
+        strategy = connector._strategy_flag
+    return GAN_DDP_OF.get(strategy) if isinstance(strategy, str) else None
+
+
+def strategy_problem(strategy: str | Strategy) -> str | None:
+    """Why ``trainer.strategy`` cannot train these models, or None."""
+    if isinstance(strategy, str):
+        if strategy not in StrategyRegistry:
+            return None  # the trainer names the registered ones
+        kind = StrategyRegistry[strategy]["strategy"]
+    else:
+        kind = type(strategy)
+    name = strategy if isinstance(strategy, str) else kind.__name__
+    if issubclass(kind, DeepSpeedStrategy):
+        return f"trainer.strategy '{name}' steps one optimizer, and these models step one per network: use gan_ddp (or leave trainer.strategy out)."
+    if issubclass(kind, (FSDPStrategy, ModelParallelStrategy)):
+        return (f"trainer.strategy '{name}' gathers sharded weights in the forward of the wrapped model, which the models' "
+                f"steps bypass (they call each network directly): use gan_ddp (or leave trainer.strategy out).")
+    if kind is DDPStrategy and not isinstance(strategy, str) and not strategy._ddp_kwargs.get("find_unused_parameters"):
+        return (f"trainer.strategy {name} (torch's DDP wrapper) cannot train a model whose backward passes each use "
+                f"only some networks: use gan_ddp (or leave trainer.strategy out).")
+    return None

@@ -1,6 +1,8 @@
-"""The bad-input catalogue (issue 7): each bad input is ONE clear error, raised before any training
-step, naming the value and the fix, and every file of the previous run in the run directory (a
-last.ckpt, config.yaml) is left byte-identical. Every entry goes through the real CLI.
+"""The bad-input catalogue (issues 7, 14): each bad input is ONE clear error naming the value and the
+fix, and every file of the previous run in the run directory (a last.ckpt, config.yaml) is left
+byte-identical. Every entry goes through the real CLI. Inputs found by the CLI's start-up checks
+(``refused``) stop it before the trainer, the logger or any process starts: exit status 2, a few
+lines without a traceback, no file written; several problems are reported at once.
 
 Catalogue entry → test (here unless named otherwise):
 
@@ -19,10 +21,15 @@ Catalogue entry → test (here unless named otherwise):
 - a truncated/corrupt checkpoint, one carrying a malicious pickle, or one of another model class,
   passed as --ckpt_path or found as `--ckpt_path last` → test_bad_checkpoints_are_refused
 - a --ckpt_path that does not exist → test_a_checkpoint_path_that_does_not_exist
+- no CelebA and no stage-one checkpoint (the card command on a fresh clone), both reported; IDGAN_DEBUG=1
+  gives the traceback → test_no_data_and_no_stage_one_checkpoint_are_both_reported
+- missing Inception weights → test_missing_inception_weights
+- fsdp / deepspeed → test_strategies_that_cannot_train_these_models
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -33,7 +40,7 @@ import torch
 
 from datamodules.dsprites import NPZ_NAME
 from lightning_modules import DCGAN, BetaVAE
-from lightning_modules.cli import main
+from lightning_modules.cli import InputError, main
 from tests.helpers import RandomImages, quiet_trainer, write_celeba, write_fake_npz, write_mnist
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -54,6 +61,22 @@ def previous_run(run_dir: Path) -> dict[Path, bytes]:
 def assert_untouched(files: dict[Path, bytes]) -> None:
     for path, content in files.items():
         assert path.read_bytes() == content, f"{path} was overwritten"
+
+
+def refused(args: list[str], capsys, runs: Path, files: dict[Path, bytes]) -> str:
+    """Runs the CLI on ``args``, which must stop before anything starts: exit status 2, a short
+    message on stderr without a traceback, no file added under ``runs`` (no run folder, W&B folder
+    or config.yaml) and the previous run's files untouched. Returns the message."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    error = captured.err
+    assert "error: cannot start" in error and "Traceback" not in error
+    assert len((captured.out + error).splitlines()) <= 12, captured.out + error
+    assert {path for path in runs.rglob("*") if path.is_file()} == set(files)
+    assert_untouched(files)
+    return error
 
 
 def fit_args(config: str, *overrides: str) -> list[str]:
@@ -99,11 +122,10 @@ def test_bad_config_values_fail_at_parse_time_naming_the_key(config, override, m
 
 
 # ------------------------------------------------------------------- model against its data
-def test_data_of_another_size_than_the_networks(in_tmp_path):
+def test_data_of_another_size_than_the_networks(in_tmp_path, capsys):
     files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
-    with pytest.raises(ValueError, match=r"shape \(1, 32, 32\) but DSpritesDataModule yields \(1, 64, 64\).*image_size"):
-        main(fit_args("dcgan_dsprites", "--model.init_args.image_size=32", *PROCEDURAL_DSPRITES))
-    assert_untouched(files)
+    error = refused(fit_args("dcgan_dsprites", "--model.init_args.image_size=32", *PROCEDURAL_DSPRITES), capsys, in_tmp_path / "runs", files)
+    assert re.search(r"shape \(1, 32, 32\) but DSpritesDataModule yields \(1, 64, 64\).*image_size", error)
 
 
 def test_an_lr_schedule_without_a_horizon(in_tmp_path):
@@ -129,11 +151,41 @@ def beta_vae_checkpoint(tmp_path_factory) -> Path:
     return write_checkpoint(model, tmp_path_factory.mktemp("beta_vae") / "beta_vae.ckpt", value_range=(0.0, 1.0))
 
 
-def test_a_distiller_with_another_code_size(in_tmp_path, beta_vae_checkpoint):
+def test_a_distiller_with_another_code_size(in_tmp_path, beta_vae_checkpoint, capsys):
     files = previous_run(in_tmp_path / "runs" / "idgan_sc_dsprites")
-    with pytest.raises(ValueError, match=r"code of size 4 but code_dim=10: set model.init_args.code_dim=4"):
-        main(fit_args("idgan_sc_dsprites", f"--model.init_args.distiller_checkpoint={beta_vae_checkpoint}", *PROCEDURAL_DSPRITES))
-    assert_untouched(files)
+    args = fit_args("idgan_sc_dsprites", f"--model.init_args.distiller_checkpoint={beta_vae_checkpoint}", *PROCEDURAL_DSPRITES)
+    error = refused(args, capsys, in_tmp_path / "runs", files)
+    assert "code of size 4 but code_dim=10: set model.init_args.code_dim=4" in error
+
+
+def test_no_data_and_no_stage_one_checkpoint_are_both_reported(in_tmp_path, capsys, monkeypatch):
+    """The card command on a fresh clone: no CelebA, no stage-one β-VAE. With IDGAN_DEBUG=1 the
+    traceback comes back."""
+    files = previous_run(in_tmp_path / "runs" / "idgan_sc_celeba")
+    args = ["fit", "--config", str(CONFIGS / "idgan_sc_celeba.yaml")]
+    error = refused(args, capsys, in_tmp_path / "runs", files)
+    assert "2 problems" in error
+    assert "dataset not found in 'data/celeba'" in error and "list_attr_celeba.txt" in error
+    assert "distiller_checkpoint='runs/beta_vae_celeba/checkpoints/last.ckpt', which does not exist" in error
+
+    monkeypatch.setenv("IDGAN_DEBUG", "1")
+    with pytest.raises(InputError, match="dataset not found"):
+        main(args)
+
+
+def test_missing_inception_weights(in_tmp_path, capsys):
+    files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
+    fid = {"class_path": "callbacks.FIDEvaluation", "init_args": {"inception_weights": str(in_tmp_path / "nowhere.pth")}}
+    args = fit_args("dcgan_dsprites", *TINY_DCGAN, f"--trainer.callbacks+={json.dumps(fid)}")
+    error = refused(args, capsys, in_tmp_path / "runs", files)
+    assert f"Inception weights not found at '{in_tmp_path / 'nowhere.pth'}'" in error and "Union" not in error
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_strategies_that_cannot_train_these_models(strategy, in_tmp_path, capsys):
+    files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
+    error = refused(fit_args("dcgan_dsprites", *TINY_DCGAN, f"--trainer.strategy={strategy}"), capsys, in_tmp_path / "runs", files)
+    assert f"trainer.strategy '{strategy}'" in error and "use gan_ddp" in error
 
 
 # ------------------------------------------------------------------------------- dataset files
@@ -174,27 +226,22 @@ def celeba_without(name: str):
 
 
 @pytest.mark.parametrize(
-    "config, write_data, error, message",
+    "config, write_data, message",
     [
-        ("dcgan_mnist", lambda root: [f"--data.init_args.root={root}"], FileNotFoundError,
-         r"(?s)dataset not found in '.*data'.*train-images-idx3-ubyte.*yann.lecun.com"),
-        ("dcgan_mnist", mnist_truncated, ValueError, r"train-images-idx3-ubyte has \d+ bytes.*truncated.*download it again"),
-        ("dcgan_dsprites", dsprites_npz(truncate), ValueError,
-         rf"{NPZ_NAME} is not a readable npz \(truncated or corrupt.*download it again.*source: procedural"),
-        ("dcgan_dsprites", dsprites_npz(zero_the_middle), ValueError, rf"{NPZ_NAME} is not a readable npz"),
-        ("dcgan_celeba", celeba_without("list_attr_celeba.txt"), FileNotFoundError,
-         r"(?s)dataset not found.*list_attr_celeba.txt.*mmlab.ie.cuhk.edu.hk"),
-        ("dcgan_celeba", celeba_without("img_align_celeba/000003.jpg"), FileNotFoundError,
-         r"img_align_celeba lacks 1 of the 8 images that list_attr_celeba.txt lists, e.g. 000003.jpg: extract"),
+        ("dcgan_mnist", lambda root: [f"--data.init_args.root={root}"], r"(?s)dataset not found in '.*data'.*train-images-idx3-ubyte.*yann.lecun.com"),
+        ("dcgan_mnist", mnist_truncated, r"train-images-idx3-ubyte has \d+ bytes.*truncated.*download it again"),
+        ("dcgan_dsprites", dsprites_npz(truncate), rf"{NPZ_NAME} is not a readable npz \(truncated or corrupt.*download it again.*source: procedural"),
+        ("dcgan_dsprites", dsprites_npz(zero_the_middle), rf"{NPZ_NAME} is not a readable npz"),
+        ("dcgan_celeba", celeba_without("list_attr_celeba.txt"), r"(?s)dataset not found.*list_attr_celeba.txt.*mmlab.ie.cuhk.edu.hk"),
+        ("dcgan_celeba", celeba_without("img_align_celeba/000003.jpg"), r"img_align_celeba lacks 1 of the 8 images that list_attr_celeba.txt lists, e.g. 000003.jpg: extract"),
     ],
     ids=["mnist-missing", "mnist-truncated", "dsprites-truncated", "dsprites-corrupt", "celeba-no-attributes", "celeba-image-missing"],
 )
-def test_missing_or_damaged_dataset_files(config, write_data, error, message, in_tmp_path):
+def test_missing_or_damaged_dataset_files(config, write_data, message, in_tmp_path, capsys):
     files = previous_run(in_tmp_path / "runs" / config)
     overrides = write_data(in_tmp_path / "data")
-    with pytest.raises(error, match=message):
-        main(fit_args(config, *overrides, "--data.init_args.num_workers=0"))
-    assert_untouched(files)
+    error = refused(fit_args(config, *overrides, "--data.init_args.num_workers=0"), capsys, in_tmp_path / "runs", files)
+    assert re.search(message, error)
 
 
 # -------------------------------------------------------------------------------- checkpoints
@@ -220,7 +267,7 @@ TINY_DCGAN = ["--model.init_args.width=4", *PROCEDURAL_DSPRITES]
 
 @pytest.mark.parametrize("route", ["--ckpt_path=FILE", "--ckpt_path=last", "--ckpt_path=last --weights_only=false"])
 @pytest.mark.parametrize("kind", ["truncated", "malicious", "beta_vae"])
-def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint, beta_vae_checkpoint, monkeypatch):
+def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint, beta_vae_checkpoint, monkeypatch, capsys):
     """Also when asked to load unsafely (--weights_only=false, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD): runs never do."""
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     checkpoints = in_tmp_path / "runs" / "dcgan_dsprites" / "checkpoints"
@@ -246,14 +293,12 @@ def test_bad_checkpoints_are_refused(kind, route, in_tmp_path, dcgan_checkpoint,
         message = rf"'{re.escape(str(bad))}' was written by BetaVAE, this run is DCGAN: pass a checkpoint of a DCGAN run as --ckpt_path"
     files = previous_run(checkpoints.parent)
 
-    with pytest.raises(ValueError, match=message):
-        main(fit_args("dcgan_dsprites", *TINY_DCGAN, *route.replace("FILE", str(bad)).split()))
+    error = refused(fit_args("dcgan_dsprites", *TINY_DCGAN, *route.replace("FILE", str(bad)).split()), capsys, in_tmp_path / "runs", files)
+    assert re.search(message, error.replace("\n    ", " "))
     assert not target.exists()  # ...and here it did not
-    assert_untouched(files)
 
 
-def test_a_checkpoint_path_that_does_not_exist(in_tmp_path):
+def test_a_checkpoint_path_that_does_not_exist(in_tmp_path, capsys):
     files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
-    with pytest.raises(FileNotFoundError, match=r"--ckpt_path 'runs/nowhere\.ckpt' does not exist .* or --ckpt_path last"):
-        main(fit_args("dcgan_dsprites", *TINY_DCGAN, "--ckpt_path=runs/nowhere.ckpt"))
-    assert_untouched(files)
+    error = refused(fit_args("dcgan_dsprites", *TINY_DCGAN, "--ckpt_path=runs/nowhere.ckpt"), capsys, in_tmp_path / "runs", files)
+    assert re.search(r"--ckpt_path 'runs/nowhere\.ckpt' does not exist .* or --ckpt_path last", error)

@@ -128,3 +128,44 @@ def test_a_run_records_the_software_it_ran_with(tmp_path, monkeypatch):
     assert yaml.safe_load(text)["model"]["class_path"] == "lightning_modules.DCGAN"
     (hparams,) = (tmp_path / "csv").rglob("hparams.yaml")
     assert expected.items() <= yaml.safe_load(hparams.read_text())["versions"].items()
+
+
+#: Lines of a run's first screen that no user can act on (issue 14), each silenced at its source
+#: where one exists: Lightning's LitLogger advert, W&B's warnings about settings the user never set,
+#: deprecations inside Lightning, a val loader that the model has no step for.
+NOISE = (
+    "litlogger",
+    "anonymous setting has no effect",
+    "git root",
+    "LeafSpec",
+    "skip_none",
+    "You passed in a `val_dataloader` but have no `validation_step`",
+    "torchvision.io",
+)
+
+
+@pytest.mark.slow
+def test_the_first_screen_shows_what_matters(tmp_path):
+    """A tiny fit of a shipped config (W&B offline), as a subprocess: none of the noise, the
+    losses in the progress bar, and a warning the user can act on is still shown (here: the
+    W&B run is offline for want of a login: log in, or `wandb sync` later)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "netrc").write_text("")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_SILENT": "false", "COLUMNS": "300", "NETRC": str(tmp_path / "netrc")}
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
+        env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "lightning_modules", "fit", "--config", DCGAN_DSPRITES, "--model.init_args.width=4",
+         "--data.init_args.batch_size=8", "--data.init_args.source=procedural", "--data.init_args.num_workers=0",
+         "--trainer.max_steps=3", "--trainer.log_every_n_steps=1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    for noise in NOISE:
+        assert noise not in output, noise
+    assert "train/g_loss=" in output and "train/d_loss=" in output  # the losses, in the progress bar
+    assert "W&B logging offline to runs/dcgan_dsprites: no W&B login" in output  # actionable: kept

@@ -1,5 +1,6 @@
-"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights,
-and disentanglement scores equal one process's."""
+"""Two CPU processes (gloo) through the real CLI: every rank ends each step with the same weights
+(with gan_ddp named, or chosen for devices=2 and for strategy=ddp), and disentanglement scores
+equal one process's."""
 
 from __future__ import annotations
 
@@ -151,10 +152,20 @@ def test_gan_ddp_keeps_every_rank_identical(tmp_path, name):
 
 
 @pytest.mark.slow
-def test_plain_ddp_is_refused_with_the_fix_in_the_message(tmp_path):
-    result = run_cli(tmp_path, {"class_path": "lightning_modules.DCGAN", "init_args": TINY}, "ddp", max_steps=1)
-    assert result.returncode != 0
-    assert "gan_ddp" in result.stderr
+@pytest.mark.parametrize("strategy", ["auto", "ddp"])
+def test_lightning_users_ddp_settings_train_with_gan_ddp(tmp_path, strategy):
+    """devices=2 with the strategy left to Lightning, or strategy=ddp, as Lightning users write
+    them: the run uses gan_ddp (said in one line) and every rank ends with the same weights."""
+    result = run_cli(tmp_path, {"class_path": "lightning_modules.DCGAN", "init_args": TINY}, strategy, max_steps=2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.count(f"Strategy gan_ddp: torch's DDP wrapper (strategy '{strategy}')") == 1  # rank 0 says it
+    reports = [torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert [r["world_size"] for r in reports] == [2, 2] and reports[0]["global_step"] == 2
+    for report in reports:
+        assert report["max_weight_difference"] == 0.0
+    for key, value in reports[0]["state_dict"].items():
+        assert torch.equal(value, reports[1]["state_dict"][key]), key
 
 
 METRIC_SIZES = metric_sizes(200, batch=4)  # a few hundred encoded observations per metric

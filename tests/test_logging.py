@@ -87,9 +87,12 @@ def no_login(monkeypatch, tmp_path):
 
 
 def test_no_login_means_offline_with_one_warning_line(monkeypatch, tmp_path, caplog):
+    """Said when the run starts: building the logger (before the CLI's start-up checks) says and writes nothing."""
     no_login(monkeypatch, tmp_path)
     with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
-        logger = WandbLogger(project="tests", save_dir=str(tmp_path))
+        logger = WandbLogger(project="tests", save_dir=str(tmp_path / "run"))
+        assert not caplog.records and not (tmp_path / "run").exists()
+        logger.experiment
     assert logger._offline
     (record,) = caplog.records
     assert "\n" not in record.getMessage() and "no W&B login" in record.getMessage()
@@ -101,6 +104,7 @@ def test_unreachable_server_means_offline(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
     with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
         logger = WandbLogger(project="tests", save_dir=str(tmp_path))
+        logger.experiment
     assert logger._offline
     assert "127.0.0.1 is unreachable" in caplog.records[0].getMessage()
 
