@@ -18,6 +18,10 @@ from torch import Tensor, nn
 from lightning_modules.beta_vae import BetaVAE
 
 
+#: The repository's configs folder (what the README's commands name, relative to the clone).
+_SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
 class PretrainedVAE:
     """Mixin for a ``GenerativeModule`` that keeps (part of) a frozen β-VAE as an attribute.
 
@@ -78,8 +82,8 @@ class PretrainedVAE:
         path = getattr(self, argument)
         # a shipped config's run folder, runs/<name>/..., is written by configs/<name>.yaml
         parts = Path(path or "").parts
-        shipped = Path("configs", f"{parts[parts.index('runs') + 1]}.yaml") if "runs" in parts[:-1] else None
-        config = shipped if shipped is not None and shipped.is_file() else self.vae_config
+        name = f"{parts[parts.index('runs') + 1]}.yaml" if "runs" in parts[:-1] else None
+        config = f"configs/{name}" if name is not None and (_SHIPPED_CONFIGS / name).is_file() else self.vae_config
         return (
             f"{type(self).__name__} needs the {self.vae_role} checkpoint {argument}="
             f"'{path}', which does not exist. Train it first (`python -m "

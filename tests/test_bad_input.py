@@ -167,6 +167,7 @@ def test_no_data_and_no_stage_one_checkpoint_are_both_reported(in_tmp_path, caps
     assert "2 problems" in error
     assert "dataset not found in 'data/celeba'" in error and "list_attr_celeba.txt" in error
     assert "distiller_checkpoint='runs/beta_vae_celeba/checkpoints/last.ckpt', which does not exist" in error
+    assert "--config configs/beta_vae_celeba.yaml" in error  # the stage-one config that writes it, from any folder
 
     monkeypatch.setenv("IDGAN_DEBUG", "1")
     with pytest.raises(InputError, match="dataset not found"):
