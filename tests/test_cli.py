@@ -4,6 +4,7 @@ Bad input through the CLI is tested in test_bad_input.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,65 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
     return []
 
 
+#: Sizes at which an evaluation callback of a shipped config runs in a test (seconds, not hours).
+TINY_FID = dict(num_samples=8, num_real_samples=8, kid_real_samples=8, kid_subsets=2, kid_subset_size=4, batch_size=4,
+                inception_score_splits=2)
+TINY_DISENTANGLEMENT = {"beta_vae": {"batch_size": 2, "num_train": 10, "num_eval": 6},
+                        "factor_vae": {"batch_size": 4, "num_train": 10, "num_variance_estimate": 64},
+                        "mig": {"num_train": 64}, "sap": {"num_train": 64, "num_test": 32},
+                        "dci": {"num_train": 64, "num_test": 32}}
+
+
+def evaluations(config: dict) -> list[dict]:
+    return [c for c in config["trainer"]["callbacks"] if c["class_path"] in ("callbacks.FIDEvaluation", "callbacks.DisentanglementEvaluation")]
+
+
+def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict | None = None, **changes) -> Path:
+    """The config with its evaluation callbacks at tiny sizes (the real-statistics cache in
+    tmp_path; FID on ``feature_extractor``, by default a tiny stand-in of the Inception), written
+    to tmp_path."""
+    settings = yaml.safe_load(config.read_text())
+    for callback in evaluations(settings):
+        arguments = callback["init_args"]
+        if callback["class_path"] == "callbacks.FIDEvaluation":
+            arguments.update(TINY_FID, cache_dir=str(tmp_path / "fid_cache"))
+            arguments.update(feature_extractor or {"feature_extractor": {"class_path": "tests.probes.TinyFeatures"}})
+        else:
+            arguments["sizes"] = {name: TINY_DISENTANGLEMENT[name] for name in arguments.get("metrics", TINY_DISENTANGLEMENT)}
+    for path, value in changes.items():
+        *parents, key = path.split(".")
+        target = settings
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[key] = value
+    written = tmp_path / config.name
+    written.write_text(yaml.safe_dump(settings))
+    return written
+
+
+DSPRITES_ENCODERS = ["quickstart_stage_one", "quickstart", "beta_vae_dsprites", "idgan_sc_dsprites", "idgan_sc_prior_dsprites",
+                     "infogan_dsprites", "infogan_cr_dsprites", "factor_vae_dsprites"]
+IMAGE_CONFIGS = [c.stem for c in CONFIGS if yaml.safe_load(c.read_text())["data"]["class_path"].rsplit(".", 1)[-1]
+                 in ("MNISTDataModule", "CelebADataModule", "LSUNBedroomsDataModule")]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_model_with_codes_or_images_is_scored_by_its_config(config):
+    """dSprites models with an encoder or info head: the paper's FactorVAE-score curve and the
+    disentanglement_lib suite (at least at the end); image models: a FID during training and a
+    FID-10k at the end."""
+    callbacks = [(c["class_path"], c.get("init_args", {})) for c in evaluations(yaml.safe_load(config.read_text()))]
+    if config.stem in DSPRITES_ENCODERS:
+        protocols = {arguments["protocol"]: arguments for _, arguments in callbacks}
+        assert protocols["infogan_cr"]["metrics"] == ["factor_vae"] and protocols["infogan_cr"]["every_n_steps"]
+        assert "metrics" not in protocols["disentanglement_lib"]  # all five
+    elif config.stem in IMAGE_CONFIGS:
+        sizes = sorted((arguments["num_samples"], arguments["every_n_steps"] or 0) for _, arguments in callbacks)
+        assert len(sizes) == 2 and sizes[0][0] < 10_000 and sizes[0][1] > 0 and sizes[1] == (10_000, 0), sizes
+    else:
+        assert callbacks == []
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_print_config_round_trips(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -59,6 +119,11 @@ def test_print_config_round_trips(config, capsys):
     assert printed["model"]["class_path"] == original["model"]["class_path"]
     assert_contains(printed["model"]["init_args"], original["model"]["init_args"])
     assert_contains(printed["data"]["init_args"], original["data"]["init_args"])
+    # the evaluation callbacks, with every setting the config gives them
+    printed_evaluations, original_evaluations = evaluations(printed), evaluations(original)
+    assert [c["class_path"] for c in printed_evaluations] == [c["class_path"] for c in original_evaluations]
+    for shown, given in zip(printed_evaluations, original_evaluations):
+        assert_contains(shown["init_args"], given["init_args"])
 
 
 def assert_contains(printed: dict, original: dict) -> None:
@@ -71,13 +136,19 @@ def assert_contains(printed: dict, original: dict) -> None:
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_fast_dev_run_fits(config, tmp_path, monkeypatch):
+def test_fast_dev_run_fits(config, tmp_path, monkeypatch, caplog):
+    """Every config, its evaluation callbacks included (at tiny sizes: they run at the end of fit,
+    which fast_dev_run keeps)."""
     monkeypatch.chdir(tmp_path)  # the configs write under runs/
     overrides = data_overrides(config, tmp_path) + distiller_override(config, tmp_path)
-    main(
-        ["fit", "--config", str(config), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",
-         "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", *overrides]
-    )
+    with caplog.at_level("INFO", logger="pytorch_lightning"):  # Lightning's console logger, outside pytest
+        main(
+            ["fit", "--config", str(with_tiny_evaluations(config, tmp_path)), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",
+             "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", *overrides]
+        )
+    if config.stem in DSPRITES_ENCODERS:  # both protocols' scores are printed
+        assert [m for m in caplog.messages if re.fullmatch(r"step 1: factor_vae \d\.\d{3}", m)]
+        assert [m for m in caplog.messages if re.fullmatch(r"step 1: beta_vae \d\.\d{3}  factor_vae \d\.\d{3}  mig .* dci_informativeness \d\.\d{3}", m)]
 
 
 DCGAN_DSPRITES = str(ROOT / "configs" / "dcgan_dsprites.yaml")
