@@ -199,3 +199,50 @@ def test_a_run_records_the_software_it_ran_with(tmp_path, monkeypatch):
     assert yaml.safe_load(text)["model"]["class_path"] == "lightning_modules.DCGAN"
     (hparams,) = (tmp_path / "csv").rglob("hparams.yaml")
     assert expected.items() <= yaml.safe_load(hparams.read_text())["versions"].items()
+
+
+def test_a_shipped_config_keeps_the_best_checkpoints_by_fid_and_wandb_summarises_every_score(tmp_path, monkeypatch):
+    """dcgan_celeba.yaml with the stand-in Inception (an explicit inception_weights: no download,
+    no hash check): FID-2k every step, the checkpoint at the same steps keeping the best one by
+    it. The kept file is the step with the lowest logged FID (ranked by the FID of its own
+    weights), last.ckpt the final state; W&B's run summary holds every score's last value."""
+    import csv
+    import json
+
+    import wandb
+
+    from tests.test_logging import wandb_records
+
+    from metrics import save_random_inception
+
+    monkeypatch.chdir(tmp_path)
+    weights = save_random_inception(tmp_path / "stand-in.pth")
+    config = ROOT / "configs" / "dcgan_celeba.yaml"
+    logger = [yaml.safe_load(config.read_text())["trainer"]["logger"],
+              {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "csv"}}]
+    tiny = with_tiny_evaluations(
+        config, tmp_path, feature_extractor={"inception_weights": str(weights)}, **{
+            "trainer.callbacks.0.init_args.every_n_train_steps": 1, "trainer.callbacks.0.init_args.save_top_k": 1,
+            "trainer.callbacks.3.init_args.every_n_steps": 1, "trainer.logger": logger, "model.init_args.width": 4,
+        })
+    main(["fit", "--config", str(tiny), "--trainer.max_steps=3", "--trainer.enable_progress_bar=false",
+          "--data.init_args.batch_size=2", "--data.init_args.num_workers=0", "--trainer.accelerator=cpu",
+          *data_overrides(config, tmp_path)])
+
+    with open(next((tmp_path / "csv").rglob("metrics.csv"))) as file:
+        fid = {int(row["step"]): float(row["fid_2k/fid"]) for row in csv.DictReader(file) if row.get("fid_2k/fid")}
+    assert sorted(fid) == [1, 2, 3] and len(set(fid.values())) == 3
+    folder = tmp_path / "runs" / "dcgan_celeba" / "checkpoints"
+    (kept,) = [p for p in folder.iterdir() if p.name != "last.ckpt"]
+    assert torch.load(kept, weights_only=True)["global_step"] == min(fid, key=fid.get)
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 3
+
+    wandb.finish()  # what the end of the process does
+    (run_dir,) = (tmp_path / "runs" / "dcgan_celeba" / "wandb").glob("offline-run-*")
+    summary = {}  # what the run's page shows: the summary records' updates, the latest of each key
+    for record in wandb_records(run_dir):
+        if record.HasField("summary"):
+            summary.update({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.summary.update})
+    for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "is_mean", "is_std"):
+        assert isinstance(summary[f"fid_10k/{key}"], (int, float)), key  # JSON writes 0.0 as 0
+    assert summary["fid_2k/fid"] == pytest.approx(fid[3])

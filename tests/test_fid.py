@@ -624,3 +624,17 @@ def test_two_processes_give_the_one_process_scores(tmp_path):
     # the statistics the two processes cached are the one-process ones
     from_ddp_cache = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "cold"), **settings)
     assert from_ddp_cache.evaluate(single, data) == pytest.approx(scores, rel=1e-9)
+
+
+def test_a_checkpoint_ranked_by_a_score_is_kept_only_at_the_steps_the_score_saw(tmp_path):
+    """FID every 2 steps, a checkpoint every step monitoring it: steps 2 and 4 are ranked; step 3,
+    when callback_metrics still holds step 2's FID, is not filed under a score of other weights."""
+    from callbacks import RunCheckpoint
+
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "checkpoints"), every_n_train_steps=1, monitor="fid/fid", mode="min")
+    trainer = quiet_trainer(max_steps=4, enable_checkpointing=True, callbacks=[tiny_evaluation(tmp_path / "cache", every_n_steps=2), checkpoint])
+    with pytest.warns(UserWarning, match="computed at step 2, so this step is not ranked"):
+        trainer.fit(tiny_dcgan(), TinyImages())
+    steps = sorted(torch.load(path, weights_only=True)["global_step"] for path in checkpoint.best_k_models)
+    assert steps == [2, 4]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(["last.ckpt", *(Path(p).name for p in checkpoint.best_k_models)])
