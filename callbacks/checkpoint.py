@@ -35,9 +35,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.trainer.connectors.checkpoint_connector import _CheckpointConnector
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
+from pytorch_lightning.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
-from callbacks.periodic import StepCadence
+from callbacks.periodic import StepCadence, score_step
 
 
 class RunCheckpoint(StepCadence, ModelCheckpoint):
@@ -48,7 +48,9 @@ class RunCheckpoint(StepCadence, ModelCheckpoint):
     Args:
         dirpath: The checkpoint folder; fixed per config, so that ``--ckpt_path last`` finds it.
         every_n_train_steps: Save ``epoch=E-step=S.ckpt`` every this many training steps (generator updates).
-        save_top_k: How many step checkpoints to keep (-1: all).
+        save_top_k: How many step checkpoints to keep (-1: all); with ``monitor`` (e.g. ``fid/fid``,
+            ``mode: min``), the best this many by that score. A score of an evaluation callback
+            ranks only the checkpoints of the steps it was computed at: give both the same cadence.
         **kwargs: Any other ModelCheckpoint argument but ``save_last`` (always on).
     """
 
@@ -124,6 +126,19 @@ class RunCheckpoint(StepCadence, ModelCheckpoint):
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
         self._saved_batch = _batch(trainer)
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict) -> None:
+        # An evaluation callback's score stays in callback_metrics until its next run: ranking a
+        # later step's checkpoint by it would keep a model the score never saw.
+        scored = score_step(trainer, self.monitor) if self.monitor else None
+        if scored is not None and scored != trainer.global_step:
+            rank_zero_warn(
+                f"RunCheckpoint(monitor={self.monitor!r}) at step {trainer.global_step}: that score was computed at "
+                f"step {scored}, so this step is not ranked. Set every_n_train_steps to the cadence (every_n_steps) "
+                f"of the callback that computes it.", category=UserWarning,
+            )
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
 
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict) -> None:
         # Always last.ckpt: Lightning would pick last-v1.ckpt when a last.ckpt it did not write

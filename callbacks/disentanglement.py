@@ -32,7 +32,7 @@ class DisentanglementEvaluation(PeriodicCallback):
         sizes: Per metric, overrides of the protocol's sample counts and batch sizes, e.g.
             ``{"dci": {"num_train": 2000, "num_test": 1000}}``.
         batch_size: Observations encoded per forward pass.
-        every_n_steps: Cadence in training steps.
+        every_n_steps: Cadence in training steps; None: only at the end of fit.
     """
 
     def __init__(
@@ -42,7 +42,7 @@ class DisentanglementEvaluation(PeriodicCallback):
         seed: int = 0,
         sizes: dict[str, dict[str, int | float]] | None = None,
         batch_size: PositiveInt = 256,
-        every_n_steps: PositiveInt = 5000,
+        every_n_steps: PositiveInt | None = 5000,
     ) -> None:
         super().__init__(every_n_steps)
         unknown = sorted(set(sizes or {}) - set(metrics))

@@ -1,4 +1,5 @@
-"""FID and KID of the model's samples against the real data, every N steps and at the end of fit."""
+"""FID, KID, Inception Score and precision/recall of the model's samples against the real data,
+every N steps and at the end of fit."""
 
 from __future__ import annotations
 
@@ -45,9 +46,14 @@ _LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
 
 
 class FIDEvaluation(PeriodicCallback):
-    """Logs ``<prefix>/fid``, ``<prefix>/kid_mean`` and ``<prefix>/kid_std`` of ``num_samples``
-    generated images against ``num_real_samples`` images of the datamodule's ``split``, to every
-    logger and to ``trainer.callback_metrics`` (which a ``ModelCheckpoint`` can monitor).
+    """Logs ``<prefix>/fid``, ``<prefix>/kid_mean``, ``<prefix>/kid_std``, ``<prefix>/precision``,
+    ``<prefix>/recall``, ``<prefix>/is_mean`` and ``<prefix>/is_std`` of ``num_samples`` generated
+    images against ``num_real_samples`` images of the datamodule's ``split``, to every logger and to
+    ``trainer.callback_metrics`` (which a ``ModelCheckpoint`` can monitor). The Inception Score
+    (torch-fidelity's, ``inception_score_splits`` splits) needs the Inception's logits: with a custom
+    ``feature_extractor`` it is left out. Precision and recall (Kynkäänniemi et al. 2019, k = 3,
+    torch-fidelity's) compare the first ``min(num_samples, kid_real_samples)`` fakes with as many of
+    KID's real features, on the Inception's pool features (the paper used VGG-16's).
 
     Samples come from ``pl_module.sample`` (the EMA generator when enabled), in batches, without
     gradients. The global RNGs are left as they were, so training after an evaluation goes on as
@@ -84,9 +90,12 @@ class FIDEvaluation(PeriodicCallback):
         seed: Seed of the samples, of the real subset and of KID's subsets.
         cache_dir: Where real statistics are cached; default ``$XDG_CACHE_HOME/idgan-lightning/fid``
             (``~/.cache/...``), shared by every run and config of the same data.
-        every_n_steps: Evaluation cadence in training steps (generator updates).
+        every_n_steps: Evaluation cadence in training steps (generator updates); None: only at the end
+            of fit (e.g. a FID-10k of the final model beside a cheaper FID during training).
         prefix: Section of the logged keys; tells several FIDEvaluation callbacks apart (e.g. a
             frequent FID-1k and a FID-50k every 50,000 steps).
+        inception_score_splits: The Inception Score's mean and std are over this many splits of the
+            samples (10 in the original code and torch-fidelity).
     """
 
     def __init__(
@@ -102,8 +111,9 @@ class FIDEvaluation(PeriodicCallback):
         batch_size: PositiveInt = 250,
         seed: int = 0,
         cache_dir: str | None = None,
-        every_n_steps: PositiveInt = 5000,
+        every_n_steps: PositiveInt | None = 5000,
         prefix: str = "fid",
+        inception_score_splits: PositiveInt = 10,
     ) -> None:
         super().__init__(every_n_steps)
         if inception_weights is not None and feature_extractor is not None:
@@ -116,6 +126,8 @@ class FIDEvaluation(PeriodicCallback):
                 f"kid_subset_size={kid_subset_size} exceeds num_samples={num_samples} or "
                 f"kid_real_samples={kid_real_samples}"
             )
+        if inception_score_splits > num_samples:
+            raise ValueError(f"inception_score_splits={inception_score_splits} exceeds num_samples={num_samples}")
         self.inception_weights = inception_weights
         self.feature_extractor, self.extractor_identity = feature_extractor, None
         if feature_extractor is not None:
@@ -124,7 +136,7 @@ class FIDEvaluation(PeriodicCallback):
         self.kid_subsets, self.kid_subset_size, self.kid_real_samples = kid_subsets, kid_subset_size, kid_real_samples
         self.split, self.batch_size, self.seed = split, batch_size, seed
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        self.prefix = prefix
+        self.prefix, self.inception_score_splits = prefix, inception_score_splits
         self.quality: SampleQuality | None = None
         self._real_ready = False
         self.last_results: dict[str, float] = {}
@@ -157,7 +169,8 @@ class FIDEvaluation(PeriodicCallback):
 
     # --------------------------------------------------------------------------- evaluation
     def evaluate(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule) -> dict[str, float]:
-        """``{"fid", "kid_mean", "kid_std"}`` of the model's samples; call on every process."""
+        """``{"fid", "kid_mean", "kid_std", "precision", "recall"}`` and, with the Inception,
+        ``{"is_mean", "is_std"}`` of the model's samples; call on every process."""
         quality = self._quality(pl_module)
         if not self._real_ready:
             self._prepare_real(quality, datamodule, pl_module.device)
@@ -175,7 +188,7 @@ class FIDEvaluation(PeriodicCallback):
             _, height, width = pl_module.data_shape
             self.quality = SampleQuality(
                 self.feature_extractor, kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size,
-                seed=self.seed, probe_shape=(3, height, width),
+                seed=self.seed, probe_shape=(3, height, width), inception_score_splits=self.inception_score_splits,
             )
         return self.quality.to(pl_module.device)
 

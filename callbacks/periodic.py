@@ -4,10 +4,22 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from weakref import WeakKeyDictionary
 
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import PositiveInt
+
+
+#: Per trainer, the step at which each published score was computed (see :func:`score_step`).
+_SCORED_AT: WeakKeyDictionary[pl.Trainer, dict[str, int]] = WeakKeyDictionary()
+
+
+def score_step(trainer: pl.Trainer, key: str) -> int | None:
+    """The step whose model ``trainer.callback_metrics[key]`` describes, for a score published by a
+    :class:`PeriodicCallback` (None for any other key): that value stays there until the next
+    evaluation, and describes no later step's model."""
+    return _SCORED_AT.get(trainer, {}).get(key)
 
 
 class StepCadence(pl.Callback):
@@ -38,10 +50,10 @@ class PeriodicCallback(StepCadence, ABC):
     updates) and once more at the end of fit, never twice for the same step.
 
     Args:
-        every_n_steps: The cadence in training steps.
+        every_n_steps: The cadence in training steps; None: only at the end of fit.
     """
 
-    def __init__(self, every_n_steps: PositiveInt = 500) -> None:
+    def __init__(self, every_n_steps: PositiveInt | None = 500) -> None:
         self.every_n_steps = every_n_steps
         self._last_run_step: int | None = None
 
@@ -50,7 +62,7 @@ class PeriodicCallback(StepCadence, ABC):
         """The periodic work, at ``trainer.global_step``."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.reached(trainer, self.every_n_steps):
+        if self.every_n_steps is not None and self.reached(trainer, self.every_n_steps):
             self._run_at(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -63,6 +75,7 @@ class PeriodicCallback(StepCadence, ABC):
         progress bar (after the losses, until the next evaluation) and to every logger."""
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
         trainer.progress_bar_metrics.update(metrics)
+        _SCORED_AT.setdefault(trainer, {}).update(dict.fromkeys(metrics, trainer.global_step))
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

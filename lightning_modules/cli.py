@@ -204,7 +204,7 @@ class CLI(LightningCLI):
             if hasattr(callback, "check_inputs"):  # Lightning's callbacks have none
                 problems += callback.check_inputs(self.model, self.datamodule)
         if problems:
-            raise InputError(problems)
+            raise InputError(list(dict.fromkeys(problems)))  # two callbacks on one missing file: said once
 
     def _ckpt_path_problems(self, ckpt_path: str | None) -> list[str]:
         """A --ckpt_path file that is missing, unreadable or another model's."""

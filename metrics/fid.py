@@ -1,11 +1,18 @@
-"""FID and KID of generated images, on torchmetrics' metrics and torch-fidelity's Inception.
+"""FID, KID, Inception Score and precision/recall of generated images, on torchmetrics' metrics,
+torch-fidelity's Inception and torch-fidelity's IS and precision/recall.
 
-:class:`SampleQuality` runs the feature extractor once per batch and feeds the features to
-torchmetrics' :class:`~torchmetrics.image.fid.FrechetInceptionDistance` and
+:class:`SampleQuality` runs the feature extractor once per batch, for the pool features and (the
+Inception's) logits together, and feeds the features to torchmetrics'
+:class:`~torchmetrics.image.fid.FrechetInceptionDistance` and
 :class:`~torchmetrics.image.kid.KernelInceptionDistance` (which compute the statistics, the
-Fréchet distance and the polynomial-kernel MMD). Its real-image side can be exported and loaded
-(:meth:`SampleQuality.real_state`, :meth:`SampleQuality.load_real_state`), which is what the
-on-disk cache of :mod:`callbacks.fid` stores.
+Fréchet distance and the polynomial-kernel MMD). The Inception Score (Salimans et al. 2016) of the
+fakes' logits and the precision and recall (Kynkäänniemi et al. 2019) of the fakes' features
+against KID's real features are torch-fidelity's own functions (``isc_features_to_metric``,
+``prc_features_to_metric``) with its defaults: they are the numbers torch-fidelity and the papers
+using it report (torchmetrics' ``InceptionScore`` differs: other splits' shuffle, std with Bessel's
+correction). The real-image side (FID's sums, KID's features, which precision/recall reuse) can be
+exported and loaded (:meth:`SampleQuality.real_state`, :meth:`SampleQuality.load_real_state`),
+which is what the on-disk cache of :mod:`callbacks.fid` stores.
 
 Feature extractors receive ``uint8`` images ``[N, 3, H, W]`` at the data's resolution, the input
 the Inception expects (it resizes to 299 itself): :func:`to_uint8_rgb` converts model outputs and
@@ -25,9 +32,12 @@ import torch
 import torch.distributed as dist
 from filelock import FileLock
 from torch import Tensor, nn
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
+from torchmetrics.aggregation import CatMetric
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from torchmetrics.image.kid import KernelInceptionDistance
-from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{INCEPTION_WEIGHTS_FILE}"
@@ -111,9 +121,30 @@ def _download(destination: Path) -> None:
         ) from None
 
 
-def load_inception(path: str | Path | None = None) -> NoTrainInceptionV3:
-    """torch-fidelity's Inception-v3 (2048 pool features) with the weights in ``path``, or, without
-    one, the standard weights from the torch hub cache (see :func:`inception_weights_path`).
+class InceptionV3(NoTrainInceptionV3):
+    """torch-fidelity's Inception-v3 (torchmetrics' wrapper, as ``FrechetInceptionDistance`` builds
+    it): ``forward`` gives the 2048 pool features (FID, KID, precision/recall),
+    :meth:`features_and_logits` also the unbiased logits the Inception Score reads, from the same
+    forward pass. ``antialias=False`` keeps torch-fidelity's TF1-compatible resize, the original FID's."""
+
+    def __init__(self, weights_path: str) -> None:
+        super().__init__(name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES), "logits_unbiased"],
+                         feature_extractor_weights_path=weights_path, antialias=False)
+
+    def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``([N, 2048], [N, 1008])`` of ``uint8`` images ``[N, 3, H, W]``."""
+        features, logits = self._torch_fidelity_forward(images)
+        return features.reshape(len(images), -1), logits.reshape(len(images), -1)
+
+    @property
+    def num_logits(self) -> int:
+        return self.fc.out_features
+
+
+def load_inception(path: str | Path | None = None) -> InceptionV3:
+    """torch-fidelity's Inception-v3 (2048 pool features and the logits) with the weights in
+    ``path``, or, without one, the standard weights from the torch hub cache (see
+    :func:`inception_weights_path`).
 
     Raises:
         FileNotFoundError: ``path`` does not exist, or there is no path, no cached file and no
@@ -125,12 +156,7 @@ def load_inception(path: str | Path | None = None) -> NoTrainInceptionV3:
     if not path.is_file():
         raise FileNotFoundError(f"Inception weights not found at '{path}'. {_WHERE}.")
     try:
-        # torchmetrics' wrapper of torch-fidelity's network, as FrechetInceptionDistance builds it;
-        # antialias=False keeps torch-fidelity's TF1-compatible resize, the original FID's.
-        return NoTrainInceptionV3(
-            name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)],
-            feature_extractor_weights_path=str(path), antialias=False,
-        )
+        return InceptionV3(str(path))
     except (RuntimeError, TypeError, KeyError, EOFError, pickle.UnpicklingError) as err:
         raise ValueError(f"'{path}' is not the Inception weights file. {_WHERE}. Loading it failed: {err}") from err
 
@@ -148,7 +174,7 @@ def save_random_inception(path: str | Path, seed: int = 0) -> Path:
     network's depth the 2048 features were ~1e-8 and every FID and KID came out 0.
     """
 
-    class _Unloaded(NoTrainInceptionV3):
+    class _Unloaded(InceptionV3):
         def load_state_dict(self, state_dict, strict=True, assign=False):  # keep the random init
             return None
 
@@ -158,8 +184,7 @@ def save_random_inception(path: str | Path, seed: int = 0) -> Path:
     torch.save({}, empty)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
-        network = _Unloaded(name="inception-v3-compat", features_list=[str(INCEPTION_FEATURES)],
-                            feature_extractor_weights_path=str(empty))
+        network = _Unloaded(str(empty))
         for module in network.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -198,11 +223,19 @@ class _Precomputed(nn.Module):
 
 
 class SampleQuality(nn.Module):
-    """FID and KID of fake against real images, with one feature pass per batch.
+    """FID, KID, Inception Score and precision/recall of fake against real images, with one feature
+    pass per batch.
 
     ``update(images, real)`` embeds ``uint8`` RGB images (see :func:`to_uint8_rgb`);
-    ``update_features`` takes features directly. Real-side states survive :meth:`reset_fake`.
-    Under DDP every state syncs on :meth:`compute` (sums for FID, gathered features for KID).
+    ``update_features`` takes features (and the fakes' logits) directly. Real-side states survive
+    :meth:`reset_fake`. Under DDP every state syncs on :meth:`compute` (sums for FID, gathered
+    features for KID, precision/recall and IS).
+
+    The Inception Score needs class logits: it is computed when the feature extractor has
+    ``features_and_logits`` (the Inception of :func:`load_inception`), and left out otherwise.
+    Precision and recall compare the first ``min(fakes, KID's reals)`` fake features with as many of
+    KID's real features (the real subset the cache holds): equal sets, as Kynkäänniemi et al. use,
+    and no second real cache.
 
     Args:
         feature_extractor: ``uint8 [N, 3, H, W] -> [N, d]`` (e.g. :func:`load_inception`).
@@ -212,6 +245,9 @@ class SampleQuality(nn.Module):
         kid_subset_size: ...of this many real and this many fake features each.
         seed: Seed of KID's subsets (drawn without touching the global RNG).
         probe_shape: Image shape ``(3, H, W)`` for finding ``num_features``.
+        inception_score_splits: The Inception Score is the mean (and std) over this many splits of
+            the fakes (torch-fidelity's and the original code's 10).
+        prc_neighborhood: k of the k-nearest-neighbour balls of precision/recall (the paper's 3).
     """
 
     def __init__(
@@ -222,15 +258,18 @@ class SampleQuality(nn.Module):
         kid_subset_size: int = 1000,
         seed: int = 0,
         probe_shape: tuple[int, int, int] = (3, 299, 299),
+        inception_score_splits: int = 10,
+        prc_neighborhood: int = 3,
     ) -> None:
         super().__init__()
         self.feature_extractor = feature_extractor.eval().requires_grad_(False)
+        self.has_logits = callable(getattr(feature_extractor, "features_and_logits", None))
         if num_features is None:
             num_features = getattr(feature_extractor, "num_features", None)
         if num_features is None:
             num_features = self.embed(torch.zeros(1, *probe_shape, dtype=torch.uint8)).shape[-1]
         self.num_features = int(num_features)
-        self.seed = seed
+        self.seed, self.inception_score_splits, self.prc_neighborhood = seed, inception_score_splits, prc_neighborhood
         self.fid = FrechetInceptionDistance(feature=_Precomputed(self.num_features), reset_real_features=False)
         with warnings.catch_warnings():  # its memory warning: callers choose how many features KID gets
             warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
@@ -238,35 +277,66 @@ class SampleQuality(nn.Module):
                 feature=_Precomputed(self.num_features), subsets=kid_subsets, subset_size=kid_subset_size,
                 reset_real_features=False,
             )
+        self.fake_logits = CatMetric(nan_strategy="disable")  # IS is NaN for NaN samples, as FID
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
         """Features ``[N, d]`` of ``uint8`` images ``[N, 3, H, W]``."""
         return self.feature_extractor(images).reshape(len(images), -1)
 
+    @torch.no_grad()
+    def embed_with_logits(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Features ``[N, d]`` and, from the same forward pass, logits ``[N, classes]`` (None when
+        the extractor gives none)."""
+        if self.has_logits:
+            return self.feature_extractor.features_and_logits(images)
+        return self.embed(images), None
+
     def update(self, images: Tensor, real: bool, kid_count: int | None = None) -> None:
         """Add ``uint8`` RGB images to the real or fake side; the first ``kid_count`` also go to KID."""
-        self.update_features(self.embed(images), real, kid_count)
+        if real:
+            self.update_features(self.embed(images), real, kid_count)
+        else:
+            features, logits = self.embed_with_logits(images)
+            self.update_features(features, real=False, kid_count=kid_count, logits=logits)
 
-    def update_features(self, features: Tensor, real: bool, kid_count: int | None = None) -> None:
-        """Add features ``[N, d]`` to the real or fake side; the first ``kid_count`` also go to KID."""
+    def update_features(self, features: Tensor, real: bool, kid_count: int | None = None,
+                        logits: Tensor | None = None) -> None:
+        """Add features ``[N, d]`` to the real or fake side (the fakes' ``logits`` to the Inception
+        Score); the first ``kid_count`` also go to KID (and precision/recall)."""
         self.fid.update(features, real=real)
         kid_features = features if kid_count is None else features[:kid_count]
         if len(kid_features):
             self.kid.update(kid_features, real=real)
+        if logits is not None and not real:
+            self.fake_logits.update(logits.float())
 
     def compute(self) -> dict[str, Tensor]:
-        """``{"fid", "kid_mean", "kid_std"}`` over the states of every process."""
+        """``{"fid", "kid_mean", "kid_std", "precision", "recall"}``, and ``"is_mean"``, ``"is_std"``
+        when there are logits, over the states of every process."""
         self._one_tensor_per_list_state()
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(self.seed)  # the CPU RNG KID draws from; CUDA untouched
             kid_mean, kid_std = self.kid.compute()
-        return {"fid": self.fid.compute(), "kid_mean": kid_mean, "kid_std": kid_std}
+        scores = {"fid": self.fid.compute(), "kid_mean": kid_mean, "kid_std": kid_std}
+        with self.kid.sync_context():
+            real, fake = torch.cat(self.kid.real_features), torch.cat(self.kid.fake_features)  # a part per process
+            count = min(len(real), len(fake))
+            prc = prc_features_to_metric(fake[:count], real[:count], prc_neighborhood=self.prc_neighborhood,
+                                         save_cpu_ram=True, verbose=False)
+        scores.update(precision=torch.tensor(prc["precision"]), recall=torch.tensor(prc["recall"]))
+        if self.has_logits:
+            logits = self.fake_logits.compute()
+            inception_score = isc_features_to_metric(logits, splits=self.inception_score_splits)
+            scores.update(is_mean=torch.tensor(inception_score["inception_score_mean"]),
+                          is_std=torch.tensor(inception_score["inception_score_std"]))
+        return scores
 
     def reset_fake(self) -> None:
         """Forget the fake side, keep the real one."""
         self.fid.reset()
         self.kid.reset()
+        self.fake_logits.reset()
 
     def real_state(self) -> dict[str, Tensor]:
         """The real side, summed / gathered over every process, on the CPU."""
@@ -297,15 +367,18 @@ class SampleQuality(nn.Module):
         kid_features = state["kid_real_features"].to(device) if keep else self._no_features()
         self.kid.real_features = [kid_features]
 
-    def _no_features(self) -> Tensor:
-        return self.fid.real_features_sum.new_zeros(0, self.num_features, dtype=torch.float32)
+    def _no_features(self, width: int | None = None) -> Tensor:
+        return self.fid.real_features_sum.new_zeros(0, width or self.num_features, dtype=torch.float32)
 
     def _one_tensor_per_list_state(self) -> None:
-        """KID's feature lists as one tensor each (maybe empty): torchmetrics gathers list states
-        element by element, so every process must hold the same number of elements."""
-        for name in ("real_features", "fake_features"):
-            parts = getattr(self.kid, name)
-            setattr(self.kid, name, [torch.cat([p.reshape(-1, self.num_features) for p in parts] or [self._no_features()])])
+        """Feature lists as one tensor each (maybe empty): torchmetrics gathers list states element
+        by element, so every process must hold the same number of elements, of the same rank."""
+        states = [(self.kid, "real_features", self.num_features), (self.kid, "fake_features", self.num_features)]
+        if self.has_logits:
+            states.append((self.fake_logits, "value", self.feature_extractor.num_logits))
+        for metric, name, width in states:
+            parts = getattr(metric, name)
+            setattr(metric, name, [torch.cat([p.reshape(-1, width) for p in parts] or [self._no_features(width)])])
 
 
 def default_cache_dir() -> Path:

@@ -159,12 +159,22 @@ def test_a_distiller_with_another_code_size(in_tmp_path, beta_vae_checkpoint, ca
 
 
 def test_no_data_and_no_stage_one_checkpoint_are_both_reported(in_tmp_path, capsys, monkeypatch):
-    """The card command on a fresh clone: no CelebA, no stage-one β-VAE. With IDGAN_DEBUG=1 the
-    traceback comes back."""
+    """The card command on a fresh clone without a network: no CelebA, no stage-one β-VAE, and no
+    Inception weights for its two FID callbacks (said once). With IDGAN_DEBUG=1 the traceback comes back."""
+    import urllib.error
+
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(in_tmp_path / "torch_home"))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "urlopen", no_network)
     files = previous_run(in_tmp_path / "runs" / "idgan_sc_celeba")
     args = ["fit", "--config", str(CONFIGS / "idgan_sc_celeba.yaml")]
     error = refused(args, capsys, in_tmp_path / "runs", files)
-    assert "2 problems" in error
+    assert "3 problems" in error and error.count("Inception weights not found") == 1
     assert "dataset not found in 'data/celeba'" in error and "list_attr_celeba.txt" in error
     assert "distiller_checkpoint='runs/beta_vae_celeba/checkpoints/last.ckpt', which does not exist" in error
     assert "--config configs/beta_vae_celeba.yaml" in error  # the stage-one config that writes it, from any folder

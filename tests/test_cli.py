@@ -4,6 +4,7 @@ Bad input through the CLI is tested in test_bad_input.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,65 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
     return []
 
 
+#: Sizes at which an evaluation callback of a shipped config runs in a test (seconds, not hours).
+TINY_FID = dict(num_samples=8, num_real_samples=8, kid_real_samples=8, kid_subsets=2, kid_subset_size=4, batch_size=4,
+                inception_score_splits=2)
+TINY_DISENTANGLEMENT = {"beta_vae": {"batch_size": 2, "num_train": 10, "num_eval": 6},
+                        "factor_vae": {"batch_size": 4, "num_train": 10, "num_variance_estimate": 64},
+                        "mig": {"num_train": 64}, "sap": {"num_train": 64, "num_test": 32},
+                        "dci": {"num_train": 64, "num_test": 32}}
+
+
+def evaluations(config: dict) -> list[dict]:
+    return [c for c in config["trainer"]["callbacks"] if c["class_path"] in ("callbacks.FIDEvaluation", "callbacks.DisentanglementEvaluation")]
+
+
+def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict | None = None, **changes) -> Path:
+    """The config with its evaluation callbacks at tiny sizes (the real-statistics cache in
+    tmp_path; FID on ``feature_extractor``, by default a tiny stand-in of the Inception), written
+    to tmp_path."""
+    settings = yaml.safe_load(config.read_text())
+    for callback in evaluations(settings):
+        arguments = callback["init_args"]
+        if callback["class_path"] == "callbacks.FIDEvaluation":
+            arguments.update(TINY_FID, cache_dir=str(tmp_path / "fid_cache"))
+            arguments.update(feature_extractor or {"feature_extractor": {"class_path": "tests.probes.TinyFeatures"}})
+        else:
+            arguments["sizes"] = {name: TINY_DISENTANGLEMENT[name] for name in arguments.get("metrics", TINY_DISENTANGLEMENT)}
+    for path, value in changes.items():
+        *parents, key = path.split(".")
+        target = settings
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[key] = value
+    written = tmp_path / config.name
+    written.write_text(yaml.safe_dump(settings))
+    return written
+
+
+DSPRITES_ENCODERS = ["quickstart_stage_one", "quickstart", "beta_vae_dsprites", "idgan_sc_dsprites", "idgan_sc_prior_dsprites",
+                     "infogan_dsprites", "infogan_cr_dsprites", "factor_vae_dsprites"]
+IMAGE_CONFIGS = [c.stem for c in CONFIGS if yaml.safe_load(c.read_text())["data"]["class_path"].rsplit(".", 1)[-1]
+                 in ("MNISTDataModule", "CelebADataModule", "LSUNBedroomsDataModule")]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_model_with_codes_or_images_is_scored_by_its_config(config):
+    """dSprites models with an encoder or info head: the paper's FactorVAE-score curve and the
+    disentanglement_lib suite (at least at the end); image models: a FID during training and a
+    FID-10k at the end."""
+    callbacks = [(c["class_path"], c.get("init_args", {})) for c in evaluations(yaml.safe_load(config.read_text()))]
+    if config.stem in DSPRITES_ENCODERS:
+        protocols = {arguments["protocol"]: arguments for _, arguments in callbacks}
+        assert protocols["infogan_cr"]["metrics"] == ["factor_vae"] and protocols["infogan_cr"]["every_n_steps"]
+        assert "metrics" not in protocols["disentanglement_lib"]  # all five
+    elif config.stem in IMAGE_CONFIGS:
+        sizes = sorted((arguments["num_samples"], arguments["every_n_steps"] or 0) for _, arguments in callbacks)
+        assert len(sizes) == 2 and sizes[0][0] < 10_000 and sizes[0][1] > 0 and sizes[1] == (10_000, 0), sizes
+    else:
+        assert callbacks == []
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_print_config_round_trips(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -59,6 +119,11 @@ def test_print_config_round_trips(config, capsys):
     assert printed["model"]["class_path"] == original["model"]["class_path"]
     assert_contains(printed["model"]["init_args"], original["model"]["init_args"])
     assert_contains(printed["data"]["init_args"], original["data"]["init_args"])
+    # the evaluation callbacks, with every setting the config gives them
+    printed_evaluations, original_evaluations = evaluations(printed), evaluations(original)
+    assert [c["class_path"] for c in printed_evaluations] == [c["class_path"] for c in original_evaluations]
+    for shown, given in zip(printed_evaluations, original_evaluations):
+        assert_contains(shown["init_args"], given["init_args"])
 
 
 def assert_contains(printed: dict, original: dict) -> None:
@@ -71,13 +136,19 @@ def assert_contains(printed: dict, original: dict) -> None:
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_fast_dev_run_fits(config, tmp_path, monkeypatch):
+def test_fast_dev_run_fits(config, tmp_path, monkeypatch, caplog):
+    """Every config, its evaluation callbacks included (at tiny sizes: they run at the end of fit,
+    which fast_dev_run keeps)."""
     monkeypatch.chdir(tmp_path)  # the configs write under runs/
     overrides = data_overrides(config, tmp_path) + distiller_override(config, tmp_path)
-    main(
-        ["fit", "--config", str(config), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",
-         "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", *overrides]
-    )
+    with caplog.at_level("INFO", logger="pytorch_lightning"):  # Lightning's console logger, outside pytest
+        main(
+            ["fit", "--config", str(with_tiny_evaluations(config, tmp_path)), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",
+             "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", *overrides]
+        )
+    if config.stem in DSPRITES_ENCODERS:  # both protocols' scores are printed
+        assert [m for m in caplog.messages if re.fullmatch(r"step 1: factor_vae \d\.\d{3}", m)]
+        assert [m for m in caplog.messages if re.fullmatch(r"step 1: beta_vae \d\.\d{3}  factor_vae \d\.\d{3}  mig .* dci_informativeness \d\.\d{3}", m)]
 
 
 DCGAN_DSPRITES = str(ROOT / "configs" / "dcgan_dsprites.yaml")
@@ -169,3 +240,51 @@ def test_the_first_screen_shows_what_matters(tmp_path):
         assert noise not in output, noise
     assert "train/g_loss=" in output and "train/d_loss=" in output  # the losses, in the progress bar
     assert "W&B logging offline to runs/dcgan_dsprites: no W&B login" in output  # actionable: kept
+
+
+
+def test_a_shipped_config_keeps_the_best_checkpoints_by_fid_and_wandb_summarises_every_score(tmp_path, monkeypatch):
+    """dcgan_celeba.yaml with the stand-in Inception (an explicit inception_weights: no download,
+    no hash check): FID-2k every step, the checkpoint at the same steps keeping the best one by
+    it. The kept file is the step with the lowest logged FID (ranked by the FID of its own
+    weights), last.ckpt the final state; W&B's run summary holds every score's last value."""
+    import csv
+    import json
+
+    import wandb
+
+    from tests.test_logging import wandb_records
+
+    from metrics import save_random_inception
+
+    monkeypatch.chdir(tmp_path)
+    weights = save_random_inception(tmp_path / "stand-in.pth")
+    config = ROOT / "configs" / "dcgan_celeba.yaml"
+    logger = [yaml.safe_load(config.read_text())["trainer"]["logger"],
+              {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "csv"}}]
+    tiny = with_tiny_evaluations(
+        config, tmp_path, feature_extractor={"inception_weights": str(weights)}, **{
+            "trainer.callbacks.0.init_args.every_n_train_steps": 1, "trainer.callbacks.0.init_args.save_top_k": 1,
+            "trainer.callbacks.3.init_args.every_n_steps": 1, "trainer.logger": logger, "model.init_args.width": 4,
+        })
+    main(["fit", "--config", str(tiny), "--trainer.max_steps=3", "--trainer.enable_progress_bar=false",
+          "--data.init_args.batch_size=2", "--data.init_args.num_workers=0", "--trainer.accelerator=cpu",
+          *data_overrides(config, tmp_path)])
+
+    with open(next((tmp_path / "csv").rglob("metrics.csv"))) as file:
+        fid = {int(row["step"]): float(row["fid_2k/fid"]) for row in csv.DictReader(file) if row.get("fid_2k/fid")}
+    assert sorted(fid) == [1, 2, 3] and len(set(fid.values())) == 3
+    folder = tmp_path / "runs" / "dcgan_celeba" / "checkpoints"
+    (kept,) = [p for p in folder.iterdir() if p.name != "last.ckpt"]
+    assert torch.load(kept, weights_only=True)["global_step"] == min(fid, key=fid.get)
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 3
+
+    wandb.finish()  # what the end of the process does
+    (run_dir,) = (tmp_path / "runs" / "dcgan_celeba" / "wandb").glob("offline-run-*")
+    summary = {}  # what the run's page shows: the summary records' updates, the latest of each key
+    for record in wandb_records(run_dir):
+        if record.HasField("summary"):
+            summary.update({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.summary.update})
+    for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "is_mean", "is_std"):
+        assert isinstance(summary[f"fid_10k/{key}"], (int, float)), key  # JSON writes 0.0 as 0
+    assert summary["fid_2k/fid"] == pytest.approx(fid[3])

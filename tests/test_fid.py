@@ -35,6 +35,8 @@ from metrics import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, SampleQuality
 from metrics.fid import file_digest
 from tests.helpers import quiet_trainer, write_fake_npz
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
 from tests.probes import TinyFeatures
 from tests.test_ddp import TINY, run_cli
 
@@ -161,6 +163,71 @@ def test_fid_and_kid_rank_noisier_samples_worse(sprite_features):
     assert abs(same["kid_mean"]) < 0.05 * heavy["kid_mean"]  # KID of 6-subsets: 0 up to its sampling noise
     assert same["fid"] < light["fid"] < heavy["fid"] and heavy["fid"] > 5 * light["fid"]
     assert same["kid_mean"] < light["kid_mean"] < heavy["kid_mean"]
+
+
+def test_one_forward_pass_gives_torch_fidelitys_pool_features_and_logits(inception_file):
+    """The features (FID, KID, precision/recall) and the unbiased logits (Inception Score) of one
+    pass are those torch-fidelity's own Inception gives for the same weights and images."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    theirs = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(inception_file))
+    with torch.no_grad():
+        expected_features, expected_logits = theirs.eval()(images)
+        features, logits = SampleQuality(load_inception(inception_file), num_features=2048).embed_with_logits(images)
+    assert logits.shape == (2, 1008) and logits.std() > 0.1
+    torch.testing.assert_close(features, expected_features, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=1e-5)
+
+
+class LogitsOf(torch.nn.Module):
+    """A feature extractor with logits (as the Inception): features are the input, logits a fixed
+    projection of it."""
+
+    def __init__(self, num_features: int, classes: int = 12) -> None:
+        super().__init__()
+        self.projection = torch.randn(num_features, classes, generator=torch.Generator().manual_seed(3))
+        self.num_logits = classes
+
+    def forward(self, x):
+        return x
+
+    def features_and_logits(self, x):
+        return x, 3 * x @ self.projection
+
+
+def test_inception_score_and_precision_recall_are_torch_fidelitys_on_the_same_features():
+    """torch-fidelity's IS (its splits, shuffle and seed; std without Bessel's correction) of the
+    fakes' logits, and its precision/recall (k = 3) of the fakes against KID's reals, fed in
+    batches that do not divide the sets."""
+    real, fake = correlated_features(50, 8, seed=0), correlated_features(50, 8, seed=1) * 1.3
+    real, fake = torch.from_numpy(real).float(), torch.from_numpy(fake).float()
+    extractor = LogitsOf(8)
+    quality = SampleQuality(extractor, num_features=8, kid_subsets=2, kid_subset_size=20, inception_score_splits=5)
+    for batch in real.split(15):
+        quality.update(batch, real=True)
+    for batch in fake.split(15):
+        quality.update(batch, real=False)
+    ours = {name: value.item() for name, value in quality.compute().items()}
+    inception_score = isc_features_to_metric(extractor.features_and_logits(fake)[1], splits=5)
+    prc = prc_features_to_metric(fake, real, verbose=False)
+    assert 1.5 < inception_score["inception_score_mean"] and 0 < prc["precision"] < 1 and 0 < prc["recall"] < 1  # not trivial
+    assert ours["is_mean"] == pytest.approx(inception_score["inception_score_mean"], rel=1e-5)
+    assert ours["is_std"] == pytest.approx(inception_score["inception_score_std"], rel=1e-4)
+    assert (ours["precision"], ours["recall"]) == (prc["precision"], prc["recall"])
+
+
+def test_precision_recall_compare_equal_numbers_of_fakes_and_kids_reals():
+    """KID's real subset (what the cache keeps) serves precision/recall: the first min(fakes, reals)
+    of each, so a fake set larger than the real subset is cut to it, not compared unequally."""
+    real, fake = correlated_features(40, 8, seed=0), correlated_features(60, 8, seed=1)
+    quality = SampleQuality(torch.nn.Identity(), num_features=8, kid_subsets=2, kid_subset_size=20)
+    quality.update_features(torch.from_numpy(real).float(), real=True, kid_count=30)
+    quality.update_features(torch.from_numpy(fake).float(), real=False)
+    scores = quality.compute()
+    expected = prc_features_to_metric(torch.from_numpy(fake[:30]).float(), torch.from_numpy(real[:30]).float(), verbose=False)
+    assert (scores["precision"].item(), scores["recall"].item()) == (expected["precision"], expected["recall"])
+    assert "is_mean" not in scores  # a feature extractor without logits: no Inception Score
 
 
 # --------------------------------------------- the Inception's weights from the torch hub cache
@@ -514,6 +581,7 @@ def test_the_callback_logs_its_keys_at_the_cadence_and_at_the_end(tmp_path):
     assert [int(row["step"]) for row in rows] == [2, 3]
     for row in rows:
         assert float(row["fid/fid"]) > 0 and float(row["fid/kid_std"]) >= 0 and row["fid/kid_mean"]
+        assert 0 <= float(row["fid/precision"]) <= 1 and 0 <= float(row["fid/recall"]) <= 1
     assert trainer.callback_metrics["fid/fid"].item() == pytest.approx(float(rows[-1]["fid/fid"]))
 
 
@@ -557,3 +625,17 @@ def test_two_processes_give_the_one_process_scores(tmp_path):
     # the statistics the two processes cached are the one-process ones
     from_ddp_cache = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "cold"), **settings)
     assert from_ddp_cache.evaluate(single, data) == pytest.approx(scores, rel=1e-9)
+
+
+def test_a_checkpoint_ranked_by_a_score_is_kept_only_at_the_steps_the_score_saw(tmp_path):
+    """FID every 2 steps, a checkpoint every step monitoring it: steps 2 and 4 are ranked; step 3,
+    when callback_metrics still holds step 2's FID, is not filed under a score of other weights."""
+    from callbacks import RunCheckpoint
+
+    checkpoint = RunCheckpoint(dirpath=str(tmp_path / "checkpoints"), every_n_train_steps=1, monitor="fid/fid", mode="min")
+    trainer = quiet_trainer(max_steps=4, enable_checkpointing=True, callbacks=[tiny_evaluation(tmp_path / "cache", every_n_steps=2), checkpoint])
+    with pytest.warns(UserWarning, match="computed at step 2, so this step is not ranked"):
+        trainer.fit(tiny_dcgan(), TinyImages())
+    steps = sorted(torch.load(path, weights_only=True)["global_step"] for path in checkpoint.best_k_models)
+    assert steps == [2, 4]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(["last.ckpt", *(Path(p).name for p in checkpoint.best_k_models)])
