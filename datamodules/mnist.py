@@ -91,13 +91,22 @@ class MNISTDataModule(BaseDataModule):
     def _dataset(self, images: Tensor, labels: Tensor) -> TensorPairDataset:
         return TensorPairDataset(images, labels, partial(uint8_to_range, value_range=self.value_range))
 
+    def _files(self, split: str) -> list[Path | None]:
+        """The image and label file of ``split`` (plain or .gz), None where missing."""
+        stems = (f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte")
+        return [next((p for p in (self.root / s, self.root / f"{s}.gz") if p.is_file()), None) for s in stems]
+
     def _load(self, split: str) -> tuple[Tensor, Tensor]:
         """uint8 images [N, 1, S, S] and int64 labels [N] of one file pair."""
-        stems = (f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte")
-        candidates = [(self.root / stem, self.root / f"{stem}.gz") for stem in stems]
-        found = [next((p for p in pair if p.is_file()), None) for pair in candidates]
+        found = self._files(split)
         if None in found:
             where = f"MNIST is published at {MNIST_URL}"
+            if split == "train" and None not in self._files("t10k"):
+                where += (
+                    f"; the t10k files are in '{self.root}': to train on them, set `train_split: t10k`"
+                    " in the data's init_args (or pass --data.init_args.train_split=t10k)"
+                )
+            stems = (f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte")
             raise missing_dataset_error(self.root, [f"{s}[.gz]" for s in stems], where)
         image_path, label_path = found
         try:

@@ -292,6 +292,19 @@ def test_mnist_missing_files(tmp_path: Path) -> None:
     assert str(tmp_path / "nowhere") in message and "yann.lecun.com" in message
 
 
+def test_mnist_missing_train_files_with_t10k_present_suggests_train_split(tmp_path: Path) -> None:
+    write_mnist(tmp_path, "t10k", 20, compress=True)
+    with pytest.raises(FileNotFoundError) as error:
+        MNISTDataModule(root=str(tmp_path), val_size=2).setup("fit")
+    message = str(error.value)
+    assert "train-images-idx3-ubyte" in message and "train_split: t10k" in message
+    assert "--data.init_args.train_split=t10k" in message
+    # without the t10k files the hint would mislead: it is not given
+    with pytest.raises(FileNotFoundError) as error:
+        MNISTDataModule(root=str(tmp_path / "nowhere"), val_size=2).setup("fit")
+    assert "train_split" not in str(error.value)
+
+
 @pytest.mark.skipif(not (REAL_MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason="no real MNIST t10k")
 def test_mnist_real_t10k() -> None:
     dm = MNISTDataModule(root=str(REAL_MNIST), train_split="t10k", batch_size=100)
