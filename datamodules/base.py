@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -53,6 +54,13 @@ def missing_dataset_error(root: Path, expected: Iterable[str], where: str) -> Fi
     """One message with everything needed to fix a missing dataset: the paths and where to get it."""
     listing = "\n".join(f"  {root / name}" for name in expected)
     return FileNotFoundError(f"dataset not found in '{root}'; expected:\n{listing}\n{where}")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as torch's DataLoader counts them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def pass_batch(batch: Batch) -> Batch:
@@ -136,7 +144,8 @@ class BaseDataModule(pl.LightningDataModule):
 
     Args:
         batch_size: samples per batch (per process under DDP).
-        num_workers: DataLoader worker processes (0 loads in the main process).
+        num_workers: DataLoader worker processes (0 loads in the main process); at most the CPUs
+            this process may use, so a config written for a bigger machine runs on a smaller one.
         seed: seed of the held-out splits, independent of the global RNG.
         value_range: pixel range of the returned images, (-1, 1) or (0, 1).
     """
@@ -201,13 +210,14 @@ class BaseDataModule(pl.LightningDataModule):
         return dataset
 
     def _loader(self, dataset: Dataset, *, train: bool) -> ResumableDataLoader:
+        num_workers = min(self.num_workers, usable_cpus())
         return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=train,
             drop_last=train,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
             pin_memory=torch.cuda.is_available(),
             collate_fn=pass_batch,
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -455,3 +457,19 @@ def test_arguments_rejected_at_parse_time() -> None:
     for bad in ("--data.batch_size=0", "--data.num_workers=-1", "--data.source=zip", "--mnist.image_size=30"):
         with pytest.raises(Exception):
             parser.parse_args([bad])
+
+
+def test_num_workers_capped_at_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config's num_workers is a ceiling: on a machine with fewer cores the loader uses them all,
+    without torch's "suggested max number of worker" warning."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    dm = DSpritesDataModule(source="procedural", val_size=100, batch_size=16, num_workers=4)
+    dm.setup()
+    loader = dm.val_dataloader()
+    assert loader.num_workers == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, y = next(iter(loader))
+    assert torch.equal(x, dm.ground_truth.images_for(y))
+    assert DSpritesDataModule(source="procedural", num_workers=0).num_workers == 0
