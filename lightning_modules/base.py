@@ -118,8 +118,10 @@ class GenerativeModule(pl.LightningModule):
             return self.generate(self.sample_latent(n, generator).to(self.device))
 
     def traversal_dims(self) -> Sequence[int]:
-        """The latent dimensions a traversal sweeps by default (structured codes override this)."""
-        return range(min(self.latent_dim, 10))
+        """The latent dimensions a traversal sweeps by default: all of them up to 32 (a VAE's whole
+        code, e.g. the CelebA β-VAE's 20 dims), the first 32 of a wider noise vector; models
+        whose structured code is only part of the latent override this."""
+        return range(min(self.latent_dim, 32))
 
     @torch.no_grad()
     def traverse(

@@ -7,7 +7,7 @@ import torch
 from torchvision.io import decode_png
 
 from callbacks import LatentTraversal, Reconstructions, SampleGrid
-from lightning_modules import DCGAN
+from lightning_modules import DCGAN, BetaVAE
 from tests.helpers import RandomImages, TinyAutoencoder, quiet_trainer
 
 
@@ -36,6 +36,17 @@ def test_traversal_has_one_row_per_dimension(tmp_path):
     trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[LatentTraversal(dims=[0, 2], steps=3)])
     trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
     assert png(tmp_path / "images" / "traversal_step0000001.png").shape[1:] == (2 * 30 + 2, 3 * 30 + 2)
+
+
+def test_traversal_shows_every_code_dimension_up_to_32():
+    """The CelebA β-VAE's 20-dim code: 20 rows, each one sweeping its own dimension."""
+    model = BetaVAE(latent_dim=20, image_size=28, channels=1, width=4)
+    grid = LatentTraversal(steps=3).make_grid(None, model)
+    assert grid.shape[1:] == (20 * 30 + 2, 3 * 30 + 2)
+    last_row = grid[:, 19 * 30 + 2 : 20 * 30, 2:]
+    assert not torch.equal(last_row[:, :, :28], last_row[:, :, 30:58])  # dimension 19 moves the image
+    wide = DCGAN(image_size=28, channels=1, width=4, latent_dim=100)
+    assert LatentTraversal(steps=3).make_grid(None, wide).shape[1] == 32 * 30 + 2
 
 
 def test_reconstructions_pair_each_image_with_its_reconstruction(tmp_path):
