@@ -13,14 +13,16 @@ import warnings
 from importlib import metadata
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import wandb
 import yaml
 from jsonargparse import Namespace
+from jsonargparse.typing import PositiveInt
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningDataModule, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
@@ -156,6 +158,26 @@ class CLI(LightningCLI):
             args=args,
             run=run,
         )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # jsonargparse cannot address one entry of trainer.callbacks from the command line
+        # (`--trainer.callbacks.1.init_args...` is refused), so the checkpoint cadence has a flag.
+        parser.add_argument(
+            "--checkpoint_every_n_train_steps",
+            type=Optional[PositiveInt],
+            default=None,
+            help="Sets every_n_train_steps of the config's checkpoint callbacks (RunCheckpoint, ModelCheckpoint).",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        every = config.get("checkpoint_every_n_train_steps")
+        if every is None:
+            return
+        callbacks = config.get("trainer.callbacks") or []
+        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+            if isinstance(callback, Namespace) and issubclass(_import_class(callback.class_path), ModelCheckpoint):
+                callback.init_args.every_n_train_steps = int(every)  # a plain int: config.yaml records it
 
     def _parse_ckpt_path(self) -> None:
         """The config (file and command line) is what runs, whichever way --ckpt_path names the checkpoint.

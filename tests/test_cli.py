@@ -169,6 +169,22 @@ def test_ckpt_path_last_resumes_the_previous_run(tmp_path, monkeypatch, caplog):
     assert torch.load(last, weights_only=True)["global_step"] == 4
 
 
+def test_checkpoint_cadence_changes_from_the_command_line(tmp_path, monkeypatch):
+    """The README's command: --checkpoint_every_n_train_steps sets the config's RunCheckpoint cadence
+    (jsonargparse cannot address one entry of trainer.callbacks), and config.yaml records it."""
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", DCGAN_DSPRITES, "--model.init_args.width=4", "--data.init_args.batch_size=8",
+          "--data.init_args.source=procedural", "--data.init_args.num_workers=0", "--trainer.enable_progress_bar=false",
+          "--trainer.max_steps=4", "--checkpoint_every_n_train_steps=2"])
+    folder = tmp_path / "runs" / "dcgan_dsprites" / "checkpoints"
+    steps = sorted(torch.load(p, weights_only=True)["global_step"] for p in folder.glob("epoch=*-step=*.ckpt"))
+    assert steps == [2, 4]
+    (config_file,) = (tmp_path / "runs").rglob("config.yaml")
+    (checkpoint,) = [c for c in yaml.safe_load(config_file.read_text())["trainer"]["callbacks"]
+                     if c["class_path"] == "callbacks.RunCheckpoint"]
+    assert checkpoint["init_args"]["every_n_train_steps"] == 2
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_saves_a_resumable_last_checkpoint_and_one_on_preemption(config):
     """RunCheckpoint keeps last.ckpt (every N steps, at the end of fit, on preemption) in a fixed folder."""
