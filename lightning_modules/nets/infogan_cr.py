@@ -1,4 +1,4 @@
-"""The dSprites networks of InfoGAN-CR (Lin et al., ICML 2020, appendix; DESIGN.md §3).
+"""The dSprites networks of InfoGAN-CR (Lin et al., ICML 2020, appendix; docs/design.md §3).
 
 Generator: FC 128 - FC 4x4x64 - up-conv 64 - 32 - 32 - 1 (4x4, stride 2), ReLU and batch norm.
 Discriminator trunk, shared with the Q and CR heads: conv 32-32-64-64 (4x4, stride 2, leaky
