@@ -215,15 +215,16 @@ class CLI(LightningCLI):
         problems = []
         if (problem := strategy_problem(trainer_config.get("strategy", "auto"))) is not None:
             problems.append(problem)
-        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        ckpt_path = self._get(self.config, "ckpt_path")
         problems += self._ckpt_path_problems(ckpt_path)
-        stage = self.subcommand
+        stage = self.subcommand or "fit"  # without a subcommand (run=False) the caller fits next, as a rule
         if hasattr(self.datamodule, "check_inputs"):
             problems += self.datamodule.check_inputs(stage)
         problems += self.model.check_inputs(self.datamodule, resuming=ckpt_path is not None)
         callbacks = trainer_config.get("callbacks") or []
         for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
-            if hasattr(callback, "check_inputs"):  # Lightning's callbacks have none
+            # Lightning's callbacks have none; ours evaluate during fit only
+            if hasattr(callback, "check_inputs") and stage == "fit":
                 problems += callback.check_inputs(self.model, self.datamodule)
         if problems:
             raise InputError(list(dict.fromkeys(problems)))  # two callbacks on one missing file: said once

@@ -310,3 +310,39 @@ def shrunk_ring_config(tmp_path: Path, name: str, every_n_train_steps: int, peri
     path = tmp_path / f"{name}.yaml"  # not config.yaml: the run saves what it ran there
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+#: Evaluation callbacks' sizes that run in a second (the shipped configs' are a paper's).
+TINY_FID = dict(num_samples=8, num_real_samples=8, kid_real_samples=8, kid_subsets=2, kid_subset_size=4, batch_size=4,
+                inception_score_splits=2)
+TINY_DISENTANGLEMENT = {"beta_vae": {"batch_size": 2, "num_train": 10, "num_eval": 6},
+                        "factor_vae": {"batch_size": 4, "num_train": 10, "num_variance_estimate": 64},
+                        "mig": {"num_train": 64}, "sap": {"num_train": 64, "num_test": 32},
+                        "dci": {"num_train": 64, "num_test": 32}}
+
+
+def evaluations(config: dict) -> list[dict]:
+    return [c for c in config["trainer"]["callbacks"] if c["class_path"] in ("callbacks.FIDEvaluation", "callbacks.DisentanglementEvaluation")]
+
+
+def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict | None = None, **changes) -> Path:
+    """The config with its evaluation callbacks at tiny sizes (the real-statistics cache in
+    tmp_path; FID on ``feature_extractor``, by default a tiny stand-in of the Inception), written
+    to tmp_path."""
+    settings = yaml.safe_load(config.read_text())
+    for callback in evaluations(settings):
+        arguments = callback["init_args"]
+        if callback["class_path"] == "callbacks.FIDEvaluation":
+            arguments.update(TINY_FID, cache_dir=str(tmp_path / "fid_cache"))
+            arguments.update(feature_extractor or {"feature_extractor": {"class_path": "tests.probes.TinyFeatures"}})
+        else:
+            arguments["sizes"] = {name: TINY_DISENTANGLEMENT[name] for name in arguments.get("metrics", TINY_DISENTANGLEMENT)}
+    for path, value in changes.items():
+        *parents, key = path.split(".")
+        target = settings
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[key] = value
+    written = tmp_path / config.name
+    written.write_text(yaml.safe_dump(settings))
+    return written

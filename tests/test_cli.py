@@ -13,7 +13,7 @@ import yaml
 
 from lightning_modules import BetaVAE
 from lightning_modules.cli import main
-from tests.helpers import RandomImages, quiet_trainer, write_celeba, write_mnist
+from tests.helpers import RandomImages, evaluations, quiet_trainer, with_tiny_evaluations, write_celeba, write_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -51,41 +51,6 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
 
 
 #: Sizes at which an evaluation callback of a shipped config runs in a test (seconds, not hours).
-TINY_FID = dict(num_samples=8, num_real_samples=8, kid_real_samples=8, kid_subsets=2, kid_subset_size=4, batch_size=4,
-                inception_score_splits=2)
-TINY_DISENTANGLEMENT = {"beta_vae": {"batch_size": 2, "num_train": 10, "num_eval": 6},
-                        "factor_vae": {"batch_size": 4, "num_train": 10, "num_variance_estimate": 64},
-                        "mig": {"num_train": 64}, "sap": {"num_train": 64, "num_test": 32},
-                        "dci": {"num_train": 64, "num_test": 32}}
-
-
-def evaluations(config: dict) -> list[dict]:
-    return [c for c in config["trainer"]["callbacks"] if c["class_path"] in ("callbacks.FIDEvaluation", "callbacks.DisentanglementEvaluation")]
-
-
-def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict | None = None, **changes) -> Path:
-    """The config with its evaluation callbacks at tiny sizes (the real-statistics cache in
-    tmp_path; FID on ``feature_extractor``, by default a tiny stand-in of the Inception), written
-    to tmp_path."""
-    settings = yaml.safe_load(config.read_text())
-    for callback in evaluations(settings):
-        arguments = callback["init_args"]
-        if callback["class_path"] == "callbacks.FIDEvaluation":
-            arguments.update(TINY_FID, cache_dir=str(tmp_path / "fid_cache"))
-            arguments.update(feature_extractor or {"feature_extractor": {"class_path": "tests.probes.TinyFeatures"}})
-        else:
-            arguments["sizes"] = {name: TINY_DISENTANGLEMENT[name] for name in arguments.get("metrics", TINY_DISENTANGLEMENT)}
-    for path, value in changes.items():
-        *parents, key = path.split(".")
-        target = settings
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        target[key] = value
-    written = tmp_path / config.name
-    written.write_text(yaml.safe_dump(settings))
-    return written
-
-
 DSPRITES_ENCODERS = ["quickstart_stage_one", "quickstart", "beta_vae_dsprites", "idgan_sc_dsprites", "idgan_sc_prior_dsprites",
                      "infogan_dsprites", "infogan_cr_dsprites", "factor_vae_dsprites"]
 IMAGE_CONFIGS = [c.stem for c in CONFIGS if yaml.safe_load(c.read_text())["data"]["class_path"].rsplit(".", 1)[-1]

@@ -205,23 +205,32 @@ def test_the_conditional_actor_produces_codes_of_the_asked_class(tmp_path):
 
 def test_the_documented_predict_command_writes_the_images(tiny_vae, tmp_path, monkeypatch):
     """``fit`` then ``predict --data datamodules.LabelsDataModule`` through the CLI, as the module's
-    docstring tells (tiny networks, fake MNIST, and a VAE file that is gone by predict time)."""
+    docstring tells (tiny networks, fake MNIST, and a VAE file that is gone by predict time). The
+    predict command is the README's, on the shipped config: its FID callbacks, which act during fit
+    only, need no Inception weights (no network here)."""
     import shutil
+    import urllib.error
 
     from lightning_modules.cli import main
-    from tests.helpers import write_mnist
+    from tests.helpers import with_tiny_evaluations, write_mnist
 
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "urlopen", no_network)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.chdir(tmp_path)
     shutil.copy(tiny_vae[0], tmp_path / "vae.ckpt")
     write_mnist(tmp_path / "mnist", "train", n=24, compress=False)
-    config = str(Path(__file__).resolve().parents[1] / "configs" / "latent_constraints_mnist.yaml")
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "latent_constraints_mnist.yaml"
+    config = str(with_tiny_evaluations(shipped, tmp_path))
     tiny = ["--model.init_args.latent_dim=4", "--model.init_args.hidden=[8]", "--trainer.accelerator=cpu", "--trainer.logger=false",
             "--trainer.enable_progress_bar=false"]
     main(["fit", "--config", config, *tiny, f"--model.init_args.vae_checkpoint={tmp_path / 'vae.ckpt'}", "--model.init_args.n_critic=2",
           "--trainer.max_steps=2", f"--data.init_args.root={tmp_path / 'mnist'}", "--data.init_args.val_size=4",
           "--data.init_args.batch_size=4", "--data.init_args.num_workers=0"])
     (tmp_path / "vae.ckpt").unlink()
-    main(["predict", "--config", config, *tiny, "--ckpt_path", "runs/latent_constraints_mnist/checkpoints/last.ckpt",
+    main(["predict", "--config", str(shipped), *tiny, "--ckpt_path", "runs/latent_constraints_mnist/checkpoints/last.ckpt",
           "--data", "datamodules.LabelsDataModule", "--data.labels=[0, 9]", "--data.samples_per_label=3"])
     grid = read_image(str(tmp_path / "runs" / "latent_constraints_mnist" / "predictions" / "batch0000_rank0.png"))
     assert grid.shape[1:] == (2 + 30, 2 + 6 * 30)  # 6 images of 28 px (padding 2) in one row of nrow=8
