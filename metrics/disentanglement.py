@@ -466,15 +466,18 @@ def _boosted_tree_importance(codes: np.ndarray, y: np.ndarray, num_train: int, s
     prior = np.bincount(labels, minlength=k) / len(labels)
     initial = np.log(prior[1:] / prior[:1]) if binary else np.log(prior)
     raw, test_raw = np.repeat(initial[:, None], len(x), axis=1), np.repeat(initial[:, None], len(x_test), axis=1)
-    grower = _TreeGrower(x, len(initial), depth, np.random.default_rng(seed))
+    # a few trees at a time: work arrays [trees, D, N] of at most 2**18 numbers (2 MB) stay in the cache
+    grower = _TreeGrower(x, max(1, min(len(initial), 2**18 // x.size)), depth, np.random.default_rng(seed))
     tree_rows = np.arange(len(initial))[:, None] * grower.leaves
     newton_scale = 1.0 if binary else (k - 1) / k
     fitted = np.zeros(x.shape[1])
     for _ in range(rounds):
         p = _probabilities(raw)
         residuals = targets - p
-        splits, leaf_of, reduction = grower.grow(residuals)
-        fitted += reduction
+        grown = [grower.grow(residuals[start:start + grower.trees]) for start in range(0, len(residuals), grower.trees)]
+        splits = [tuple(np.concatenate([tree[0][level][part] for tree in grown]) for part in range(2)) for level in range(depth)]
+        leaf_of = np.concatenate([tree[1] for tree in grown])
+        fitted += sum(tree[2] for tree in grown)
         cells = (tree_rows + leaf_of).ravel()
         size = len(initial) * grower.leaves
         numerator = newton_scale * np.bincount(cells, residuals.ravel(), minlength=size)
@@ -505,7 +508,7 @@ class _TreeGrower:
 
     def __init__(self, x: np.ndarray, trees: int, depth: int, generator: np.random.Generator) -> None:
         n, dims = x.shape
-        self.x, self.depth, self.generator, self.leaves = x, depth, generator, 2**depth
+        self.x, self.trees, self.depth, self.generator, self.leaves = x, trees, depth, generator, 2**depth
         self.presorted = np.ascontiguousarray(np.argsort(x, axis=0, kind="stable").T)  # [D, N]
         self.x_sorted = np.take_along_axis(x.T, self.presorted, axis=1)
         #: indices into a flat [trees, N] array of the points in each dimension's order, [trees, D, N]
@@ -525,12 +528,13 @@ class _TreeGrower:
         trees, n = residuals.shape
         dims = self.x.shape[1]
         tree_of, positions = np.arange(trees)[:, None], np.arange(n)
-        left, gain, right = self.left, self.gain, self.right
+        left, gain, right = self.left[:trees], self.gain[:trees], self.right[:trees]
+        sorted_index, row_offset = self.sorted_index[:trees], self.row_offset[:trees]
         node = np.zeros((trees, n), dtype=np.intp)
         closed = np.zeros((trees, 1), dtype=bool)  # the children of a leaf
         reduction = np.zeros(dims)
         splits = []
-        in_order = residuals.take(self.sorted_index)  # the residuals in each dimension's order
+        in_order = residuals.take(sorted_index)  # the residuals in each dimension's order
         squares = residuals**2
         for level in range(self.depth):
             nodes = 2**level
@@ -547,9 +551,9 @@ class _TreeGrower:
                 values = self.x_sorted[None]
                 np.cumsum(in_order, axis=2, out=left)
             else:
-                order = np.argsort(node.astype(np.uint8).take(self.sorted_index), axis=2, kind="stable")
-                values = self.x_sorted.take(np.add(order, self.dim_offset, out=self.index), out=self.values)
-                in_order.take(np.add(order, self.row_offset, out=self.index), out=right)
+                order = np.argsort(node.astype(np.uint8).take(sorted_index), axis=2, kind="stable")
+                values = self.x_sorted.take(np.add(order, self.dim_offset, out=self.index[:trees]), out=self.values[:trees])
+                in_order.take(np.add(order, row_offset, out=self.index[:trees]), out=right)
                 # the prefix sums restart at each node: its first point takes off the previous node's sum
                 tree, node_id = np.nonzero(counts > 0)
                 after = np.flatnonzero(tree[1:] == tree[:-1])
@@ -572,7 +576,7 @@ class _TreeGrower:
             if level == 0:
                 best_per_dim = gain.max(axis=2, keepdims=True)
             else:
-                best_per_dim = np.maximum.reduceat(gain.reshape(-1), (self.row_offset + first_position[:, None, :]).ravel())
+                best_per_dim = np.maximum.reduceat(gain.reshape(-1), (row_offset + first_position[:, None, :]).ravel())
                 best_per_dim = best_per_dim.reshape(trees, dims, nodes)
             best_per_dim[~np.broadcast_to(growing[:, None, :], best_per_dim.shape)] = -np.inf
             best = best_per_dim.max(axis=1)
