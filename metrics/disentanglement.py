@@ -362,8 +362,11 @@ class DCIScore(DisentanglementMetric):
 
     def score(self, codes):
         ys, train = self._ys(), self.sizes["num_train"]
-        fits = _parallel_map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
-                             self.varying.tolist())
+        # the factors with the most classes (the longest fits) first, so the threads finish together
+        factors = sorted(self.varying.tolist(), key=lambda factor: -self.factor_sizes[factor])
+        fits = dict(zip(factors, _parallel_map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
+                                               factors)))
+        fits = [fits[factor] for factor in self.varying.tolist()]
         importance = np.stack([fit[0] for fit in fits], axis=1)
         return {
             "dci_disentanglement": _dci_weighted_specificity(importance),

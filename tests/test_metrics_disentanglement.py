@@ -152,7 +152,7 @@ def test_a_representation_of_the_wrong_shape_is_a_clear_error(dsprites_like, nam
         FUNCTIONS[name](dsprites_like, flat, **SMALL[name])
 
 
-@pytest.mark.parametrize("kind", ["copies", "partial", "rotated"])
+@pytest.mark.parametrize("kind", ["ideal", "rotated", "partial", "copies"])
 def test_dci_agrees_with_the_reference_on_the_same_samples(kind):
     """disentanglement_lib's GradientBoostingClassifier, averaged over the random_states that break
     its ties, on the very codes and factors ours scores."""
