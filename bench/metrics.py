@@ -1,7 +1,8 @@
 """Time of each disentanglement metric and of the suite, ours against the reference algorithm.
 
     python -m bench.metrics            # both, at the disentanglement_lib sizes
-    python -m bench.metrics --fixtures # our scores of the known-answer codes
+    python -m bench.metrics --fixtures # the known-answer codes: our scores, and DCI's next to the
+                                       # reference's mean over --repeats random_states on the same samples
 
 The input is a 10-dim code of a 5-factor dataset with dSprites' factor sizes whose observations
 are the factors (``FactorGroundTruth``): the standardised factors mixed with leakage between
@@ -15,15 +16,18 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
 from bench import reference_disentanglement as reference
 from datamodules.synthetic import FactorGroundTruth
 from metrics import disentanglement as ours
+from metrics.disentanglement import DCIScore
 from tests.helpers import factor_codes
 
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 METRICS = ("beta_vae_score", "factor_vae_score", "mig", "sap", "dci")
+FIXTURES = ("ideal", "rotated", "partial", "noise", "copies")
 
 
 def bench_code(ground_truth: FactorGroundTruth, seed: int = 0):
@@ -46,19 +50,41 @@ def timed(fn, *args, **kwargs):
     return (result if isinstance(result, dict) else {fn.__name__: result}), seconds
 
 
+def fixtures(ground_truth: FactorGroundTruth, num_train: int, num_test: int, repeats: int) -> None:
+    """Every score of each known-answer code; DCI's ours / the reference's mean (± std over its
+    ``repeats`` random_states, which break its ties) on the same samples, with the times."""
+    for kind in FIXTURES:
+        represent = factor_codes(ground_truth, kind)
+        scores = {}
+        for name in METRICS[:-1]:
+            scores.update(getattr(ours, name)(ground_truth, represent))
+        print(f"{kind:8s} " + "  ".join(f"{key} {value:.3f}" for key, value in scores.items()), flush=True)
+        metric = DCIScore(ground_truth, num_train=num_train, num_test=num_test)
+        with torch.no_grad():
+            codes = represent(ground_truth.images_for(metric.observations[:, 0])).double().numpy()
+        ys = metric._ys()
+        our_scores, our_seconds = timed(metric.score, codes)
+        start = time.perf_counter()
+        references = [reference.dci_scores(codes[:num_train], ys[:num_train], codes[num_train:], ys[num_train:], random_state)
+                      for random_state in range(repeats)]
+        ref_seconds = (time.perf_counter() - start) / repeats
+        print(f"{'':8s} DCI {num_train}/{num_test}: ours {our_seconds:.1f} s, reference {ref_seconds:.1f} s each  " + "  ".join(
+            f"{key.removeprefix('dci_')} {value:.3f} / {np.mean([r[key] for r in references]):.3f}"
+            f" ± {np.std([r[key] for r in references]):.3f}" for key, value in our_scores.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fixtures", action="store_true", help="print our scores of the known-answer codes")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference (DCI takes minutes)")
+    parser.add_argument("--dci-num-train", type=int, default=10000, help="DCI's training points for --fixtures")
+    parser.add_argument("--dci-num-test", type=int, default=5000, help="DCI's test points for --fixtures")
+    parser.add_argument("--repeats", type=int, default=3, help="reference random_states averaged for --fixtures")
     args = parser.parse_args()
     torch.set_num_threads(1)  # OpenMP threads spin badly on a shared 2-core machine; same for both sides
     ground_truth = FactorGroundTruth(FACTOR_SIZES)
     if args.fixtures:
-        for kind in ("ideal", "noise", "copies", "rotated"):
-            scores = {}
-            for name in METRICS:
-                scores.update(getattr(ours, name)(ground_truth, factor_codes(ground_truth, kind)))
-            print(f"{kind:8s} " + "  ".join(f"{key} {value:.3f}" for key, value in scores.items()), flush=True)
+        fixtures(ground_truth, args.dci_num_train, args.dci_num_test, args.repeats)
         return
     represent = bench_code(ground_truth)
     print(f"{'metric':17s} {'ours s':>8s} {'ref s':>8s}  scores (ours / reference)", flush=True)

@@ -115,16 +115,22 @@ def sap(ground_truth, represent, seed=0, num_train=10000, num_test=5000) -> floa
     return float(np.mean(ordered[-1] - ordered[-2]))
 
 
-def dci(ground_truth, represent, seed=0, num_train=10000, num_test=5000) -> dict[str, float]:
+def dci(ground_truth, represent, seed=0, num_train=10000, num_test=5000, random_state=None) -> dict[str, float]:
     sampler = _Sampler(ground_truth, represent, seed)
     mus, ys = sampler.factor_code_batch(num_train)
     mus_test, ys_test = sampler.factor_code_batch(num_test)
-    importance = np.zeros((mus.shape[0], ys.shape[0]))
+    return dci_scores(mus.T, ys.T, mus_test.T, ys_test.T, random_state)
+
+
+def dci_scores(codes, factors, codes_test, factors_test, random_state=None) -> dict[str, float]:
+    """The reference's ``compute_dci`` on codes [N, D] and factor classes [N, F];
+    ``random_state`` seeds ``GradientBoostingClassifier``'s tie-breaks (the reference leaves it unset)."""
+    importance = np.zeros((codes.shape[1], factors.shape[1]))
     test_accuracy = []
-    for j in range(ys.shape[0]):
-        model = GradientBoostingClassifier().fit(mus.T, ys[j])
+    for j in range(factors.shape[1]):
+        model = GradientBoostingClassifier(random_state=random_state).fit(codes, factors[:, j])
         importance[:, j] = np.abs(model.feature_importances_)
-        test_accuracy.append(np.mean(model.predict(mus_test.T) == ys_test[j]))
+        test_accuracy.append(np.mean(model.predict(codes_test) == factors_test[:, j]))
 
     def weighted(matrix):  # disentanglement for [codes, factors], completeness for the transpose
         per_row = 1.0 - scipy.stats.entropy(matrix.T + 1e-11, base=matrix.shape[1])

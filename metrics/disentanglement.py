@@ -40,7 +40,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Protocol
 
-import lightgbm
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -338,12 +337,20 @@ class DCIScore(DisentanglementMetric):
     trees per class, learning rate 0.1) and reads its impurity-decrease importances; that takes
     minutes on a 10-dim code of dSprites. We run the same boosting algorithm (least-squares trees on
     the softmax residuals, Newton-step leaves, squared-error-reduction importances normalised per
-    factor) with LightGBM growing each tree on 255-bin histograms instead of exact thresholds: on
-    ``bench/metrics.py``'s inputs, with identical samples, the scores agree with scikit-learn's within
-    0.02. On exactly duplicated dimensions LightGBM credits the first copy where scikit-learn breaks
-    the tie at random, so a code that copies each factor twice keeps completeness 1 (an even split
-    would give 1 - log 2 / log D). With one factor, disentanglement is 1; with one dimension,
-    completeness is 1 (the reference's entropy base would be 1).
+    factor) with LightGBM growing each tree on exact thresholds, and break ties as scikit-learn does
+    in expectation (``_boosted_tree_importance``): dimensions that make the same splits (copies,
+    monotone transforms) share a factor's importance evenly, so a code that copies each factor
+    twice has completeness 1 - log 2 / log D, as the reference's mean over its random_states. On
+    ``bench/metrics.py``'s known-answer codes every score is within 0.02 of that mean on the same
+    samples.
+
+    Degenerate codes get scores, never errors: any ``num_train``, constant dimensions (they get
+    importance 0), a fully collapsed code (every dimension constant, as after posterior collapse):
+    no importance anywhere, so disentanglement and completeness are 0 (what the reference's
+    formulas give: every entropy is maximal) and informativeness is the accuracy of predicting
+    each factor's most frequent training class. With one factor, disentanglement is 1; with one
+    dimension, completeness is 1 (the reference's entropy base would be 1), unless all importances
+    are 0.
 
     Keys: ``dci_disentanglement``, ``dci_completeness``, ``dci_informativeness``.
     """
@@ -355,8 +362,11 @@ class DCIScore(DisentanglementMetric):
 
     def score(self, codes):
         ys, train = self._ys(), self.sizes["num_train"]
-        fits = _parallel_map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
-                             self.varying.tolist())
+        # the factors with the most classes (the longest fits) first, so the threads finish together
+        factors = sorted(self.varying.tolist(), key=lambda factor: -self.factor_sizes[factor])
+        fits = dict(zip(factors, _parallel_map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
+                                               factors)))
+        fits = [fits[factor] for factor in self.varying.tolist()]
         importance = np.stack([fit[0] for fit in fits], axis=1)
         return {
             "dci_disentanglement": _dci_weighted_specificity(importance),
@@ -427,76 +437,230 @@ def _entropy(labels: np.ndarray) -> float:
 
 def _boosted_tree_importance(codes: np.ndarray, y: np.ndarray, num_train: int, seed: int, rounds: int = 100,
                              learning_rate: float = 0.1, depth: int = 3) -> tuple[np.ndarray, float]:
-    """(importance of each code dimension, test accuracy) of gradient boosting as scikit-learn's
-    ``GradientBoostingClassifier`` with its defaults does it (Friedman 2001, alg. 6): from the log
-    class priors, each round fits per class a depth-3 least-squares tree to the residuals
-    ``onehot(y) - softmax``, sets each leaf to the Newton step ``(K-1)/K sum r / sum p(1-p)`` (one
-    log-odds tree with ``sum r / sum p(1-p)`` for two classes) and adds 0.1 times it; a dimension's
-    importance is the squared-error reduction of its splits, normalised to sum 1. LightGBM grows the
-    trees on 255-bin histograms (unit hessians make its split gain the least-squares one)."""
-    x, x_test = codes[:num_train], codes[num_train:]
+    """(importance of each code dimension, test accuracy) of scikit-learn's
+    ``GradientBoostingClassifier`` with its defaults (Friedman 2001, alg. 6), which the reference
+    fits: from the log class priors, each round fits per class a depth-3 least-squares tree to the
+    residuals ``onehot(y) - softmax`` (one tree on ``y - sigmoid`` for two classes), sets each leaf
+    to the Newton step ``(K-1)/K sum r / sum p(1-p)`` (``sum r / sum p(1-p)`` for two classes) and
+    adds 0.1 times it; a dimension's importance is the squared-error reduction of its splits summed
+    over all trees, normalised to sum 1 (``feature_importances_``). :class:`_TreeGrower` grows the
+    trees as scikit-learn's ``DecisionTreeRegressor`` does, all of a round's at once.
+
+    Dimensions that make the same splits (equal or mirrored ranks: copies, monotone transforms)
+    tie at every node, where scikit-learn picks one at random: one of each group is fitted and its
+    importance split evenly among the group, scikit-learn's expectation without its noise.
+
+    Without a dimension that varies on the training points, or with a single training class, no
+    tree can split: every importance is 0 and the prediction is the most frequent training class
+    (scikit-learn's prior; it refuses a single class)."""
+    x, x_test = codes[:num_train].astype(np.float32), codes[num_train:].astype(np.float32)  # as scikit-learn
     classes, labels = np.unique(y[:num_train], return_inverse=True)
-    if len(classes) == 1:
-        return np.zeros(codes.shape[1]), float(np.mean(y[num_train:] == classes[0]))
+    groups = _interchangeable_columns(x)
+    importance = np.zeros(codes.shape[1])
+    if len(classes) == 1 or not groups:
+        majority = classes[np.bincount(labels).argmax()]
+        return importance, float(np.mean(y[num_train:] == majority))
+    representatives = np.array([group[0] for group in groups])
+    x, x_test = np.ascontiguousarray(x[:, representatives]), np.ascontiguousarray(x_test[:, representatives])
     k = len(classes)
-    trees, leaves = (1 if k == 2 else k), 2**depth
-    targets = np.eye(k)[labels][:, 1:] if k == 2 else np.eye(k)[labels]
+    binary = k == 2
+    # raw predictions, residuals and leaves are [trees, points]
+    targets = np.eye(k)[labels].T[1:] if binary else np.eye(k)[labels].T
     prior = np.bincount(labels, minlength=k) / len(labels)
-    initial = np.log(prior[1:] / prior[:1]) if k == 2 else np.log(prior)
-    raw = np.tile(initial, (len(x), 1))
-    state: dict[str, np.ndarray] = {}
-
-    def residuals(_predictions, _dataset):
-        state["p"] = _probabilities(raw)
-        state["r"] = targets - state["p"]
-        gradient = -state["r"] if trees > 1 else -state["r"][:, 0]
-        return gradient, np.ones_like(gradient)
-
-    single_thread = {"num_threads": 1, "verbose": -1}
-    dataset = lightgbm.Dataset(x, params={"max_bin": 255, "min_data_in_bin": 1, **single_thread})
-    booster = lightgbm.Booster({
-        "objective": "none", "num_class": trees, "max_depth": depth, "num_leaves": leaves, "min_data_in_leaf": 1,
-        "min_sum_hessian_in_leaf": 0.0, "lambda_l2": 0.0, "boost_from_average": False, "seed": seed,
-        "deterministic": True, **single_thread,
-    }, dataset)
-    leaf_values = np.zeros((rounds, trees, leaves))
-    newton_scale = 1.0 if k == 2 else (k - 1) / k
-    for step in range(rounds):
-        booster.update(fobj=residuals)
-        leaf_of = booster.predict(x, pred_leaf=True, start_iteration=step, num_iteration=1, num_threads=1).reshape(len(x), trees)
-        for tree in range(trees):
-            p = state["p"][:, tree]
-            numerator = newton_scale * np.bincount(leaf_of[:, tree], state["r"][:, tree], minlength=leaves)
-            denominator = np.bincount(leaf_of[:, tree], p * (1 - p), minlength=leaves)
-            np.divide(numerator, denominator, out=leaf_values[step, tree], where=np.abs(denominator) >= 1e-150)
-            raw[:, tree] += learning_rate * leaf_values[step, tree, leaf_of[:, tree]]
-    test_leaf_of = booster.predict(x_test, pred_leaf=True, num_threads=1).reshape(len(x_test), rounds, trees)
-    test_raw = initial + learning_rate * leaf_values[np.arange(rounds)[:, None], np.arange(trees), test_leaf_of].sum(axis=1)
-    predictions = classes[(test_raw[:, 0] > 0).astype(int)] if k == 2 else classes[test_raw.argmax(axis=1)]
-    importance = booster.feature_importance("gain")
+    initial = np.log(prior[1:] / prior[:1]) if binary else np.log(prior)
+    raw, test_raw = np.repeat(initial[:, None], len(x), axis=1), np.repeat(initial[:, None], len(x_test), axis=1)
+    # a few trees at a time: work arrays [trees, D, N] of at most 2**18 numbers (2 MB) stay in the cache
+    grower = _TreeGrower(x, max(1, min(len(initial), 2**18 // x.size)), depth, np.random.default_rng(seed))
+    tree_rows = np.arange(len(initial))[:, None] * grower.leaves
+    newton_scale = 1.0 if binary else (k - 1) / k
+    fitted = np.zeros(x.shape[1])
+    for _ in range(rounds):
+        p = _probabilities(raw)
+        residuals = targets - p
+        grown = [grower.grow(residuals[start:start + grower.trees]) for start in range(0, len(residuals), grower.trees)]
+        splits = [tuple(np.concatenate([tree[0][level][part] for tree in grown]) for part in range(2)) for level in range(depth)]
+        leaf_of = np.concatenate([tree[1] for tree in grown])
+        fitted += sum(tree[2] for tree in grown)
+        cells = (tree_rows + leaf_of).ravel()
+        size = len(initial) * grower.leaves
+        numerator = newton_scale * np.bincount(cells, residuals.ravel(), minlength=size)
+        denominator = np.bincount(cells, (p * (1 - p)).ravel(), minlength=size)
+        leaf_values = np.divide(numerator, denominator, out=np.zeros(size), where=np.abs(denominator) >= 1e-150)
+        raw += learning_rate * leaf_values.take(tree_rows + leaf_of)
+        test_raw += learning_rate * leaf_values.take(tree_rows + _TreeGrower.apply(splits, x_test))
+    for group, value in zip(groups, fitted):
+        importance[group] = value / len(group)
+    predictions = classes[(test_raw[0] > 0).astype(int)] if binary else classes[test_raw.argmax(axis=0)]
     return (importance / importance.sum() if importance.sum() > 0 else importance), float(np.mean(predictions == y[num_train:]))
 
 
+class _TreeGrower:
+    """scikit-learn's least-squares regression trees (``DecisionTreeRegressor(max_depth=depth)``,
+    ``_splitter.pyx``'s best splitter) on the training codes ``x`` [N, D] (float32), one per row of
+    a round's residuals [trees, N], all grown at once, level by level.
+
+    As scikit-learn: a node of one point or of zero variance (to rounding) is a leaf; its split is
+    the one of largest ``sum_left^2 / n_left + sum_right^2 / n_right`` (the squared-error
+    reduction plus a constant), at the midpoint of consecutive values more than 1e-7 apart
+    (float32 arithmetic); within a dimension the lowest best threshold wins, and among dimensions,
+    which scikit-learn visits in a random order keeping the first strictly better, a uniformly
+    random one of the exact ties (rounding decides near-ties, in both). Where scikit-learn sorts
+    each node's points along each dimension, we keep each dimension's presorted order and at each
+    level sort the points by node (stable, so each node's run stays in increasing order); the sums
+    of every threshold of every node, dimension and tree are then one prefix sum of the residuals."""
+
+    def __init__(self, x: np.ndarray, trees: int, depth: int, generator: np.random.Generator) -> None:
+        n, dims = x.shape
+        self.x, self.trees, self.depth, self.generator, self.leaves = x, trees, depth, generator, 2**depth
+        self.presorted = np.ascontiguousarray(np.argsort(x, axis=0, kind="stable").T)  # [D, N]
+        self.x_sorted = np.take_along_axis(x.T, self.presorted, axis=1)
+        #: indices into a flat [trees, N] array of the points in each dimension's order, [trees, D, N]
+        self.sorted_index = np.arange(trees)[:, None, None] * n + self.presorted
+        self.row_offset = (np.arange(trees * dims) * n).reshape(trees, dims, 1)
+        self.dim_offset = (np.arange(dims) * n).reshape(1, dims, 1)
+        # work arrays [trees, D, N], reused every level of every round
+        self.left, self.gain, self.right = (np.empty((trees, dims, n)) for _ in range(3))
+        self.index = np.empty((trees, dims, n), dtype=np.intp)
+        self.values = np.empty((trees, dims, n), dtype=np.float32)
+
+    def grow(self, residuals: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+        """Fit one tree to each row of ``residuals`` [trees, N]. Returns the splits of each level
+        (dimension and threshold of each node, [trees, 2**level] each; a leaf sends every point
+        left), each training point's leaf [trees, N] and each dimension's squared-error reduction
+        summed over the trees' splits [D]."""
+        trees, n = residuals.shape
+        dims = self.x.shape[1]
+        tree_of, positions = np.arange(trees)[:, None], np.arange(n)
+        left, gain, right = self.left[:trees], self.gain[:trees], self.right[:trees]
+        sorted_index, row_offset = self.sorted_index[:trees], self.row_offset[:trees]
+        node = np.zeros((trees, n), dtype=np.intp)
+        closed = np.zeros((trees, 1), dtype=bool)  # the children of a leaf
+        reduction = np.zeros(dims)
+        splits = []
+        in_order = residuals.take(sorted_index)  # the residuals in each dimension's order
+        squares = residuals**2
+        for level in range(self.depth):
+            nodes = 2**level
+            cells = (tree_of * nodes + node).ravel()
+            counts, sums, sum_squares = (np.bincount(cells, weights, minlength=trees * nodes).reshape(trees, nodes)
+                                         for weights in (None, residuals.ravel(), squares.ravel()))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                impurity = sum_squares / counts - (sums / counts) ** 2
+            growing = ~closed & (counts >= 2) & (impurity > _EPSILON)
+            starts = np.cumsum(counts, axis=1) - counts
+            # position i of a dimension's order (nodes in turn) lies in node_at[:, i]: [trees, N]
+            node_at = np.repeat(np.arange(trees * nodes), counts.ravel().astype(np.intp)).reshape(trees, n)
+            if level == 0:
+                values = self.x_sorted[None]
+                np.cumsum(in_order, axis=2, out=left)
+            else:
+                order = np.argsort(node.astype(np.uint8).take(sorted_index), axis=2, kind="stable")
+                values = self.x_sorted.take(np.add(order, self.dim_offset, out=self.index[:trees]), out=self.values[:trees])
+                in_order.take(np.add(order, row_offset, out=self.index[:trees]), out=right)
+                # the prefix sums restart at each node: its first point takes off the previous node's sum
+                tree, node_id = np.nonzero(counts > 0)
+                after = np.flatnonzero(tree[1:] == tree[:-1])
+                right[tree[after + 1, None], np.arange(dims), starts[tree[after + 1], node_id[after + 1], None]] -= (
+                    sums[tree[after], node_id[after], None])
+                np.cumsum(right, axis=2, out=left)
+            n_left = (positions - starts.take(node_at) + 1).astype(np.float64)
+            n_right = counts.take(node_at) - n_left
+            together = (values[..., 1:] <= values[..., :-1] + np.float32(1e-7)) | ~(growing.take(node_at) & (n_right > 0))[:, None, :-1]
+            n_right[n_right == 0] = 1.0
+            np.subtract(sums.take(node_at)[:, None, :], left, out=right)
+            np.multiply(right, right, out=right)
+            np.divide(right, n_right[:, None, :], out=right)
+            np.multiply(left, left, out=gain)
+            np.divide(gain, n_left[:, None, :], out=gain)
+            gain += right
+            np.copyto(gain[..., :-1], -np.inf, where=together)
+            gain[..., -1] = -np.inf
+            first_position = np.minimum(starts, n - 1)  # of an empty last node: masked below
+            if level == 0:
+                best_per_dim = gain.max(axis=2, keepdims=True)
+            else:
+                best_per_dim = np.maximum.reduceat(gain.reshape(-1), (row_offset + first_position[:, None, :]).ravel())
+                best_per_dim = best_per_dim.reshape(trees, dims, nodes)
+            best_per_dim[~np.broadcast_to(growing[:, None, :], best_per_dim.shape)] = -np.inf
+            best = best_per_dim.max(axis=1)
+            tied = best_per_dim == best[:, None, :]
+            dim = np.argmax(np.where(tied, self.generator.random(best_per_dim.shape), -1.0), axis=1)
+            with np.errstate(invalid="ignore"):
+                node_reduction = best - sums**2 / np.maximum(counts, 1)
+            split = growing & np.isfinite(best) & ~(node_reduction / n + _EPSILON < 0)
+            reduction += np.bincount(dim[split], node_reduction[split], minlength=dims)
+            # the chosen dimension's first best position: the threshold follows it
+            chosen_gain = gain.take((tree_of * dims + dim.take(node_at)) * n + positions)
+            is_best = np.where(chosen_gain == best.take(node_at), positions, n)
+            first = np.minimum.reduceat(is_best.ravel(), (tree_of * n + first_position).ravel()).reshape(trees, nodes)
+            first = np.where(split, first, 0).clip(max=n - 2)
+            value_rows = np.broadcast_to(values, (trees, dims, n))
+            below = value_rows[tree_of, dim, first].astype(np.float64)
+            above = value_rows[tree_of, dim, first + 1].astype(np.float64)
+            threshold = np.where(split, below / 2.0 + above / 2.0, np.inf)
+            dim = np.where(split, dim, 0)
+            splits.append((dim, threshold))
+            node = _TreeGrower._descend(node, dim, threshold, self.x)
+            closed = np.repeat(~split, 2, axis=1)
+        return splits, node, reduction
+
+    @staticmethod
+    def _descend(node: np.ndarray, dim: np.ndarray, threshold: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The children [trees, M] of the points of ``x`` [M, D] in nodes ``node`` [trees, M] of one
+        level whose splits are ``dim`` and ``threshold`` [trees, nodes]: left when ``x <= threshold``."""
+        at = np.arange(len(node))[:, None] * dim.shape[1] + node
+        return 2 * node + (x.take(np.arange(x.shape[0]) * x.shape[1] + dim.take(at)) > threshold.take(at))
+
+    @staticmethod
+    def apply(splits: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+        """The leaf [trees, M] of each point of ``x`` [M, D] in each tree."""
+        node = np.zeros((len(splits[0][0]), len(x)), dtype=np.intp)
+        for dim, threshold in splits:
+            node = _TreeGrower._descend(node, dim, threshold, x)
+        return node
+
+
+def _interchangeable_columns(x: np.ndarray) -> list[list[int]]:
+    """The non-constant columns of ``x`` grouped by the partitions their thresholds make: two
+    columns are in one group when their ranks (ties shared) are equal or mirrored."""
+    groups: dict[bytes, list[int]] = {}
+    for j, column in enumerate(x.T):
+        ranks = np.unique(column, return_inverse=True)[1].ravel()
+        top = ranks.max()
+        if top == 0:
+            continue
+        mirrored = top - ranks
+        differ = np.flatnonzero(ranks != mirrored)
+        canonical = ranks if len(differ) == 0 or ranks[differ[0]] < mirrored[differ[0]] else mirrored
+        groups.setdefault(canonical.astype(np.int64).tobytes(), []).append(j)
+    return list(groups.values())
+
+
+_EPSILON = np.finfo(np.float64).eps  # scikit-learn's tolerance for a zero impurity
+
+
 def _probabilities(raw: np.ndarray) -> np.ndarray:
-    """Sigmoid of one log-odds column, or softmax over class columns."""
-    if raw.shape[1] == 1:
+    """Sigmoid of one row of log-odds, or softmax over rows of classes (raw predictions [trees, N])."""
+    if len(raw) == 1:
         return 1.0 / (1.0 + np.exp(-raw))
-    e = np.exp(raw - raw.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    e = np.exp(raw - raw.max(axis=0))
+    return e / e.sum(axis=0)
 
 
 def _dci_weighted_specificity(importance: np.ndarray) -> float:
     """sum_i rho_i (1 - H(R[i, :])) with the entropy in base R.shape[1] and rho_i row i's share of
-    the importance (uniform when all importances are 0), as disentanglement_lib's ``dci.py``
-    (disentanglement for R [D, K], completeness for R.T)."""
+    the importance, as disentanglement_lib's ``dci.py`` (disentanglement for R [D, K], completeness
+    for R.T). All importances 0 (no dimension predicts anything) gives 0, the reference's value:
+    every row is then uniform. One column gives 1 (the reference's entropy base would be 1)."""
+    total = importance.sum()
+    if total == 0:
+        return 0.0
     if importance.shape[1] == 1:
         return 1.0
     p = importance + 1e-11
     p = p / p.sum(axis=1, keepdims=True)
     specificity = 1.0 + (p * np.log(p)).sum(axis=1) / np.log(importance.shape[1])
-    total = importance.sum()
-    weights = importance.sum(axis=1) / total if total > 0 else np.full(len(importance), 1.0 / len(importance))
-    return float(np.sum(specificity * weights))
+    return float(np.sum(specificity * importance.sum(axis=1) / total))
 
 
 # ------------------------------------------------------------------------------ functional

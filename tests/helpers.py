@@ -234,6 +234,8 @@ def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
     - ``"ideal"``: the standardised factors, then ``noise_dims`` independent N(0, 1) dimensions;
     - ``"noise"``: ``F + noise_dims`` independent N(0, 1) dimensions, nothing of the factors;
     - ``"copies"``: each standardised factor twice;
+    - ``"partial"``: the first two standardised factors, then ``F - 2 + noise_dims`` N(0, 1)
+      dimensions (the other factors are lost);
     - ``"rotated"``: the standardised factors times a fixed random rotation.
     """
     generator = torch.Generator().manual_seed(seed)
@@ -249,6 +251,8 @@ def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
             return torch.cat([factors, factors], dim=1)
         if kind == "rotated":
             return factors @ rotation
+        if kind == "partial":
+            return torch.cat([factors[:, :2], torch.randn(len(factors), factors.shape[1] - 2 + noise_dims, generator=generator)], dim=1)
         raise ValueError(kind)
 
     return represent

@@ -2,11 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from bench.reference_disentanglement import dci_scores as reference_dci_scores
 from datamodules.synthetic import FactorGroundTruth
-from metrics import METRICS, FactorVAEScore, MutualInformationGap, beta_vae_score, dci, factor_vae_score, mig, sap
+from metrics import METRICS, DCIScore, FactorVAEScore, MutualInformationGap, beta_vae_score, dci, factor_vae_score, mig, sap
 from tests.helpers import factor_codes, metric_sizes
 
 DSPRITES_SIZES = (3, 6, 40, 32, 32)
@@ -58,6 +60,8 @@ def test_copying_each_factor_twice_keeps_disentanglement_but_zeroes_the_gaps(dsp
     assert copies["mig"] == 0.0
     assert copies["sap"] == 0.0
     assert copies["dci_disentanglement"] > 0.9
+    # each factor's importance is split between its two copies, as scikit-learn's random tie-break does
+    assert copies["dci_completeness"] == pytest.approx(1 - math.log(2) / math.log(10), abs=0.02)
 
 
 def test_a_rotation_of_the_factors_lowers_mig_and_dci(dsprites_like, ideal):
@@ -146,3 +150,48 @@ def test_a_representation_of_the_wrong_shape_is_a_clear_error(dsprites_like, nam
 
     with pytest.raises(ValueError, match=r"codes of shape \[n, D\]"):
         FUNCTIONS[name](dsprites_like, flat, **SMALL[name])
+
+
+@pytest.mark.parametrize("kind", ["ideal", "rotated", "partial", "copies"])
+def test_dci_agrees_with_the_reference_on_the_same_samples(kind):
+    """disentanglement_lib's GradientBoostingClassifier, averaged over the random_states that break
+    its ties, on the very codes and factors ours scores."""
+    ground_truth = FactorGroundTruth((3, 4, 6))
+    metric = DCIScore(ground_truth, num_train=300, num_test=150)
+    codes = factor_codes(ground_truth, kind, noise_dims=2)(metric.observations[:, 0].float()).double().numpy()
+    ys, train = metric._ys(), 300
+    ours = metric.score(codes)
+    references = [reference_dci_scores(codes[:train], ys[:train], codes[train:], ys[train:], seed) for seed in range(2)]
+    for key, value in ours.items():
+        assert value == pytest.approx(np.mean([r[key] for r in references]), abs=0.02), key
+
+
+@pytest.mark.parametrize("num_train", [2, 10, 40])
+def test_dci_scores_any_code_of_the_right_shape(num_train):
+    """Tiny training sets, constant, duplicated and mirrored dimensions, one dimension, fewer
+    dimensions than factors, random widths: a score in [0, 1], never an error."""
+    ground_truth = FactorGroundTruth((3, 4, 5))
+    generator = torch.Generator().manual_seed(num_train)
+    codes = {
+        "constant dims": lambda f: torch.cat([ground_truth.standardise(f), torch.ones(len(f), 2)], dim=1),
+        "duplicated and mirrored": lambda f: torch.cat([ground_truth.standardise(f)[:, :2]] * 2 + [-ground_truth.standardise(f)], dim=1),
+        "one dim": lambda f: ground_truth.standardise(f)[:, 1:2],
+        "fewer dims than factors": lambda f: ground_truth.standardise(f)[:, :2],
+        **{f"random width {d}": (lambda d: lambda f: torch.randn(len(f), d, generator=generator))(d)
+           for d in torch.randint(1, 12, (3,), generator=generator).tolist()},
+    }
+    for name, represent in codes.items():
+        result = dci(ground_truth, represent, num_train=num_train, num_test=20)
+        assert all(0.0 <= value <= 1.0 for value in result.values()), (name, result)
+
+
+def test_a_collapsed_code_scores_zero_disentanglement_and_completeness():
+    """Posterior collapse: every dimension constant. No dimension predicts anything, so every
+    importance is 0 (D = C = 0, as the reference) and the trees predict the most frequent class."""
+    ground_truth = FactorGroundTruth((3, 4, 5))
+    metric = DCIScore(ground_truth, num_train=200, num_test=100)
+    ys = metric._ys()
+    result = dci(ground_truth, lambda f: torch.full((len(f), 4), 0.5), num_train=200, num_test=100)
+    majority = [np.bincount(ys[:200, j]).argmax() for j in range(3)]
+    assert result == {"dci_disentanglement": 0.0, "dci_completeness": 0.0,
+                      "dci_informativeness": pytest.approx(np.mean([np.mean(ys[200:, j] == majority[j]) for j in range(3)]))}
