@@ -75,7 +75,7 @@ class UploadConfig(SaveConfigCallback):
 #: The distributions a run's numbers depend on, recorded with every run.
 RECORDED_DISTRIBUTIONS = (
     "idgan-lightning", "torchvision", "pytorch-lightning", "torchmetrics", "torch-fidelity", "numpy", "scipy",
-    "scikit-learn", "lightgbm", "wandb", "jsonargparse", "pillow",
+    "scikit-learn", "wandb", "jsonargparse", "pillow",
 )
 
 

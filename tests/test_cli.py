@@ -172,7 +172,7 @@ def test_a_run_records_the_software_it_ran_with(tmp_path, monkeypatch):
           "--trainer.logger.save_dir=csv", "--trainer.callbacks=[]"])
     expected = {"python": platform.python_version(), "torch": torch.__version__,
                 "pytorch-lightning": importlib.metadata.version("pytorch-lightning"),
-                "numpy": importlib.metadata.version("numpy"), "lightgbm": importlib.metadata.version("lightgbm")}
+                "numpy": importlib.metadata.version("numpy"), "scikit-learn": importlib.metadata.version("scikit-learn")}
     (config_file,) = (tmp_path / "csv").rglob("config.yaml")
     text = config_file.read_text()
     for name, version in expected.items():

@@ -75,7 +75,7 @@ def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
     raw = run_file.read_bytes()
     assert b"seed_everything" in raw and b"DSpritesDataModule" in raw  # the full config was uploaded
     # and the stack that ran it: the W&B config's "versions" entry
-    for name in ("lightgbm", "pytorch-lightning", "numpy"):
+    for name in ("scikit-learn", "pytorch-lightning", "numpy"):
         assert f'"{name}":"{importlib.metadata.version(name)}"'.encode() in raw
 
 
