@@ -223,8 +223,8 @@ class CLI(LightningCLI):
         problems += self.model.check_inputs(self.datamodule, resuming=ckpt_path is not None)
         callbacks = trainer_config.get("callbacks") or []
         for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
-            # Lightning's callbacks have none; ours evaluate during fit only
-            if hasattr(callback, "check_inputs") and stage == "fit":
+            # Lightning's callbacks have none; ours score the model in fit, validate and test
+            if hasattr(callback, "check_inputs") and stage != "predict":
                 problems += callback.check_inputs(self.model, self.datamodule)
         if problems:
             raise InputError(list(dict.fromkeys(problems)))  # two callbacks on one missing file: said once
