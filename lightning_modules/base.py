@@ -43,6 +43,9 @@ from lightning_modules.optim import OptimizerConfig
 # Lightning warns (with a code sample) that under manual optimization a step checkpoint holds the
 # weights after that step's update: exactly the state a resume must start from.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
+# validation_step serves the validate command; fit scores the model with the evaluation callbacks, on
+# their step cadence, and has no validation loop (the datamodules offer no val loader to it).
+warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
 
 
 class GenerativeModule(pl.LightningModule):

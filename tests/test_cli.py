@@ -192,6 +192,7 @@ NOISE = (
     "LeafSpec",
     "skip_none",
     "You passed in a `val_dataloader` but have no `validation_step`",
+    "You defined a `validation_step` but have no `val_dataloader`",
     "torchvision.io",
 )
 
