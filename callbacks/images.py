@@ -163,10 +163,10 @@ class PredictionGrid(BasePredictionWriter):
     def __init__(self, nrow: PositiveInt = 8) -> None:
         super().__init__(write_interval="batch")
         self.nrow = nrow
-        self._written = 0
+        self._written: list[str] = []  # what each batch wrote, for the closing line
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        self._written = 0
+        self._written = []
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
         folder = Path(trainer.default_root_dir) / "predictions"
@@ -174,15 +174,17 @@ class PredictionGrid(BasePredictionWriter):
         name = f"batch{batch_idx:04d}_rank{trainer.global_rank}"
         tensors = {key: value.detach().cpu() for key, value in prediction.items()}
         torch.save(tensors, folder / f"{name}.pt")
-        self._written += 1
-        samples = tensors["samples"]
-        if samples.dim() != 4:  # not images (e.g. points of the 2-D ring): the tensors only
+        self._written = [f"{name}.pt ({', '.join(tensors)})"]
+        if tensors["samples"].dim() != 4:  # not images (e.g. points of the 2-D ring): the tensors only
             return
-        to_image(to_grid(samples, self.nrow, pl_module.output_range)).save(folder / f"samples_{name}.png")
+        to_image(to_grid(tensors["samples"], self.nrow, pl_module.output_range)).save(folder / f"samples_{name}.png")
+        self._written.append(f"samples_{name}.png")
         if "reconstructions" in tensors:
             pairs = torch.stack([tensors["inputs"], tensors["reconstructions"]], 1).flatten(0, 1)
             to_image(to_grid(pairs, 2 * (self.nrow // 2 or 1), pl_module.output_range)).save(folder / f"reconstructions_{name}.png")
+            self._written.append(f"reconstructions_{name}.png")
 
     def on_predict_end(self, trainer, pl_module) -> None:
         folder = Path(trainer.default_root_dir) / "predictions"
-        rank_zero_info(f"predict: wrote {self._written} batches to {folder}/ (PNG grids, and the tensors as .pt)")
+        batches = len(trainer.predict_loop.max_batches) and sum(trainer.predict_loop.max_batches)
+        rank_zero_info(f"predict: wrote {batches} batches to {folder}/, the last as {', '.join(self._written)}")
