@@ -189,10 +189,10 @@ class BaseDataModule(pl.LightningDataModule):
 
     @property
     def val_dataloader(self) -> Callable[[], ResumableDataLoader]:
-        """The validation loader, offered to the ``validate`` command only: fit has no validation
-        loop (the models are scored during fit by the evaluation callbacks, on their step
-        cadence), and Lightning reads LightningDataModule's own as "no loader"."""
-        if self.trainer is None or self.trainer.state.fn != TrainerFn.VALIDATING:
+        """The validation loader; to a trainer, offered for the ``validate`` command only: fit has
+        no validation loop (the models are scored during fit by the evaluation callbacks, on their
+        step cadence), and Lightning reads LightningDataModule's own as "no loader"."""
+        if self.trainer is not None and self.trainer.state.fn != TrainerFn.VALIDATING:
             return super().val_dataloader
         return self._val_dataloader
 
