@@ -111,6 +111,6 @@ class EvaluationCallback(PeriodicCallback):
         self._log_split(trainer, pl_module, "test")
 
     def _log_split(self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str) -> None:
-        # every process computes the same scores (the metrics sync their states): nothing to reduce
+        # every process computes the same scores (the metrics sync their states): the mean is the score
         for key, value in self.compute_scores(trainer, pl_module, split).items():
-            pl_module.log(f"{split}/{key}", value)
+            pl_module.log(f"{split}/{key}", value, sync_dist=True)

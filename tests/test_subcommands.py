@@ -150,3 +150,18 @@ def test_ring_config_through_the_cli(tmp_path, monkeypatch, capsys):
     main(["predict", *tiny, "--ckpt_path", "last"])
     predictions = torch.load(tmp_path / "runs" / "bigan_ring" / "predictions" / "batch0000_rank0.pt", weights_only=True)
     assert predictions["samples"].shape == (32, 2) and predictions["codes"].shape == (32, 4)
+
+
+def test_validate_scores_disentanglement_on_data_with_ground_truth(tmp_path):
+    """A dSprites model under validate: the config's DisentanglementEvaluation runs once, beside the
+    VAE's held-out numbers on the val split."""
+    from callbacks import DisentanglementEvaluation
+    from datamodules import DSpritesDataModule
+    from tests.helpers import TINY_DISENTANGLEMENT
+
+    data = DSpritesDataModule(source="procedural", val_size=16, batch_size=8, value_range=(0.0, 1.0))
+    model = BetaVAE(image_size=64, channels=1, width=4, latent_dim=4)
+    evaluation = DisentanglementEvaluation(metrics=["mig"], sizes={"mig": TINY_DISENTANGLEMENT["mig"]}, every_n_steps=None)
+    (results,) = quiet_trainer(callbacks=[evaluation]).validate(model, data)
+    assert {"val/disentanglement/disentanglement_lib/mig", "val/negative_elbo", "val/reconstruction_error"} <= set(results)
+    assert results["val/disentanglement/disentanglement_lib/mig"] == pytest.approx(evaluation.scores["disentanglement/disentanglement_lib/mig"])  # logged as float32
