@@ -269,6 +269,15 @@ class CLI(LightningCLI):
 
     before_test = before_predict = before_validate
 
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        """predict's output is the files its writer saves batch by batch (``callbacks.PredictionGrid``):
+        unless ``--return_predictions true``, Lightning does not also keep every batch in memory (a
+        test split of samples, inputs and reconstructions: gigabytes for CelebA)."""
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if subcommand == "predict" and kwargs.get("return_predictions") is None:
+            kwargs["return_predictions"] = False
+        return kwargs
+
     def before_fit(self) -> None:
         """A resumed run continues the W&B run its checkpoint was written under."""
         self._check_resolved_checkpoint()

@@ -18,7 +18,7 @@ from torchvision.io import decode_png
 from callbacks import FIDEvaluation, RunCheckpoint
 from datamodules.base import BaseDataModule, TensorPairDataset
 from lightning_modules import CVAE, IDGANSC, VAEGAN, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, LatentConstraints
-from lightning_modules.cli import main
+from lightning_modules.cli import CLI, main
 from tests.helpers import TINY_FID, quiet_trainer
 from tests.probes import TinyFeatures
 from tests.test_resume import CASES, tiny_vae_checkpoint
@@ -133,7 +133,8 @@ def test_fit_runs_no_validation_loop(tmp_path):
 
 def test_ring_config_through_the_cli(tmp_path, monkeypatch, capsys):
     """A shipped 2-D config through the CLI (in-process): validate and test print Lightning's table
-    with the mixture scores of that split and the reconstruction error; predict writes the points."""
+    with the mixture scores of that split and the reconstruction error; predict writes the points
+    (and keeps no copy of every batch in memory)."""
     monkeypatch.chdir(tmp_path)
     config = ROOT / "configs" / "bigan_ring.yaml"
     tiny = ["--config", str(config), "--data.init_args.num_samples=320", "--data.init_args.batch_size=32",
@@ -147,7 +148,8 @@ def test_ring_config_through_the_cli(tmp_path, monkeypatch, capsys):
         assert title in table
         for key in ("mixture/modes_covered", "mixture/high_quality_fraction", "mixture/covariance_distance", "reconstruction_error"):
             assert f"{split}/{key}" in table, key
-    main(["predict", *tiny, "--ckpt_path", "last"])
+    predict = CLI(args=["predict", *tiny, "--ckpt_path", "last"])
+    assert predict.trainer.predict_loop.predictions == []  # the files are the output: no copy kept in memory
     predictions = torch.load(tmp_path / "runs" / "bigan_ring" / "predictions" / "batch0000_rank0.pt", weights_only=True)
     assert predictions["samples"].shape == (32, 2) and predictions["codes"].shape == (32, 4)
 
