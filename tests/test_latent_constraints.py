@@ -157,11 +157,11 @@ def test_a_missing_or_mismatched_vae_is_refused_naming_the_fix(tiny_vae, tmp_pat
         quiet_trainer(max_steps=1).fit(LatentConstraints(vae_checkpoint=path, **{**TINY, "latent_dim": 6}), RegionImages(n=8, batch_size=8))
 
 
-def test_predict_decodes_images_for_the_given_labels(tiny_vae):
+def test_predict_decodes_images_for_the_given_labels(tiny_vae, tmp_path):
     path, _ = tiny_vae
     model = LatentConstraints(vae_checkpoint=path, **TINY)
     model.setup("predict")
-    predictions = quiet_trainer().predict(model, LabelsDataModule(labels=[0, 9], samples_per_label=3))
+    predictions = quiet_trainer(default_root_dir=tmp_path).predict(model, LabelsDataModule(labels=[0, 9], samples_per_label=3))
     assert [p["samples"].shape for p in predictions] == [(6, 1, 28, 28)]
     assert predictions[0]["labels"].tolist() == [0, 0, 0, 9, 9, 9]
     assert 0.0 <= predictions[0]["samples"].min() and predictions[0]["samples"].max() <= 1.0
