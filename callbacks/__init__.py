@@ -1,16 +1,19 @@
-"""Lightning callbacks: image grids, disentanglement and sample-quality evaluation, on a shared step cadence; the run's checkpoints (every N steps, end of fit, preemption)."""
+"""Lightning callbacks: image grids, disentanglement, sample-quality and mixture-coverage evaluation, on a shared step cadence; the run's checkpoints (every N steps, end of fit, preemption)."""
 
 from callbacks.checkpoint import RunCheckpoint
 from callbacks.disentanglement import DisentanglementEvaluation
 from callbacks.fid import FIDEvaluation
+from callbacks.mixture import MixtureEvaluation
 from callbacks.images import ImageGridCallback, LatentTraversal, PredictionGrid, Reconstructions, SampleGrid
-from callbacks.periodic import PeriodicCallback
+from callbacks.periodic import EvaluationCallback, PeriodicCallback
 
 __all__ = [
     "DisentanglementEvaluation",
+    "EvaluationCallback",
     "FIDEvaluation",
     "ImageGridCallback",
     "LatentTraversal",
+    "MixtureEvaluation",
     "PeriodicCallback",
     "PredictionGrid",
     "Reconstructions",

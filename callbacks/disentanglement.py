@@ -1,4 +1,5 @@
-"""Disentanglement scores of the model's codes on the datamodule's ground truth, during training."""
+"""Disentanglement scores of the model's codes on the datamodule's ground truth, during training and
+under ``validate``/``test``."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import torch
 from jsonargparse.typing import PositiveInt
 from pytorch_lightning.utilities import rank_zero_info
 
-from callbacks.periodic import PeriodicCallback
+from callbacks.periodic import EvaluationCallback
 from metrics.disentanglement import METRICS, DisentanglementMetric
 
 MetricName = Literal["beta_vae", "factor_vae", "mig", "sap", "dci"]
 
 
-class DisentanglementEvaluation(PeriodicCallback):
+class DisentanglementEvaluation(EvaluationCallback):
     """β-VAE, FactorVAE, MIG, SAP and DCI scores every ``every_n_steps`` steps and at the end of fit.
 
     Codes are ``pl_module.encode(x)`` (the posterior mean), computed without gradients in eval mode
@@ -24,6 +25,11 @@ class DisentanglementEvaluation(PeriodicCallback):
     process with the same seed. Scores are logged to every logger as
     ``disentanglement/<protocol>/<key>`` (e.g. ``disentanglement/disentanglement_lib/mig``),
     printed, and put in ``trainer.callback_metrics`` (so a checkpoint can monitor them).
+
+    Under ``validate`` and ``test`` the scores are computed once and logged as
+    ``val/disentanglement/...`` or ``test/disentanglement/...``: the same numbers for both, since the
+    observations are rendered from factors drawn from the whole factor space (the ground truth's
+    generative process, as disentanglement_lib does), not read from a split.
 
     Args:
         metrics: Which scores to compute.
@@ -78,7 +84,7 @@ class DisentanglementEvaluation(PeriodicCallback):
             for name in self.metric_names
         ]
 
-    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def compute_scores(self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str) -> dict[str, float]:
         scores = {}
         with torch.no_grad(), pl_module.evaluating():
             for metric in self.metrics:
@@ -88,5 +94,5 @@ class DisentanglementEvaluation(PeriodicCallback):
                 for key, value in metric.compute().items():
                     scores[f"disentanglement/{self.protocol}/{key}"] = float(value)
         self.scores = scores
-        self.publish(trainer, scores)
-        rank_zero_info(f"step {trainer.global_step}: " + "  ".join(f"{key.rsplit('/', 1)[1]} {value:.3f}" for key, value in scores.items()))
+        rank_zero_info(f"step {getattr(pl_module, 'trained_steps', trainer.global_step)}: " + "  ".join(f"{key.rsplit('/', 1)[1]} {value:.3f}" for key, value in scores.items()))
+        return scores

@@ -1,5 +1,5 @@
 """FID, KID, Inception Score and precision/recall of the model's samples against the real data,
-every N steps and at the end of fit."""
+every N steps and at the end of fit, and once on the evaluated split under ``validate``/``test``."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from callbacks.periodic import PeriodicCallback
+from callbacks.periodic import EvaluationCallback
 from datamodules.base import BatchedDataset, pass_batch
 from metrics.fid import (
     SampleQuality,
@@ -45,7 +45,7 @@ CHECKED_IMAGES = 32
 _LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
 
 
-class FIDEvaluation(PeriodicCallback):
+class FIDEvaluation(EvaluationCallback):
     """Logs ``<prefix>/fid``, ``<prefix>/kid_mean``, ``<prefix>/kid_std``, ``<prefix>/precision``,
     ``<prefix>/recall``, ``<prefix>/is_mean`` and ``<prefix>/is_std`` of ``num_samples`` generated
     images against ``num_real_samples`` images of the datamodule's ``split``, to every logger and to
@@ -54,6 +54,10 @@ class FIDEvaluation(PeriodicCallback):
     ``feature_extractor`` it is left out. Precision and recall (Kynkäänniemi et al. 2019, k = 3,
     torch-fidelity's) compare the first ``min(num_samples, kid_real_samples)`` fakes with as many of
     KID's real features, on the Inception's pool features (the paper used VGG-16's).
+
+    Under ``validate`` and ``test`` the same scores are computed once, against the ``val`` or
+    ``test`` split's real images (at most ``num_real_samples``; cached like the training split's),
+    and logged as ``val/<prefix>/fid``, ``test/<prefix>/fid``, ...
 
     Samples come from ``pl_module.sample`` (the EMA generator when enabled), in batches, without
     gradients. The global RNGs are left as they were, so training after an evaluation goes on as
@@ -85,7 +89,8 @@ class FIDEvaluation(PeriodicCallback):
         kid_subsets: Random subsets KID averages over.
         kid_subset_size: Real and fake features per KID subset.
         kid_real_samples: Real features kept for KID (the first of the real subset; FID uses all).
-        split: The datamodule's split the real images come from (its ``<split>_set``).
+        split: The datamodule's split the real images of fit's evaluations come from (its
+            ``<split>_set``); ``validate`` and ``test`` use the val and test splits.
         batch_size: Images generated and embedded at once (per process).
         seed: Seed of the samples, of the real subset and of KID's subsets.
         cache_dir: Where real statistics are cached; default ``$XDG_CACHE_HOME/idgan-lightning/fid``
@@ -138,7 +143,7 @@ class FIDEvaluation(PeriodicCallback):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.prefix, self.inception_score_splits = prefix, inception_score_splits
         self.quality: SampleQuality | None = None
-        self._real_ready = False
+        self._real_split: str | None = None  # the split whose real side ``quality`` holds
         self.last_results: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------ hooks
@@ -152,9 +157,13 @@ class FIDEvaluation(PeriodicCallback):
         return []
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":  # fail at start-up, not at the first evaluation
-            _split_dataset(trainer.datamodule, self.split)
+        if stage in _STAGE_SPLITS:  # fail at start-up, not at the first evaluation
+            _split_dataset(trainer.datamodule, _STAGE_SPLITS[stage] or self.split)
             self._load_inception()
+
+    @property
+    def fit_split(self) -> str:
+        return self.split
 
     def _load_inception(self) -> None:
         """The Inception from ``inception_weights``, or from (a download into) the torch hub cache."""
@@ -163,17 +172,21 @@ class FIDEvaluation(PeriodicCallback):
             self.feature_extractor = load_inception(path)
             self.extractor_identity = f"inception-v3-2048/sha256:{file_digest(path)}"
 
-    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        results = self.evaluate(pl_module, trainer.datamodule)
-        self.publish(trainer, {f"{self.prefix}/{name}": value for name, value in results.items()})
+    def compute_scores(self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str) -> dict[str, float]:
+        results = self.evaluate(pl_module, trainer.datamodule, split)
+        return {f"{self.prefix}/{name}": value for name, value in results.items()}
 
     # --------------------------------------------------------------------------- evaluation
-    def evaluate(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule) -> dict[str, float]:
+    def evaluate(
+        self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, split: str | None = None
+    ) -> dict[str, float]:
         """``{"fid", "kid_mean", "kid_std", "precision", "recall"}`` and, with the Inception,
-        ``{"is_mean", "is_std"}`` of the model's samples; call on every process."""
+        ``{"is_mean", "is_std"}`` of the model's samples against ``split`` (default ``self.split``);
+        call on every process."""
+        split = split or self.split
         quality = self._quality(pl_module)
-        if not self._real_ready:
-            self._prepare_real(quality, datamodule, pl_module.device)
+        if self._real_split != split:
+            self._prepare_real(quality, datamodule, pl_module.device, split)
         quality.reset_fake()
         for j in _my_batches(self.num_samples, self.batch_size):
             size = min(self.batch_size, self.num_samples - j * self.batch_size)
@@ -192,17 +205,19 @@ class FIDEvaluation(PeriodicCallback):
             )
         return self.quality.to(pl_module.device)
 
-    def _prepare_real(self, quality: SampleQuality, datamodule: pl.LightningDataModule, device: torch.device) -> None:
-        """Load the real side from the cache (process 0), or embed the real images (every process
-        its share), sync, and cache the result."""
-        dataset = _split_dataset(datamodule, self.split)
+    def _prepare_real(
+        self, quality: SampleQuality, datamodule: pl.LightningDataModule, device: torch.device, split: str
+    ) -> None:
+        """Load the real side of ``split`` from the cache (process 0), or embed its real images
+        (every process its share), sync, and cache the result."""
+        dataset = _split_dataset(datamodule, split)
         indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
         indices = indices[: self.num_real_samples]
         if min(len(indices), self.kid_real_samples) < self.kid_subset_size:
             raise ValueError(
-                f"the {self.split} split has {len(indices)} images, fewer than kid_subset_size={self.kid_subset_size}"
+                f"the {split} split has {len(indices)} images, fewer than kid_subset_size={self.kid_subset_size}"
             )
-        identity = self.cache_identity(datamodule, dataset, indices) if _rank() == 0 else None
+        identity = self.cache_identity(datamodule, dataset, indices, split) if _rank() == 0 else None
         path = cache_path(self.cache_dir, identity) if identity is not None else None
         state = load_cached_state(path, identity) if _rank() == 0 else None
         if not _broadcast_from_zero(state is not None):
@@ -210,7 +225,7 @@ class FIDEvaluation(PeriodicCallback):
             if _rank() == 0:
                 save_cached_state(path, identity, state)
         quality.load_real_state(state)
-        self._real_ready = True
+        self._real_split = split
 
     def _embed_real(self, quality, datamodule, dataset: Dataset, indices: Tensor, device) -> dict[str, Tensor]:
         batches = _my_batches(len(indices), self.batch_size)
@@ -229,7 +244,9 @@ class FIDEvaluation(PeriodicCallback):
             generator=torch.Generator().manual_seed(self.seed),  # its worker seeds: not from the global RNG
         )
 
-    def cache_identity(self, datamodule: pl.LightningDataModule, dataset: Dataset, indices: Tensor) -> dict[str, Any]:
+    def cache_identity(
+        self, datamodule: pl.LightningDataModule, dataset: Dataset, indices: Tensor, split: str | None = None
+    ) -> dict[str, Any]:
         """What the cached real statistics depend on (the cache file is named by its hash): what the
         configuration says, and what is read, so that other images never meet these statistics."""
         arguments = _datamodule_arguments(datamodule)
@@ -240,7 +257,7 @@ class FIDEvaluation(PeriodicCallback):
             # a folder by its files, not its path: the same files elsewhere are the same data
             "datamodule_arguments": {name: _describe(value) for name, value in arguments.items() if name not in folders},
             "files": {name: files_fingerprint(folder, skip=self.cache_dir) for name, folder in folders.items()},
-            "split": self.split,
+            "split": split or self.split,
             "split_size": len(dataset),
             "data_shape": list(datamodule.data_shape),
             "value_range": list(datamodule.value_range),
@@ -263,6 +280,10 @@ class FIDEvaluation(PeriodicCallback):
 
 
 # ------------------------------------------------------------------------------------ helpers
+#: The split each stage's evaluations read real images from (None: the callback's ``split``).
+_STAGE_SPLITS = {"fit": None, "validate": "val", "test": "test"}
+
+
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 

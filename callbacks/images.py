@@ -17,6 +17,7 @@ from jsonargparse.typing import PositiveInt
 from PIL.Image import Image
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid
@@ -147,18 +148,43 @@ class Reconstructions(ImageGridCallback):
 
 
 class PredictionGrid(BasePredictionWriter):
-    """Saves the images ``predict`` returns, one grid per batch, as
-    ``<default_root_dir>/predictions/batch<index>.png`` (conditional models: see ``datamodules.LabelsDataModule``).
+    """Writes what ``predict`` returns (``GenerativeModule.predict_step``: ``samples``, and for a model
+    with an encoder ``inputs``, ``codes`` and ``reconstructions``; ``labels`` for a conditional
+    model) under ``<default_root_dir>/predictions/``, per batch and process:
+    ``batch<index>_rank<r>.pt`` (the tensors, ``torch.load`` reads them back) and, for image data,
+    PNG grids ``samples_batch<index>_rank<r>.png`` and ``reconstructions_batch<index>_rank<r>.png``
+    (each input followed by its reconstruction). Every model gets one by default (see
+    ``GenerativeModule.configure_callbacks``); a config names it to set ``nrow``.
 
     Args:
-        nrow: Images per row (``samples_per_label`` puts each label on a row of its own).
+        nrow: Samples per row (``samples_per_label`` puts each label on a row of its own).
     """
 
     def __init__(self, nrow: PositiveInt = 8) -> None:
         super().__init__(write_interval="batch")
         self.nrow = nrow
+        self._written: list[str] = []  # what each batch wrote, for the closing line
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._written = []
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
-        path = Path(trainer.default_root_dir) / "predictions" / f"batch{batch_idx:04d}_rank{trainer.global_rank}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        to_image(to_grid(prediction.cpu(), self.nrow, pl_module.output_range)).save(path)
+        folder = Path(trainer.default_root_dir) / "predictions"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"batch{batch_idx:04d}_rank{trainer.global_rank}"
+        tensors = {key: value.detach().cpu() for key, value in prediction.items()}
+        torch.save(tensors, folder / f"{name}.pt")
+        self._written = [f"{name}.pt ({', '.join(tensors)})"]
+        if tensors["samples"].dim() != 4:  # not images (e.g. points of the 2-D ring): the tensors only
+            return
+        to_image(to_grid(tensors["samples"], self.nrow, pl_module.output_range)).save(folder / f"samples_{name}.png")
+        self._written.append(f"samples_{name}.png")
+        if "reconstructions" in tensors:
+            pairs = torch.stack([tensors["inputs"], tensors["reconstructions"]], 1).flatten(0, 1)
+            to_image(to_grid(pairs, 2 * (self.nrow // 2 or 1), pl_module.output_range)).save(folder / f"reconstructions_{name}.png")
+            self._written.append(f"reconstructions_{name}.png")
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        folder = Path(trainer.default_root_dir) / "predictions"
+        batches = len(trainer.predict_loop.max_batches) and sum(trainer.predict_loop.max_batches)
+        rank_zero_info(f"predict: wrote {batches} batches to {folder}/, the last as {', '.join(self._written)}")

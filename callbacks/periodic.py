@@ -1,5 +1,6 @@
 """The cadence every evaluation callback and the checkpoints share: every ``every_n_steps`` steps
-(generator updates) and at the end of fit."""
+(generator updates) and at the end of fit; and what an evaluation callback does under the
+``validate`` and ``test`` commands: one evaluation on that split."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from weakref import WeakKeyDictionary
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import PositiveInt
+from pytorch_lightning.trainer.states import TrainerFn
 
 
 #: Per trainer, the step at which each published score was computed (see :func:`score_step`).
@@ -82,3 +84,33 @@ class PeriodicCallback(StepCadence, ABC):
     def _run_at(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_run_step = trainer.global_step
         self.run(trainer, pl_module)
+
+
+class EvaluationCallback(PeriodicCallback):
+    """A score of the model: during fit on the step cadence (published: ``callback_metrics``, the
+    progress bar, every logger, at ``trainer.global_step``); under ``validate`` and ``test`` once,
+    on that split, logged as ``val/<key>`` or ``test/<key>`` with the model's own held-out numbers
+    (Lightning's results table, ``callback_metrics`` and every logger, at the checkpoint's step)."""
+
+    #: The datamodule split fit's evaluations use.
+    fit_split: str = "train"
+
+    @abstractmethod
+    def compute_scores(self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str) -> dict[str, float]:
+        """The scores of the model as it is now, by logged key, against ``split`` where data enter
+        them (its ``<split>_set``); called on every process."""
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.publish(trainer, self.compute_scores(trainer, pl_module, self.fit_split))
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # the validate command (fit runs no validation loop)
+            self._log_split(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self._log_split(trainer, pl_module, "test")
+
+    def _log_split(self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str) -> None:
+        # every process computes the same scores (the metrics sync their states): the mean is the score
+        for key, value in self.compute_scores(trainer, pl_module, split).items():
+            pl_module.log(f"{split}/{key}", value, sync_dist=True)

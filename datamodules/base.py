@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities.model_helpers import is_overridden
+from pytorch_lightning.trainer.states import TrainerFn
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 import torch
 from PIL import Image
@@ -189,11 +189,10 @@ class BaseDataModule(pl.LightningDataModule):
 
     @property
     def val_dataloader(self) -> Callable[[], ResumableDataLoader]:
-        """The validation loader, offered to a trainer only when its model validates (Lightning
-        warns about a loader that a model without ``validation_step`` leaves unused): for any other
-        model this is LightningDataModule's, which Lightning reads as "no loader"."""
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        if model is not None and not is_overridden("validation_step", model, pl.LightningModule):
+        """The validation loader; to a trainer, offered for the ``validate`` command only: fit has
+        no validation loop (the models are scored during fit by the evaluation callbacks, on their
+        step cadence), and Lightning reads LightningDataModule's own as "no loader"."""
+        if self.trainer is not None and self.trainer.state.fn != TrainerFn.VALIDATING:
             return super().val_dataloader
         return self._val_dataloader
 
@@ -201,6 +200,11 @@ class BaseDataModule(pl.LightningDataModule):
         return self._loader(self._split("val"), train=False)
 
     def test_dataloader(self) -> ResumableDataLoader:
+        return self._loader(self._split("test"), train=False)
+
+    def predict_dataloader(self) -> ResumableDataLoader:
+        """``predict`` runs over the test split: per batch, as many samples, and the batch's codes
+        and reconstructions for a model with an encoder (``GenerativeModule.predict_step``)."""
         return self._loader(self._split("test"), train=False)
 
     def _split(self, name: str) -> Dataset:

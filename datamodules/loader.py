@@ -60,7 +60,9 @@ class ResumableDataLoader(DataLoader):
         self._batches_taken = 0
 
     def __iter__(self) -> Iterator:
-        self._batches_taken = getattr(self.sampler, "skip", 0) // self.batch_size
+        # Lightning's predict loop rebuilds the loader around a batch sampler (batch_size None); it never resumes
+        skip = getattr(self.sampler, "skip", 0)
+        self._batches_taken = skip // self.batch_size if skip else 0
         for batch in super().__iter__():
             self._batches_taken += 1
             yield batch

@@ -85,7 +85,7 @@ class MNISTDataModule(BaseDataModule):
             train, val = split_indices(len(images), self.val_size, self.seed)
             self.train_set = self._dataset(images[train], labels[train])
             self.val_set = self._dataset(images[val], labels[val])
-        if stage in (None, "test") and self.test_set is None:
+        if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self._dataset(*self._load("t10k"))
 
     def _dataset(self, images: Tensor, labels: Tensor) -> TensorPairDataset:

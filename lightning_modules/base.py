@@ -23,10 +23,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from jsonargparse.typing import OpenUnitInterval, PositiveFloat, PositiveInt
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
+from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -40,6 +43,9 @@ from lightning_modules.optim import OptimizerConfig
 # Lightning warns (with a code sample) that under manual optimization a step checkpoint holds the
 # weights after that step's update: exactly the state a resume must start from.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
+# validation_step serves the validate command; fit scores the model with the evaluation callbacks, on
+# their step cadence, and has no validation loop (the datamodules offer no val loader to it).
+warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
 
 
 class GenerativeModule(pl.LightningModule):
@@ -90,6 +96,7 @@ class GenerativeModule(pl.LightningModule):
         #: network attribute name -> its optimizer settings, filled in by the subclass.
         self.optimized_networks: dict[str, OptimizerConfig] = {}
         self.sampling_network_ema: AveragedModel | None = None
+        self._checkpoint_step: int | None = None  # global_step of the checkpoint the weights came from
 
     # ----------------------------------------------------------------- the model's interface
     latent_dim: int
@@ -154,6 +161,80 @@ class GenerativeModule(pl.LightningModule):
         Reconstructions callback shows it: a diagnostic that leaves batch-norm statistics alone."""
         with self.evaluating():
             return torch.nn.functional.mse_loss(self.reconstruct(x), x)
+
+    # ------------------------------------------------------- validate, test, predict: held-out data
+    def held_out_scores(self, batch: Any) -> dict[str, Tensor]:
+        """The model's own numbers on a batch of held-out data, batch means that ``validate`` and
+        ``test`` average over the split (as ``val/<name>``, ``test/<name>``): the reconstruction
+        error (MSE) of a model with an encoder; a model with a likelihood adds its bound. The
+        scores of samples (FID, disentanglement, mixture coverage) are the evaluation callbacks'."""
+        if not callable(getattr(self, "reconstruct", None)):
+            return {}
+        return {"reconstruction_error": F.mse_loss(self.reconstruct_batch(batch), batch[0])}
+
+    def encode_batch(self, batch: Any) -> Tensor:
+        """Codes of a data batch ``(x, y)``: ``encode(x)`` (a conditional encoder also takes y)."""
+        return self.encode(batch[0])
+
+    def reconstruct_batch(self, batch: Any) -> Tensor:
+        """Reconstructions of a data batch ``(x, y)``: ``reconstruct(x)`` (a conditional model's also take y)."""
+        return self.reconstruct(batch[0])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._log_held_out("val", batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._log_held_out("test", batch)
+
+    def _log_held_out(self, split: str, batch: Any) -> None:
+        scores = self.held_out_scores(batch)
+        if scores:  # means over the split, weighted by batch size, across processes
+            self.log_dict({f"{split}/{name}": value for name, value in scores.items()}, batch_size=len(batch[0]), sync_dist=True)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        """For each batch of the predict data (the datamodule's test split): as many ``samples``,
+        from a seed of the batch's index (the same files each time, other noise on each process),
+        and for a model with an encoder the ``inputs``, their ``codes`` and ``reconstructions``."""
+        x = batch[0]
+        return {"samples": self.sample(len(x), self._predict_generator(batch_idx)), **self.encoder_predictions(batch)}
+
+    def encoder_predictions(self, batch: Any) -> dict[str, Tensor]:
+        """``inputs``, ``codes`` and ``reconstructions`` of a data batch, those the model has."""
+        predictions = {}
+        if callable(getattr(self, "encode", None)):
+            predictions.update(inputs=batch[0], codes=self.encode_batch(batch))
+        if callable(getattr(self, "reconstruct", None)):
+            predictions.update(inputs=batch[0], reconstructions=self.reconstruct_batch(batch))
+        return predictions
+
+    def _predict_generator(self, batch_idx: int) -> torch.Generator:
+        world_size = self.trainer.world_size if self._trainer is not None else 1
+        rank = self.trainer.global_rank if self._trainer is not None else 0
+        return torch.Generator().manual_seed(batch_idx * world_size + rank)
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """``predict`` writes what it returns to files (``callbacks.PredictionGrid``), unless the
+        trainer has a prediction writer of its own."""
+        trainer = self._trainer
+        if trainer is None or trainer.state.fn != TrainerFn.PREDICTING:
+            return []
+        if any(isinstance(callback, BasePredictionWriter) for callback in trainer.callbacks):
+            return []
+        from callbacks.images import PredictionGrid
+
+        return [PredictionGrid()]
+
+    @property
+    def trained_steps(self) -> int:
+        """The generator updates behind the current weights: the trainer's count in fit, the
+        checkpoint's under ``validate``/``test``/``predict`` (which restore only the weights, so
+        Lightning's ``global_step`` reads 0 there). Their logged rows sit at this step."""
+        trainer = self._trainer
+        if trainer is not None and trainer.state.fn == TrainerFn.FITTING:
+            return trainer.global_step
+        if self._checkpoint_step is not None:
+            return self._checkpoint_step
+        return trainer.global_step if trainer is not None else 0
 
     # ------------------------------------------------------------------------ the stepping
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[LRScheduler]]:
@@ -363,6 +444,7 @@ class GenerativeModule(pl.LightningModule):
         self._build_ema()  # the EMA copy must exist before its weights are loaded
         check_network_shapes(checkpoint, self, path)
         self._rng_states_to_restore = checkpoint.get("rng_states")
+        self._checkpoint_step = checkpoint.get("global_step")
 
     def on_train_start(self) -> None:
         # After Lightning has restored the optimizers and schedulers: the config's settings win

@@ -94,6 +94,13 @@ class BetaVAE(GenerativeModule):
         log_var = torch.full_like(decoded, self.decoder_log_var).flatten(1)
         return gaussian_nll(x.flatten(1), decoded.flatten(1), log_var)
 
+    def held_out_scores(self, batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+        """Also the negative ELBO with β = 1, an upper bound on -log p(x) in nats per image (one
+        reparameterised z per image; whatever β trained the model), and its two terms."""
+        reconstruction, kl = self.negative_elbo_terms(*batch)
+        return {"negative_elbo": reconstruction + kl, "reconstruction_nll": reconstruction, "kl": kl,
+                **super().held_out_scores(batch)}
+
     # ----------------------------------------------------------------------- inference API
     def generate(self, latent: Tensor) -> Tensor:
         """Images in [0, 1]: the Bernoulli means, or the Gaussian means clipped to the data range."""

@@ -223,8 +223,8 @@ class CLI(LightningCLI):
         problems += self.model.check_inputs(self.datamodule, resuming=ckpt_path is not None)
         callbacks = trainer_config.get("callbacks") or []
         for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
-            # Lightning's callbacks have none; ours evaluate during fit only
-            if hasattr(callback, "check_inputs") and stage == "fit":
+            # Lightning's callbacks have none; ours score the model in fit, validate and test
+            if hasattr(callback, "check_inputs") and stage != "predict":
                 problems += callback.check_inputs(self.model, self.datamodule)
         if problems:
             raise InputError(list(dict.fromkeys(problems)))  # two callbacks on one missing file: said once
@@ -268,6 +268,15 @@ class CLI(LightningCLI):
         self._check_resolved_checkpoint()
 
     before_test = before_predict = before_validate
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        """predict's output is the files its writer saves batch by batch (``callbacks.PredictionGrid``):
+        unless ``--return_predictions true``, Lightning does not also keep every batch in memory (a
+        test split of samples, inputs and reconstructions: gigabytes for CelebA)."""
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if subcommand == "predict" and kwargs.get("return_predictions") is None:
+            kwargs["return_predictions"] = False
+        return kwargs
 
     def before_fit(self) -> None:
         """A resumed run continues the W&B run its checkpoint was written under."""

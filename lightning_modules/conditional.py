@@ -77,8 +77,12 @@ class ConditionalSampling:
         with self.evaluating():
             return self.generate(self.sample_latent(n, generator).to(self.device), labels)
 
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        """Images for the labels of ``batch``: its last element, so both ``(labels,)`` batches of
-        ``datamodules.LabelsDataModule`` and ``(x, y)`` batches of a dataset work."""
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
+        """``samples`` for the ``labels`` of ``batch``: its last element, so both ``(labels,)``
+        batches of ``datamodules.LabelsDataModule`` and ``(x, y)`` batches of a dataset work; for
+        the latter also what the model's encoder gives (``GenerativeModule.predict_step``)."""
         labels = batch[-1]
-        return self.sample(len(labels), labels=labels)
+        predictions = {"samples": self.sample(len(labels), self._predict_generator(batch_idx), labels=labels), "labels": labels}
+        if len(batch) > 1:
+            predictions.update(self.encoder_predictions(batch))
+        return predictions

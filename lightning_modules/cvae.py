@@ -74,3 +74,9 @@ class CVAE(ConditionalSampling, BetaVAE):
     def reconstruct(self, x: Tensor, labels: Tensor) -> Tensor:
         return self.generate(self.encode(x, labels), labels)
 
+    def encode_batch(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        return self.encode(*batch)
+
+    def reconstruct_batch(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        return self.reconstruct(*batch)
+

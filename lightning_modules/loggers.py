@@ -58,7 +58,9 @@ class GeneratorUpdateLogging(_LoggerConnector):
     def log_metrics(self, metrics, step: int | None = None) -> None:
         if metrics and step is None and "step" not in metrics:  # a logged "step" stays the user's choice, as in Lightning
             # with the epoch, as Lightning adds to the rows of its own default step
-            metrics, step = {"epoch": self.trainer.current_epoch, **metrics}, self.trainer.global_step
+            # (under validate/test the step of the checkpoint whose model was scored)
+            step = getattr(self.trainer.lightning_module, "trained_steps", self.trainer.global_step)
+            metrics = {"epoch": self.trainer.current_epoch, **metrics}
         super().log_metrics(metrics, step)
 
 

@@ -21,3 +21,15 @@ def no_wandb_run_outlives_its_test():
     yield
     if wandb.run is not None:
         wandb.finish()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def tests_write_only_under_tmp_path():
+    """A test that forgets ``default_root_dir``/``tmp_path`` writes into the user's checkout (once:
+    a ``predictions/`` folder that got committed). Names the new entries at the repository root."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ignored = {".pytest_cache", "__pycache__", ".venv", ".coverage"}
+    before = set(os.listdir(root))
+    yield
+    new = sorted(set(os.listdir(root)) - before - ignored)
+    assert not new, f"tests wrote {new} into the repository root {root}: give them tmp_path"

@@ -61,7 +61,7 @@ IMAGE_CONFIGS = [c.stem for c in CONFIGS if yaml.safe_load(c.read_text())["data"
 def test_every_model_with_codes_or_images_is_scored_by_its_config(config):
     """dSprites models with an encoder or info head: the paper's FactorVAE-score curve and the
     disentanglement_lib suite (at least at the end); image models: a FID during training and a
-    FID-10k at the end."""
+    FID-10k at the end; ring models: the mixture scores."""
     callbacks = [(c["class_path"], c.get("init_args", {})) for c in evaluations(yaml.safe_load(config.read_text()))]
     if config.stem in DSPRITES_ENCODERS:
         protocols = {arguments["protocol"]: arguments for _, arguments in callbacks}
@@ -72,6 +72,9 @@ def test_every_model_with_codes_or_images_is_scored_by_its_config(config):
         assert len(sizes) == 2 and sizes[0][0] < 10_000 and sizes[0][1] > 0 and sizes[1] == (10_000, 0), sizes
     else:
         assert callbacks == []
+    # the 2-D ring models: mode coverage (scored by fit, validate and test)
+    classes = [c["class_path"] for c in yaml.safe_load(config.read_text())["trainer"]["callbacks"]]
+    assert ("callbacks.MixtureEvaluation" in classes) == config.stem.endswith("_ring")
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
@@ -192,6 +195,7 @@ NOISE = (
     "LeafSpec",
     "skip_none",
     "You passed in a `val_dataloader` but have no `validation_step`",
+    "You defined a `validation_step` but have no `val_dataloader`",
     "torchvision.io",
 )
 

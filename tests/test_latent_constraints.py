@@ -157,13 +157,14 @@ def test_a_missing_or_mismatched_vae_is_refused_naming_the_fix(tiny_vae, tmp_pat
         quiet_trainer(max_steps=1).fit(LatentConstraints(vae_checkpoint=path, **{**TINY, "latent_dim": 6}), RegionImages(n=8, batch_size=8))
 
 
-def test_predict_decodes_images_for_the_given_labels(tiny_vae):
+def test_predict_decodes_images_for_the_given_labels(tiny_vae, tmp_path):
     path, _ = tiny_vae
     model = LatentConstraints(vae_checkpoint=path, **TINY)
     model.setup("predict")
-    predictions = quiet_trainer().predict(model, LabelsDataModule(labels=[0, 9], samples_per_label=3))
-    assert [p.shape for p in predictions] == [(6, 1, 28, 28)]
-    assert 0.0 <= predictions[0].min() and predictions[0].max() <= 1.0
+    predictions = quiet_trainer(default_root_dir=tmp_path).predict(model, LabelsDataModule(labels=[0, 9], samples_per_label=3))
+    assert [p["samples"].shape for p in predictions] == [(6, 1, 28, 28)]
+    assert predictions[0]["labels"].tolist() == [0, 0, 0, 9, 9, 9]
+    assert 0.0 <= predictions[0]["samples"].min() and predictions[0]["samples"].max() <= 1.0
 
 
 # ------------------------------------------------------------------------------ learning
@@ -206,8 +207,8 @@ def test_the_conditional_actor_produces_codes_of_the_asked_class(tmp_path):
 def test_the_documented_predict_command_writes_the_images(tiny_vae, tmp_path, monkeypatch):
     """``fit`` then ``predict --data datamodules.LabelsDataModule`` through the CLI, as the module's
     docstring tells (tiny networks, fake MNIST, and a VAE file that is gone by predict time). The
-    predict command is the README's, on the shipped config: its FID callbacks, which act during fit
-    only, need no Inception weights (no network here)."""
+    predict command is the README's, on the shipped config: its FID callbacks, which score in fit,
+    validate and test, need no Inception weights for predict (no network here)."""
     import shutil
     import urllib.error
 
@@ -232,7 +233,7 @@ def test_the_documented_predict_command_writes_the_images(tiny_vae, tmp_path, mo
     (tmp_path / "vae.ckpt").unlink()
     main(["predict", "--config", str(shipped), *tiny, "--ckpt_path", "runs/latent_constraints_mnist/checkpoints/last.ckpt",
           "--data", "datamodules.LabelsDataModule", "--data.labels=[0, 9]", "--data.samples_per_label=3"])
-    grid = read_image(str(tmp_path / "runs" / "latent_constraints_mnist" / "predictions" / "batch0000_rank0.png"))
+    grid = read_image(str(tmp_path / "runs" / "latent_constraints_mnist" / "predictions" / "samples_batch0000_rank0.png"))
     assert grid.shape[1:] == (2 + 30, 2 + 6 * 30)  # 6 images of 28 px (padding 2) in one row of nrow=8
 
 

@@ -154,8 +154,9 @@ def test_cvae_samples_and_predicts_for_the_given_labels(tmp_path):
 
     trainer = quiet_trainer(callbacks=[PredictionGrid(nrow=4)], default_root_dir=tmp_path)
     predictions = trainer.predict(model, LabelsDataModule(labels=[1, 5, 9], samples_per_label=4, batch_size=8))
-    assert [p.shape for p in predictions] == [(8, 1, 28, 28), (4, 1, 28, 28)]
-    assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == ["batch0000_rank0.png", "batch0001_rank0.png"]
+    assert [p["samples"].shape for p in predictions] == [(8, 1, 28, 28), (4, 1, 28, 28)]
+    assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == [
+        "batch0000_rank0.pt", "batch0001_rank0.pt", "samples_batch0000_rank0.png", "samples_batch0001_rank0.png"]
 
 
 def test_reconstructions_of_a_cvae_use_the_batch_labels(tmp_path):
