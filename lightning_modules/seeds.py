@@ -5,6 +5,8 @@ command once per seed, one after the other, each run in its own folder
 ``python -m lightning_modules fit --config X.yaml --seed_everything S --run_per_seed true``
 (README, "Reproducing the paper").
 
+``{seed}`` in the command stands for the seed, e.g. each ablation arm's seed continuing its own
+pre-training: ``--model.init_args.warm_start=runs/ablation_infogan_pretrain_dsprites/seed_{seed}/checkpoints/last.ckpt``.
 A seed whose run fails is reported and the next one runs; the exit status is 1 if any failed.
 Runs in this process (no interpreter start per seed); each run's W&B run ends with it.
 """
@@ -31,9 +33,10 @@ def main(args: list[str] | None = None) -> int:
         parser.error("give the command after --, e.g. -- fit --config configs/infogan_dsprites.yaml")
     failed = []
     for seed in options.seeds:
-        print(f"seeds: seed {seed}: python -m lightning_modules {' '.join(command)}", file=sys.stderr, flush=True)
+        arguments = [argument.replace("{seed}", str(seed)) for argument in command]
+        print(f"seeds: seed {seed}: python -m lightning_modules {' '.join(arguments)}", file=sys.stderr, flush=True)
         try:
-            run_command([*command, f"--seed_everything={seed}", "--run_per_seed=true"])
+            run_command([*arguments, f"--seed_everything={seed}", "--run_per_seed=true"])
         except SystemExit as exit_:
             if exit_.code not in (0, None):
                 failed.append(seed)

@@ -53,7 +53,8 @@ def runs(tmp_path_factory) -> Path:
     os.chdir(tmp_path)
     try:
         for name in MODELS:
-            assert seeds.main(["--seeds", "0", "1", "--", "fit", "--config", str(tiny_config(name, tmp_path))]) == 0
+            command = ["fit", "--config", str(tiny_config(name, tmp_path)), "--trainer.logger.init_args.notes=from seed {seed}"]
+            assert seeds.main(["--seeds", "0", "1", "--", *command]) == 0
     finally:
         os.chdir(here)
     return tmp_path / "runs"
@@ -67,6 +68,7 @@ def test_each_seed_runs_in_its_own_folder_grouped_in_wandb(runs):
             assert saved["seed_everything"] == seed and saved["trainer"]["default_root_dir"] == f"runs/{name}/seed_{seed}"
             logger = saved["trainer"]["logger"]["init_args"]
             assert (logger["group"], logger["name"], logger["save_dir"]) == (name, f"{name}-seed_{seed}", f"runs/{name}/seed_{seed}")
+            assert logger["notes"] == f"from seed {seed}"  # {seed} in the command is the seed
             assert (folder / "checkpoints" / "last.ckpt").is_file() and list((folder / "wandb").glob("offline-run-*"))
     # the seeds give different runs
     first, second = (scores(runs / "beta_vae_dsprites" / f"seed_{seed}") for seed in (0, 1))
