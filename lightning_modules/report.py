@@ -154,9 +154,8 @@ def build_tables(runs: list[Run], notes: list[str]) -> dict[str, list[dict]]:
             trained = {}
             for key in scores:
                 values = [run.scores[key][max(run.scores[key])] for run in finished if key in run.scores and max(run.scores[key]) == run.last_step]
-                missing = [run for run in finished if key not in run.scores or max(run.scores[key]) != run.last_step]
-                if values or missing:
-                    for run in missing:
+                for run in finished:
+                    if key not in run.scores or max(run.scores[key]) != run.last_step:
                         notes.append(f"{run.folder}: no {key} at its last step {run.last_step}; left out of that cell.")
                 trained[key] = Cell(values)
             paper = group[0].paper_model

@@ -4,6 +4,7 @@ regulariser, InfoGAN-CR's, IDGAN-SC's supervised-contrastive one) from its check
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
@@ -14,9 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from lightning_modules import DCGAN, InfoGAN, InfoGANCR, InfoGANSC
 from lightning_modules.cli import main
 from lightning_modules.losses import supervised_contrastive_loss
-from tests.helpers import RandomImages, quiet_trainer, with_tiny_evaluations
-
-from pathlib import Path
+from tests.helpers import RandomImages, quiet_trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ABLATION = ["ablation_infogan_pretrain_dsprites", "ablation_infogan_dsprites", "ablation_infogan_cr_dsprites",
@@ -203,14 +202,24 @@ def test_the_ablation_configs_parse_with_the_papers_settings(config, capsys):
         assert (arguments["cr_weight"], arguments["cr_start_step"], arguments["cr_optimizer"]["lr"]) == (2.0, 0, 2e-4)
 
 
+def without_evaluations(name: str, tmp_path: Path) -> Path:
+    """A shipped config without its evaluation callbacks (their runs are tested with every config in
+    test_cli.py; here they would take a minute)."""
+    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("Evaluation")]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_an_arm_fits_from_a_pretraining_run_of_its_config(tmp_path, monkeypatch):
     """The pre-training config writes the checkpoint the arm's config reads (both shrunk to a few steps)."""
     monkeypatch.chdir(tmp_path)
     tiny = ["--trainer.max_steps=2", "--trainer.accelerator=cpu", "--data.init_args.batch_size=4", "--data.init_args.num_workers=0",
             "--data.init_args.source=procedural", "--trainer.logger=false", "--trainer.enable_progress_bar=false"]
-    main(["fit", "--config", str(with_tiny_evaluations(CONFIGS / "ablation_infogan_pretrain_dsprites.yaml", tmp_path)), *tiny])
+    main(["fit", "--config", str(without_evaluations("ablation_infogan_pretrain_dsprites", tmp_path)), *tiny])
     pretraining = torch.load(tmp_path / "runs/ablation_infogan_pretrain_dsprites/checkpoints/last.ckpt", weights_only=True)
-    main(["fit", "--config", str(with_tiny_evaluations(CONFIGS / "ablation_idgan_sc_dsprites.yaml", tmp_path)), *tiny,
+    main(["fit", "--config", str(without_evaluations("ablation_idgan_sc_dsprites", tmp_path)), *tiny,
           "--model.init_args.num_pairs=8"])
     arm = torch.load(tmp_path / "runs/ablation_idgan_sc_dsprites/checkpoints/last.ckpt", weights_only=True)
     assert arm["global_step"] == 2 and pretraining["global_step"] == 2
