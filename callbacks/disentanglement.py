@@ -24,7 +24,7 @@ class DisentanglementEvaluation(EvaluationCallback):
     each process encodes a disjoint share of the samples and every process gets the scores of one
     process with the same seed. Scores are logged to every logger as
     ``disentanglement/<protocol>/<key>`` (e.g. ``disentanglement/disentanglement_lib/mig``),
-    printed, and put in ``trainer.callback_metrics`` (so a checkpoint can monitor them).
+    appended to the run folder's scores.csv, printed, and put in ``trainer.callback_metrics`` (so a checkpoint can monitor them).
 
     Under ``validate`` and ``test`` the scores are computed once and logged as
     ``val/disentanglement/...`` or ``test/disentanglement/...``: the same numbers for both, since the
@@ -39,6 +39,7 @@ class DisentanglementEvaluation(EvaluationCallback):
             ``{"dci": {"num_train": 2000, "num_test": 1000}}``.
         batch_size: Observations encoded per forward pass.
         every_n_steps: Cadence in training steps; None: only at the end of fit.
+        at_start: Also score the model before its first update (step 0; see ``PeriodicCallback``).
     """
 
     def __init__(
@@ -49,8 +50,9 @@ class DisentanglementEvaluation(EvaluationCallback):
         sizes: dict[str, dict[str, int | float]] | None = None,
         batch_size: PositiveInt = 256,
         every_n_steps: PositiveInt | None = 5000,
+        at_start: bool = False,
     ) -> None:
-        super().__init__(every_n_steps)
+        super().__init__(every_n_steps, at_start)
         unknown = sorted(set(sizes or {}) - set(metrics))
         if unknown:
             raise ValueError(f"sizes given for {unknown}, which are not among the metrics {list(metrics)}")

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import csv
 from abc import ABC, abstractmethod
+from pathlib import Path
 from weakref import WeakKeyDictionary
 
 import pytorch_lightning as pl
@@ -53,10 +55,17 @@ class PeriodicCallback(StepCadence, ABC):
 
     Args:
         every_n_steps: The cadence in training steps; None: only at the end of fit.
+        at_start: Also before the first update of a run that starts at step 0 (the untrained, or
+            warm-started, model): an untrained model's scores are the floor every trained score
+            is read against (``python -m lightning_modules.report``).
     """
 
-    def __init__(self, every_n_steps: PositiveInt | None = 500) -> None:
+    #: Where every published score is appended, in the run folder (beside config.yaml).
+    scores_file = "scores.csv"
+
+    def __init__(self, every_n_steps: PositiveInt | None = 500, at_start: bool = False) -> None:
         self.every_n_steps = every_n_steps
+        self.at_start = at_start
         self._last_run_step: int | None = None
 
     @abstractmethod
@@ -67,19 +76,42 @@ class PeriodicCallback(StepCadence, ABC):
         if self.every_n_steps is not None and self.reached(trainer, self.every_n_steps):
             self._run_at(trainer, pl_module)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.at_start and trainer.global_step == 0:
+            self._run_at(trainer, pl_module)
+
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.global_step != self._last_run_step:
             self._run_at(trainer, pl_module)
 
-    @staticmethod
-    def publish(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    @classmethod
+    def publish(cls, trainer: pl.Trainer, metrics: dict[str, float]) -> None:
         """Scores to ``trainer.callback_metrics`` (a ``ModelCheckpoint`` can monitor them), to the
-        progress bar (after the losses, until the next evaluation) and to every logger."""
+        progress bar (after the losses, until the next evaluation), to every logger, and appended
+        to ``scores.csv`` in the run folder (``trainer.log_dir``, where config.yaml is), one
+        ``step,key,value`` row each.
+
+        The file is what ``lightning_modules.report`` reads offline: W&B keeps them only in its
+        binary run file. Lightning's CSVLogger would have to be added to every config, keeps the
+        losses with the scores, opens a new version_N folder on every resume and rewrites its
+        file when a new key appears; these rows are appended as they come, so a crash keeps every
+        score so far and a resumed run continues the same file (the later row of a step wins).
+        """
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in metrics.items()})
         trainer.progress_bar_metrics.update(metrics)
         _SCORED_AT.setdefault(trainer, {}).update(dict.fromkeys(metrics, trainer.global_step))
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
+        # the run folder, as config.yaml is saved in (log_dir is collective: every process asks)
+        path = Path(trainer.log_dir or trainer.default_root_dir) / cls.scores_file
+        if trainer.is_global_zero:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.is_file()
+            with open(path, "a", newline="") as file:
+                writer = csv.writer(file)
+                if new:
+                    writer.writerow(["step", "key", "value"])
+                writer.writerows([trainer.global_step, key, repr(float(value))] for key, value in metrics.items())
 
     def _run_at(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_run_step = trainer.global_step

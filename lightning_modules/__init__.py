@@ -11,7 +11,7 @@ from lightning_modules.ebgan import EBGAN
 from lightning_modules.factor_vae import FactorVAE
 from lightning_modules.fgan import FGAN
 from lightning_modules.idgan_sc import IDGANSC
-from lightning_modules.infogan import InfoGAN, InfoGANCR
+from lightning_modules.infogan import InfoGAN, InfoGANCR, InfoGANSC
 from lightning_modules.latent_constraints import LatentConstraints
 from lightning_modules.lsgan import LSGAN
 from lightning_modules.optim import OptimizerConfig
@@ -21,5 +21,5 @@ from lightning_modules.wgan_gp import WGANGP
 
 __all__ = [
     "AdversarialModule", "BetaVAE", "BiGAN", "CVAE", "DCGAN", "EBGAN", "FGAN", "FactorVAE", "GenerativeModule", "IDGANSC",
-    "InfoGAN", "InfoGANCR", "KLAnnealing", "LSGAN", "LatentConstraints", "OptimizerConfig", "VAEGAN", "WGAN", "WGANGP",
+    "InfoGAN", "InfoGANCR", "InfoGANSC", "KLAnnealing", "LSGAN", "LatentConstraints", "OptimizerConfig", "VAEGAN", "WGAN", "WGANGP",
 ]

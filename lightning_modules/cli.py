@@ -168,15 +168,24 @@ class CLI(LightningCLI):
             default=None,
             help="Sets every_n_train_steps of the config's checkpoint callbacks (RunCheckpoint, ModelCheckpoint).",
         )
+        parser.add_argument(
+            "--run_per_seed",
+            type=bool,
+            default=False,
+            help="Puts the run in its own folder, <default_root_dir>/seed_<seed_everything> (its checkpoints, config.yaml, "
+            "scores.csv and W&B files), names its W&B run <name>-seed_<seed> and groups it under <name> "
+            "(`python -m lightning_modules.seeds` sets it).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("run_per_seed"):
+            _one_folder_per_seed(config)
         every = config.get("checkpoint_every_n_train_steps")
         if every is None:
             return
-        callbacks = config.get("trainer.callbacks") or []
-        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
-            if isinstance(callback, Namespace) and issubclass(_import_class(callback.class_path), ModelCheckpoint):
+        for callback in _entries(config.get("trainer.callbacks")):
+            if issubclass(_import_class(callback.class_path), ModelCheckpoint):
                 callback.init_args.every_n_train_steps = int(every)  # a plain int: config.yaml records it
 
     def _parse_ckpt_path(self) -> None:
@@ -298,6 +307,41 @@ class CLI(LightningCLI):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception:  # unreadable: fit's own loading reports it
             return None
+
+
+def _entries(value: Any) -> list[Namespace]:
+    """The class entries (class_path + init_args) of a config value that holds one or a list."""
+    return [entry for entry in (value if isinstance(value, list) else [value]) if isinstance(entry, Namespace)]
+
+
+def _one_folder_per_seed(config: Namespace) -> None:
+    """``--run_per_seed``: every path of the run (default_root_dir, the loggers' save_dir, the
+    checkpoint folders) moves into ``<default_root_dir>/seed_<S>``; each W&B run is named
+    ``<name>-seed_<S>`` in the group ``<name>`` (unless the config names a group)."""
+    seed = config.get("seed_everything")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError([f"--run_per_seed names the run folder after seed_everything, which is {seed!r}: pass an integer, "
+                          f"e.g. --seed_everything 0 (true draws one)."])
+    root = Path(config.get("trainer.default_root_dir") or ".")
+    folder = root / f"seed_{seed}"
+
+    def moved(path: str | None) -> str:
+        path = Path(path or root)
+        inside = path == root or root in path.parents
+        return str(folder / path.relative_to(root) if inside else path / f"seed_{seed}")
+
+    config["trainer.default_root_dir"] = str(folder)
+    for logger in _entries(config.get("trainer.logger")):
+        arguments = logger.init_args
+        if "save_dir" in arguments:
+            arguments.save_dir = moved(arguments.save_dir)
+        if issubclass(_import_class(logger.class_path), WandbLogger):
+            name = arguments.get("name") or root.name
+            arguments.group = arguments.get("group") or name
+            arguments.name = f"{name}-seed_{seed}"
+    for callback in _entries(config.get("trainer.callbacks")):
+        if issubclass(_import_class(callback.class_path), ModelCheckpoint) and callback.init_args.get("dirpath"):
+            callback.init_args.dirpath = moved(callback.init_args.dirpath)
 
 
 #: --ckpt_path values Lightning resolves itself rather than naming a file.

@@ -59,6 +59,13 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
         tau_positive: τ1 of eq. 6, the positives' temperature (paper: 0.07).
         tau_all: τ2 of eq. 6, the denominator's temperature (paper: 0.1).
         representation_dim: Size of E's L2-normalised representation r (paper: 128).
+        contrastive_reduction: How eq. 6 reduces over the m anchors: "mean" (SupCon's reference
+            code) or "sum" (eq. 6 as printed: α times m). "mean" reproduces the paper's setting:
+            summed, α = 2 weighs L_SC 2m = 768 times a per-anchor loss of ≈ 6 at the start
+            (log(m - 1) with r at random) and ≈ 1.7 at collapse, thousands against G's adversarial
+            loss of ≈ 0.7, so G would follow E alone and not draw the paper's sprites; α = 2 is
+            InfoGAN-CR's weight on its batch-mean cross-entropy, the scale the paper carries over,
+            and SupCon's own eq. 2, which eq. 6 copies, prints the sum that its code averages.
         generator_optimizer: Paper: Adam, lr 1e-4 on dSprites, 2e-4 on CelebA.
         discriminator_optimizer: D and the Q head. Paper: lr 2e-4 on dSprites, 4e-4 on CelebA.
         contrastive_optimizer: E. Paper: as D.
@@ -89,6 +96,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
         tau_positive: PositiveFloat = 0.07,
         tau_all: PositiveFloat = 0.1,
         representation_dim: PositiveInt = 128,
+        contrastive_reduction: Literal["mean", "sum"] = "mean",
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-4, betas=(0.5, 0.999)),
         discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
         contrastive_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
@@ -99,6 +107,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
         self.code_dim, self.noise_dim, self.latent_dim = code_dim, noise_dim, code_dim + noise_dim
         self.info_weight, self.contrastive_weight = info_weight, contrastive_weight
         self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
+        self.contrastive_reduction = contrastive_reduction
         self.data_shape = (channels, image_size, image_size)
 
         self.generator = ConvGenerator(self.latent_dim, image_size, channels, width, activation="sigmoid")
@@ -136,7 +145,9 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
                 g_adv = nonsaturating_generator_loss(self.discriminator.head(fake_features))
                 info_loss = gaussian_nll(codes, *self.q_posterior(fake, fake_features))  # -L_info, eq. 5
                 pair_dims, representations = self.contrastive_pairs(codes)
-                sc_loss = supervised_contrastive_loss(representations, pair_dims, self.tau_positive, self.tau_all)
+                sc_loss = supervised_contrastive_loss(
+                    representations, pair_dims, self.tau_positive, self.tau_all, self.contrastive_reduction
+                )
                 step(g_adv + self.info_weight * info_loss + self.contrastive_weight * sc_loss)
             self.log_dict(
                 {

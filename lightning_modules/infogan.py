@@ -2,6 +2,7 @@
 
     InfoGAN:     min_{G,Q} max_D  L_adv(D, G) - λ L_info(G, Q)
     InfoGAN-CR:  min_{G,Q,H} max_D  L_adv(D, G) - λ L_info(G, Q) - α I(x1, x2; k)
+    InfoGAN-SC:  min_{G,Q,E} max_D  L_adv(D, G) - λ L_info(G, Q) + α L_SC(E, G)   (seed 001 eq. 6)
 
 G(c, z) takes codes c and noise z, all U[-1, 1]. D and Q share a spectrally normalised trunk; Q
 is a Gaussian over c. InfoGAN-CR's CR discriminator H sees a pair of images (channel-concatenated)
@@ -9,6 +10,10 @@ built from one code dimension k and predicts k; G cooperates with H (both minimi
 cross-entropy, which bounds -I(x1, x2; k)). The dSprites setup is the reference code's
 (github.com/fjxmlzn/InfoGAN-CR): 5 codes + 5 noise dims, nets of its appendix, λ = 0.05, Adam
 β1 0.5 with lr G 1e-3, D/Q and H 2e-3, batch 64, α = 0 for the first 288,000 iterations, then 2.
+
+InfoGAN-SC puts IDGAN-SC's supervised-contrastive regulariser on the same networks: the third arm
+of the IDGAN-SC paper's §3.1 ablation (table 2, "IDGAN-SC without β-VAE"), which continues, like
+the other two, one InfoGAN pre-training (``warm_start``).
 """
 
 from __future__ import annotations
@@ -17,20 +22,27 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lightning_modules.base import AdversarialModule
+from lightning_modules.idgan_sc import PairCount, nearest_neighbour_accuracy
 from lightning_modules.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
 from lightning_modules.losses import (
     contrastive_regularization_loss,
     discriminator_loss,
     gaussian_nll,
     nonsaturating_generator_loss,
+    supervised_contrastive_loss,
 )
 from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk
 from lightning_modules.optim import OptimizerConfig
+from lightning_modules.warm_start import WarmStart
+
+Prior = Literal["uniform", "gaussian"]
+Pairing = Literal["share", "differ"]
 
 
 class InfoGANDiscriminator(nn.Module):
@@ -63,36 +75,52 @@ class InfoGANDiscriminator(nn.Module):
         return mean, torch.full_like(mean, self.info_log_var)
 
 
-class InfoGAN(AdversarialModule):
-    """InfoGAN with continuous U[-1, 1] codes, on InfoGAN-CR's dSprites networks (64x64, [0, 1]).
+class InfoGAN(WarmStart, AdversarialModule):
+    """InfoGAN with continuous codes, on InfoGAN-CR's dSprites networks (64x64, [0, 1]).
 
     Args:
         code_dim: Size of the code c (the reference: 5).
         noise_dim: Size of the noise z (the reference: 5).
+        prior: Of every dimension of (c, z): "uniform" U[-1, 1] (InfoGAN-CR's reference) or
+            "gaussian" N(0, 1) (the IDGAN-SC paper's §3.1 ablation: "the generator follows a
+            Gaussian prior").
         channels: Image channels.
         info_weight: λ, on Q's Gaussian negative log-likelihood in both the D/Q and the G loss (0.05).
         info_std: Fix Q's σ (the reference code: 1.0, so its info loss is a squared error); the
             default ``None`` learns Q's log-variance (InfoGAN's factored Gaussian).
         generator_optimizer: The reference: Adam, lr 1e-3, β1 0.5.
         discriminator_optimizer: D and Q (one network). The reference: Adam, lr 2e-3, β1 0.5.
+        warm_start: A checkpoint of this network family (the ablation's InfoGAN pre-training,
+            or any InfoGAN, InfoGAN-CR or InfoGAN-SC run) whose generator and D/Q network start
+            this run; a regulariser's head starts fresh, so do the optimizers and the step count
+            (see ``lightning_modules.warm_start``). Not needed to resume.
     """
 
     output_range = (0.0, 1.0)
-    traversal_span = 1.0  # the codes' prior is U[-1, 1]
+    traversal_span = 1.0  # the reference's codes are U[-1, 1]; 2.0 (the bulk of N(0, 1)) under a Gaussian prior
+    warm_start_networks = ("generator", "discriminator")
+    warm_start_settings = ("code_dim", "noise_dim", "prior", "channels", "info_std")
+    warm_start_role = "InfoGAN generator and discriminator"
+    warm_start_config = "configs/ablation_infogan_pretrain_dsprites.yaml"
 
     def __init__(
         self,
         code_dim: PositiveInt = 5,
         noise_dim: PositiveInt = 5,
+        prior: Prior = "uniform",
         channels: PositiveInt = 1,
         info_weight: NonNegativeFloat = 0.05,
         info_std: PositiveFloat | None = None,
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
         discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-3, betas=(0.5, 0.999)),
+        warm_start: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.code_dim, self.noise_dim, self.latent_dim = code_dim, noise_dim, code_dim + noise_dim
+        self.prior, self.warm_start = prior, warm_start
+        if prior == "gaussian":
+            self.traversal_span = 2.0
         self.info_weight = info_weight
         self.data_shape = (channels, 64, 64)
         self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid")
@@ -139,8 +167,33 @@ class InfoGAN(AdversarialModule):
 
     # ------------------------------------------------------------------------ sampling API
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """(c, z), every dimension U[-1, 1]: the codes first, then the noise."""
-        return torch.rand(n, self.latent_dim, generator=generator, device=self._generator_device(generator)) * 2 - 1
+        """(c, z), every dimension from the prior: the codes first, then the noise."""
+        return self.prior_sample((n, self.latent_dim), generator)
+
+    def prior_sample(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor:
+        device = self._generator_device(generator)
+        if self.prior == "gaussian":
+            return torch.randn(shape, generator=generator, device=device)
+        return torch.rand(shape, generator=generator, device=device) * 2 - 1
+
+    def latent_pairs(self, n: int, pairing: Pairing, gap: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+        """``n`` pairs of latents (c, z) labelled by a code dimension k ~ U{0..code_dim-1}, the noise z
+        shared: returns k [n] and the two latents [n, latent_dim] of each pair. "share" (InfoGAN-CR's
+        reference): code k identical, every other code drawn for each; "differ" (IDGAN-SC §2.2):
+        one code vector, code k drawn twice. Values drawn twice are at least ``gap`` apart (uniform prior)."""
+        device = self.device
+        dims = torch.randint(self.code_dim, (n,), device=device)
+        if pairing == "share":
+            code_1, code_2 = pairs_sharing(*self.values_apart((n, self.code_dim), gap), dims)
+        else:
+            code_1, code_2 = pairs_differing_in(self.prior_sample((n, self.code_dim)), *self.values_apart((n,), gap), dims)
+        noise = self.prior_sample((n, self.noise_dim))
+        return dims, torch.cat([code_1, noise], 1), torch.cat([code_2, noise], 1)
+
+    def values_apart(self, shape: tuple[int, ...], gap: float) -> tuple[Tensor, Tensor]:
+        if self.prior == "gaussian":
+            return self.prior_sample(shape), self.prior_sample(shape)
+        return uniform_pairs_apart(shape, gap, device=self.device)
 
     def traversal_dims(self) -> range:
         return range(self.code_dim)
@@ -169,7 +222,7 @@ class InfoGANCR(InfoGAN):
 
     def __init__(
         self,
-        pairing: Literal["share", "differ"] = "share",
+        pairing: Pairing = "share",
         gap: NonNegativeFloat = 0.0,
         cr_weight: NonNegativeFloat = 2.0,
         cr_start_step: NonNegativeInt = 288_000,
@@ -179,6 +232,8 @@ class InfoGANCR(InfoGAN):
         super().__init__(**kwargs)
         if gap > 2.0:
             raise ValueError(f"gap must lie in [0, 2] (codes are U[-1, 1]), got {gap}")
+        if gap > 0 and self.prior == "gaussian":
+            raise ValueError(f"gap={gap} keeps uniform codes apart; with prior='gaussian' set gap: 0")
         self.pairing, self.gap, self.cr_weight, self.cr_start_step = pairing, gap, cr_weight, cr_start_step
         channels = self.data_shape[0]
         trunk = InfoGANCRTrunk(2 * channels)
@@ -208,14 +263,73 @@ class InfoGANCR(InfoGAN):
         return weight * cr_loss
 
     def cr_latent_pairs(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
-        """``n`` pairs of latents (c, z) labelled by a code dimension k ~ U{0..code_dim-1}: returns
-        k [n] and the two latents [n, latent_dim] of each pair, built by ``pairing``."""
-        device = self.device
-        dims = torch.randint(self.code_dim, (n,), device=device)
-        if self.pairing == "share":
-            code_1, code_2 = pairs_sharing(*uniform_pairs_apart((n, self.code_dim), self.gap, device=device), dims)
-        else:
-            base = torch.rand(n, self.code_dim, device=device) * 2 - 1
-            code_1, code_2 = pairs_differing_in(base, *uniform_pairs_apart((n,), self.gap, device=device), dims)
-        noise = torch.rand(n, self.noise_dim, device=device) * 2 - 1
-        return dims, torch.cat([code_1, noise], 1), torch.cat([code_2, noise], 1)
+        """``n`` pairs built by ``pairing`` and ``gap`` (see ``InfoGAN.latent_pairs``)."""
+        return self.latent_pairs(n, self.pairing, self.gap)
+
+
+class InfoGANSC(InfoGAN):
+    """InfoGAN with IDGAN-SC's supervised-contrastive regulariser (seed 001 eq. 6) in place of
+    InfoGAN-CR's: IDGAN-SC without β-VAE on the networks of InfoGAN and InfoGAN-CR, the third arm of
+    the paper's §3.1 ablation (table 2).
+
+    From ``contrastive_start_step`` on, each generator step builds m pairs as IDGAN-SC §2.2 does
+    (c drawn once, c_s twice, z shared; labelled s); E maps each channel-concatenated pair to an
+    L2-normalised r, and G and E minimise α L_SC (G's loss is the InfoGAN one plus it). Before that
+    E is neither used nor trained. E is InfoGAN-CR's CR discriminator with ``representation_dim``
+    outputs in place of k logits, so the two regularised arms differ in their loss only.
+
+    Args:
+        contrastive_weight: α (paper: 2).
+        contrastive_start_step: Generator steps trained as plain InfoGAN before L_SC starts (0 in
+            the ablation's arm, which continues a pre-trained InfoGAN).
+        num_pairs: m, the pairs built per generator step (paper: 384).
+        tau_positive: τ1 of eq. 6 (paper: 0.07).
+        tau_all: τ2 of eq. 6 (paper: 0.1).
+        representation_dim: Size of r (paper: 128).
+        contrastive_reduction: "mean" over the anchors (SupCon's code) or "sum" (eq. 6 as
+            printed); see ``IDGANSC``, whose reasons for "mean" hold here too.
+        contrastive_optimizer: E. Paper: as D.
+    """
+
+    def __init__(
+        self,
+        contrastive_weight: NonNegativeFloat = 2.0,
+        contrastive_start_step: NonNegativeInt = 0,
+        num_pairs: PairCount = 384,
+        tau_positive: PositiveFloat = 0.07,
+        tau_all: PositiveFloat = 0.1,
+        representation_dim: PositiveInt = 128,
+        contrastive_reduction: Literal["mean", "sum"] = "mean",
+        contrastive_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-3, betas=(0.5, 0.999)),
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.contrastive_weight, self.contrastive_start_step = contrastive_weight, contrastive_start_step
+        self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
+        self.contrastive_reduction = contrastive_reduction
+        trunk = InfoGANCRTrunk(2 * self.data_shape[0])
+        self.contrastive_head = nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, representation_dim)))
+        self.optimized_networks["contrastive_head"] = contrastive_optimizer
+
+    def current_contrastive_weight(self) -> float:
+        """α of this step: 0 until ``contrastive_start_step`` generator steps are done."""
+        return self.contrastive_weight if self.global_step >= self.contrastive_start_step else 0.0
+
+    def cooperating_networks(self) -> tuple[str, ...]:
+        return ("contrastive_head",) if self.current_contrastive_weight() > 0 else ()
+
+    def regularization_loss(self, n: int) -> Tensor | float:
+        """α L_SC over ``num_pairs`` fresh pairs (not the batch size ``n``); E minimises it with G."""
+        weight = self.current_contrastive_weight()
+        self.log("train/sc_weight", weight)
+        if weight == 0:
+            return 0.0
+        dims, latent_1, latent_2 = self.latent_pairs(self.num_pairs, "differ")
+        pairs = torch.cat([self.generator(latent_1), self.generator(latent_2)], 1)
+        representations = F.normalize(self.contrastive_head(pairs), dim=1)
+        sc_loss = supervised_contrastive_loss(representations, dims, self.tau_positive, self.tau_all, self.contrastive_reduction)
+        self.log_dict(
+            {"train/sc_loss": sc_loss, "train/sc_accuracy": nearest_neighbour_accuracy(representations.detach(), dims)},
+            prog_bar=True,
+        )
+        return weight * sc_loss

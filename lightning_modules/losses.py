@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -138,16 +139,22 @@ def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
 
 
 def supervised_contrastive_loss(
-    representations: Tensor, labels: Tensor, tau_positive: float, tau_all: float
+    representations: Tensor,
+    labels: Tensor,
+    tau_positive: float,
+    tau_all: float,
+    reduction: Literal["mean", "sum"] = "mean",
 ) -> Tensor:
     """IDGAN-SC eq. 6 (SupCon, Khosla et al. 2020, with separate temperatures):
 
-    L_SC = 1/|I'| Σ_{i∈I'} -1/|P(i)| Σ_{p∈P(i)} log( exp(r_i·r_p / τ1) / Σ_{j∈A(i)} exp(r_i·r_j / τ2) )
+    L_SC = Σ_{i∈I'} L_i  ("sum", eq. 6 as printed)   or   1/|I'| Σ_{i∈I'} L_i  ("mean"),
+    L_i  = -1/|P(i)| Σ_{p∈P(i)} log( exp(r_i·r_p / τ1) / Σ_{j∈A(i)} exp(r_i·r_j / τ2) )
 
     with A(i) every other sample, P(i) those sharing i's label and I' the anchors with a positive
     (P(i) non-empty). ``representations`` are the L2-normalised r [m, d]. τ1 = τ2 is Khosla et al.'s
-    L^sup_out. The paper sums over anchors; we average (as Khosla et al.'s reference code does), so α
-    keeps its meaning for any number of pairs m.
+    L^sup_out. Eq. 6 (like Khosla et al.'s eq. 2, which it copies) sums over the anchors; Khosla et
+    al.'s reference code averages, which keeps α's meaning for any number of pairs m ("sum" is
+    "mean" with α multiplied by |I'|, i.e. by m = 384 on dSprites).
 
     Degenerate cases: as in the reference code, an anchor without a positive contributes nothing
     and takes no gradient from its own term (it still serves as a negative of the others); unlike
@@ -167,6 +174,8 @@ def supervised_contrastive_loss(
     log_denominator = torch.logsumexp(torch.where(anchors[:, None], logits, 0.0), dim=1, keepdim=True)
     log_ratio = similarity / tau_positive - log_denominator
     per_anchor = -(log_ratio * positives).sum(1) / counts.clamp(min=1)
+    if reduction == "sum":
+        return per_anchor.sum()
     return per_anchor.sum() / anchors.sum().clamp(min=1)
 
 

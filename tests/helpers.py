@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import tempfile
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -77,7 +78,10 @@ class TinyAutoencoder(GenerativeModule):
 
 
 def quiet_trainer(**kwargs) -> pl.Trainer:
+    """A CPU trainer without logger, checkpoints or progress bar, whose run folder (where evaluation
+    callbacks append scores.csv) is a fresh temporary folder, not the working directory."""
     settings = dict(
+        default_root_dir=tempfile.mkdtemp(prefix="quiet_trainer_"),
         accelerator="cpu",
         devices=1,
         logger=False,
@@ -332,10 +336,12 @@ def evaluations(config: dict) -> list[dict]:
 def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict | None = None, **changes) -> Path:
     """The config with its evaluation callbacks at tiny sizes (the real-statistics cache in
     tmp_path; FID on ``feature_extractor``, by default a tiny stand-in of the Inception), written
-    to tmp_path."""
+    to tmp_path. Without their step-0 scores (``at_start``, tested in test_paper.py), which would
+    double the evaluations of every config's test run."""
     settings = yaml.safe_load(config.read_text())
     for callback in evaluations(settings):
         arguments = callback["init_args"]
+        arguments.pop("at_start", None)
         if callback["class_path"] == "callbacks.FIDEvaluation":
             arguments.update(TINY_FID, cache_dir=str(tmp_path / "fid_cache"))
             arguments.update(feature_extractor or {"feature_extractor": {"class_path": "tests.probes.TinyFeatures"}})

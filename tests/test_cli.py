@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from lightning_modules import BetaVAE
+from lightning_modules import BetaVAE, InfoGAN
 from lightning_modules.cli import main
 from tests.helpers import RandomImages, evaluations, quiet_trainer, with_tiny_evaluations, write_celeba, write_mnist
 
@@ -37,6 +37,19 @@ def distiller_override(config: Path, tmp_path: Path) -> list[str]:
     return [f"--model.init_args.{argument}={tmp_path / 'pretrained_vae.ckpt'}"]
 
 
+def warm_start_override(config: Path, tmp_path: Path) -> list[str]:
+    """An ablation arm gets a one-step pre-training of its network family and settings."""
+    model = yaml.safe_load(config.read_text())["model"]
+    args = model["init_args"]
+    if not args.get("warm_start"):
+        return []
+    settings = {name: args[name] for name in ("code_dim", "noise_dim", "prior", "channels")}
+    trainer = quiet_trainer(max_steps=1)
+    trainer.fit(InfoGAN(**settings), RandomImages(size=64, n=4, batch_size=4, value_range=(0.0, 1.0)))
+    trainer.save_checkpoint(tmp_path / "pretraining.ckpt")
+    return [f"--model.init_args.warm_start={tmp_path / 'pretraining.ckpt'}"]
+
+
 def data_overrides(config: Path, tmp_path: Path) -> list[str]:
     """Point the config's datamodule at tiny data built here, with tiny batches."""
     data = yaml.safe_load(config.read_text())["data"]
@@ -52,7 +65,8 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
 
 #: Sizes at which an evaluation callback of a shipped config runs in a test (seconds, not hours).
 DSPRITES_ENCODERS = ["quickstart_stage_one", "quickstart", "beta_vae_dsprites", "idgan_sc_dsprites", "idgan_sc_prior_dsprites",
-                     "infogan_dsprites", "infogan_cr_dsprites", "factor_vae_dsprites"]
+                     "infogan_dsprites", "infogan_cr_dsprites", "factor_vae_dsprites", "ablation_infogan_pretrain_dsprites",
+                     "ablation_infogan_dsprites", "ablation_infogan_cr_dsprites", "ablation_idgan_sc_dsprites"]
 IMAGE_CONFIGS = [c.stem for c in CONFIGS if yaml.safe_load(c.read_text())["data"]["class_path"].rsplit(".", 1)[-1]
                  in ("MNISTDataModule", "CelebADataModule", "LSUNBedroomsDataModule")]
 
@@ -108,7 +122,7 @@ def test_fast_dev_run_fits(config, tmp_path, monkeypatch, caplog):
     """Every config, its evaluation callbacks included (at tiny sizes: they run at the end of fit,
     which fast_dev_run keeps)."""
     monkeypatch.chdir(tmp_path)  # the configs write under runs/
-    overrides = data_overrides(config, tmp_path) + distiller_override(config, tmp_path)
+    overrides = data_overrides(config, tmp_path) + distiller_override(config, tmp_path) + warm_start_override(config, tmp_path)
     with caplog.at_level("INFO", logger="pytorch_lightning"):  # Lightning's console logger, outside pytest
         main(
             ["fit", "--config", str(with_tiny_evaluations(config, tmp_path)), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",

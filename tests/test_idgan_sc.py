@@ -73,6 +73,42 @@ def test_supcon_averages_over_the_anchors_that_have_a_positive_only():
     assert r.grad[2].tolist() == pytest.approx([1 / (math.e + 1), 0.0], rel=1e-6)
 
 
+def test_supcon_reduction_sum_is_eq_6_as_printed_and_mean_is_supcons_code():
+    """Eq. 6 sums over the anchors; SupCon's reference code (and the default) averages. Hand values:
+    four anchors, each with L_i = log(e + 2) - 1 (see above); three anchors of which two have a
+    positive, each with L_i = log(e + 1) - 1."""
+    four = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    three = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    for r, labels, per_anchor, anchors in ((four, [0, 0, 1, 1], math.log(math.e + 2) - 1, 4),
+                                           (three, [0, 0, 1], math.log(math.e + 1) - 1, 2)):
+        labels = torch.tensor(labels)
+        assert supervised_contrastive_loss(r, labels, 1.0, 1.0, reduction="mean").item() == pytest.approx(per_anchor, rel=1e-6)
+        assert supervised_contrastive_loss(r, labels, 1.0, 1.0, reduction="sum").item() == pytest.approx(anchors * per_anchor, rel=1e-6)
+        assert supervised_contrastive_loss(r, labels, 1.0, 1.0).item() == pytest.approx(per_anchor, rel=1e-6)  # the default
+
+
+def test_supcon_sum_follows_eq_6_for_the_papers_temperatures():
+    torch.manual_seed(0)
+    r = torch.nn.functional.normalize(torch.randn(9, 5), dim=1)
+    labels = [0, 1, 2, 0, 1, 2, 0, 1, 3]  # 8 anchors with a positive
+    loss = supervised_contrastive_loss(r, torch.tensor(labels), 0.07, 0.1, reduction="sum")
+    assert loss.item() == pytest.approx(8 * supcon_by_loops(r, labels, 0.07, 0.1), rel=1e-5)
+
+
+def test_idgan_sc_applies_its_configured_reduction():
+    """The model's sc_loss is the sum (m times the mean, when every pair has a positive) with
+    contrastive_reduction="sum"."""
+    losses = {}
+    for reduction in ("mean", "sum"):
+        pl.seed_everything(0)
+        model = IDGANSC(code_source="prior", code_dim=2, noise_dim=2, image_size=28, width=4, num_pairs=16,
+                        representation_dim=8, contrastive_reduction=reduction)
+        trainer = quiet_trainer(max_steps=1)
+        trainer.fit(model, RandomImages(size=28, value_range=UNIT))
+        losses[reduction] = trainer.callback_metrics["train/sc_loss"].item()
+    assert losses["sum"] == pytest.approx(16 * losses["mean"], rel=1e-4)
+
+
 def test_idgan_sc_trains_on_when_the_pairs_share_no_dimension():
     """m = 2 pairs over k = 10 code dimensions: most steps have no positive pair at all."""
     pl.seed_everything(0)
