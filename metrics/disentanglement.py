@@ -337,10 +337,12 @@ class DCIScore(DisentanglementMetric):
     trees per class, learning rate 0.1) and reads its impurity-decrease importances; that takes
     minutes on a 10-dim code of dSprites. We run the same boosting algorithm (least-squares trees on
     the softmax residuals, Newton-step leaves, squared-error-reduction importances normalised per
-    factor) with LightGBM growing each tree on exact thresholds, and break ties as scikit-learn does
-    in expectation (``_boosted_tree_importance``): dimensions that make the same splits (copies,
-    monotone transforms) share a factor's importance evenly, so a code that copies each factor
-    twice has completeness 1 - log 2 / log D, as the reference's mean over its random_states. On
+    factor) in numpy, growing the trees as scikit-learn's ``DecisionTreeRegressor`` does (exact
+    thresholds, a random one of exactly tied dimensions; ``_TreeGrower``), all of a round's trees
+    at once, a thread per factor, and break ties as scikit-learn does in expectation
+    (``_boosted_tree_importance``): dimensions that make the same splits (copies, monotone
+    transforms) share a factor's importance evenly, so a code that copies each factor twice has
+    completeness 1 - log 2 / log D, as the reference's mean over its random_states. On
     ``bench/metrics.py``'s known-answer codes every score is within 0.02 of that mean on the same
     samples.
 
@@ -362,10 +364,12 @@ class DCIScore(DisentanglementMetric):
 
     def score(self, codes):
         ys, train = self._ys(), self.sizes["num_train"]
-        # the factors with the most classes (the longest fits) first, so the threads finish together
+        # a thread per factor: on few cores the cores stay busy until the last fit ends (a thread per
+        # core leaves one idle while the other fits the last large factor), on many the largest
+        # factor bounds the time; the factors with the most classes (the longest fits) start first
         factors = sorted(self.varying.tolist(), key=lambda factor: -self.factor_sizes[factor])
         fits = dict(zip(factors, _parallel_map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
-                                               factors, int(os.environ.get("DCI_WORKERS", 0)) or len(factors))))
+                                               factors, workers=len(factors))))
         fits = [fits[factor] for factor in self.varying.tolist()]
         importance = np.stack([fit[0] for fit in fits], axis=1)
         return {
@@ -377,8 +381,8 @@ class DCIScore(DisentanglementMetric):
 
 # --------------------------------------------------------------------------------- helpers
 def _parallel_map(fn: Callable[[Any], Any], items: list, workers: int | None = None) -> list:
-    """``[fn(item) for item in items]`` on a thread per core: the estimators fit single-threaded
-    outside the GIL, so results do not depend on the core count."""
+    """``[fn(item) for item in items]`` on ``workers`` threads (default: one per core): the
+    estimators fit single-threaded outside the GIL, so results do not depend on the thread count."""
     with ThreadPoolExecutor(max_workers=workers or max(1, min(len(items), os.cpu_count() or 1))) as pool:
         return list(pool.map(fn, items))
 
@@ -470,7 +474,7 @@ def _boosted_tree_importance(codes: np.ndarray, y: np.ndarray, num_train: int, s
     initial = np.log(prior[1:] / prior[:1]) if binary else np.log(prior)
     raw, test_raw = np.repeat(initial[:, None], len(x), axis=1), np.repeat(initial[:, None], len(x_test), axis=1)
     # a few trees at a time: work arrays [trees, D, N] of at most 2**18 numbers (2 MB) stay in the cache
-    grower = _TreeGrower(x, max(1, min(len(initial), int(os.environ.get("DCI_CHUNK", 2**18)) // x.size)), depth, np.random.default_rng(seed))
+    grower = _TreeGrower(x, max(1, min(len(initial), 2**18 // x.size)), depth, np.random.default_rng(seed))
     tree_rows = np.arange(len(initial))[:, None] * grower.leaves
     newton_scale = 1.0 if binary else (k - 1) / k
     fitted = np.zeros(x.shape[1])
@@ -506,13 +510,16 @@ class _TreeGrower:
     uniformly random one of the exact ties (rounding decides near-ties, in both).
 
     Where scikit-learn sorts each node's points along each dimension, we keep each dimension's
-    presorted order and at each level gather each node's points from it (in increasing order, one
-    ``flatnonzero`` per node: a stable partition); the left sums ``L`` of every threshold of every
-    node, dimension and tree are then one cumulative sum of the residuals (``torch.cumsum``, 4x
-    numpy's). A threshold with ``n_left`` of a node's ``n`` points and sum ``S`` on its left reduces
-    the squared error by ``n u^2 / (n_left n_right)`` with ``u = L - n_left S / n``: scikit-learn's
-    proxy ``L^2 / n_left + (S - L)^2 / n_right`` less the node's constant ``S^2 / n``. Points too
-    close to separate are few (duplicates), so they are looked up, not compared everywhere."""
+    presorted order and at each level gather each node's points from it (one ``flatnonzero`` per
+    node: a stable partition, so each node's run stays in increasing order). A threshold with
+    ``n_left`` of a node's ``n`` points on its left reduces the squared error by
+    ``n u^2 / (n_left n_right)``, where ``u`` is the left sum of the residuals less the node's mean
+    (scikit-learn's proxy ``L^2 / n_left + (S - L)^2 / n_right`` less the node's constant
+    ``S^2 / n``): ``u`` of every threshold of every node, dimension and tree is a prefix sum of the
+    centred residuals in the node's run (``torch.cumsum``, about 4x numpy's), each run summed on its
+    own so that the same left set gives the same sum in every dimension and exact ties stay exact,
+    as in scikit-learn (a left set of one or two points, common in small nodes). Consecutive points
+    too close to separate are few (duplicates): they are looked up, not compared everywhere."""
 
     def __init__(self, x: np.ndarray, trees: int, depth: int, generator: np.random.Generator) -> None:
         n, dims = x.shape
@@ -563,10 +570,11 @@ class _TreeGrower:
             starts = np.cumsum(counts, axis=1) - counts
             # position i of a dimension's order (nodes in turn) lies in node (tree, node_at[:, i]): [trees, N]
             node_at = np.repeat(np.arange(trees * nodes), counts.ravel()).reshape(trees, n)
-            # u, each threshold's left sum of (residual - node mean), is a prefix sum of each node's run
-            # (a run sums to 0, so the next node's starts afresh)
+            # u, each threshold's left sum of (residual - node mean), is a prefix sum of the node's run
+            # (each run summed on its own, so that equal left sets give equal sums and tie exactly)
             if level == 0:
                 np.subtract(in_order, mean[:, :, None], out=work)
+                torch.from_numpy(work).cumsum_(dim=2)
                 inseparable = self.close[:np.searchsorted(self.close, work.size)]
             else:
                 # each node's points in each dimension's order: flat positions, tree by tree, dimension by dimension
@@ -578,9 +586,10 @@ class _TreeGrower:
                     for tree in range(trees):
                         count, start = counts[tree, child], starts[tree, child]
                         block = residual[before[tree, child] * dims:(before[tree, child] + count) * dims]
-                        np.subtract(block.reshape(dims, count), mean[tree, child], out=work[tree, :, start:start + count])
+                        run = work[tree, :, start:start + count]
+                        np.subtract(block.reshape(dims, count), mean[tree, child], out=run)
+                        torch.from_numpy(run).cumsum_(dim=1)
                 inseparable = self._inseparable(keys, members, counts, starts, before)
-            torch.from_numpy(work).cumsum_(dim=2)
             # each threshold's reduction n u^2 / (n_left n_right), NaN where there is none
             n_left = positions - starts.take(node_at) + 1
             n_node = counts.take(node_at)
