@@ -337,10 +337,12 @@ class DCIScore(DisentanglementMetric):
     trees per class, learning rate 0.1) and reads its impurity-decrease importances; that takes
     minutes on a 10-dim code of dSprites. We run the same boosting algorithm (least-squares trees on
     the softmax residuals, Newton-step leaves, squared-error-reduction importances normalised per
-    factor) with LightGBM growing each tree on exact thresholds, and break ties as scikit-learn does
-    in expectation (``_boosted_tree_importance``): dimensions that make the same splits (copies,
-    monotone transforms) share a factor's importance evenly, so a code that copies each factor
-    twice has completeness 1 - log 2 / log D, as the reference's mean over its random_states. On
+    factor) in numpy, growing the trees as scikit-learn's ``DecisionTreeRegressor`` does (exact
+    thresholds, a random one of exactly tied dimensions; ``_TreeGrower``), all of a round's trees
+    at once, a thread per factor, and break ties as scikit-learn does in expectation
+    (``_boosted_tree_importance``): dimensions that make the same splits (copies, monotone
+    transforms) share a factor's importance evenly, so a code that copies each factor twice has
+    completeness 1 - log 2 / log D, as the reference's mean over its random_states. On
     ``bench/metrics.py``'s known-answer codes every score is within 0.02 of that mean on the same
     samples.
 
@@ -362,10 +364,12 @@ class DCIScore(DisentanglementMetric):
 
     def score(self, codes):
         ys, train = self._ys(), self.sizes["num_train"]
-        # the factors with the most classes (the longest fits) first, so the threads finish together
+        # a thread per factor: on few cores the cores stay busy until the last fit ends (a thread per
+        # core leaves one idle while the other fits the last large factor), on many the largest
+        # factor bounds the time; the factors with the most classes (the longest fits) start first
         factors = sorted(self.varying.tolist(), key=lambda factor: -self.factor_sizes[factor])
         fits = dict(zip(factors, _parallel_map(lambda factor: _boosted_tree_importance(codes, ys[:, factor], train, self.seed),
-                                               factors)))
+                                               factors, workers=len(factors))))
         fits = [fits[factor] for factor in self.varying.tolist()]
         importance = np.stack([fit[0] for fit in fits], axis=1)
         return {
@@ -376,10 +380,10 @@ class DCIScore(DisentanglementMetric):
 
 
 # --------------------------------------------------------------------------------- helpers
-def _parallel_map(fn: Callable[[Any], Any], items: list) -> list:
-    """``[fn(item) for item in items]`` on a thread per core: the estimators fit single-threaded
-    outside the GIL, so results do not depend on the core count."""
-    with ThreadPoolExecutor(max_workers=max(1, min(len(items), os.cpu_count() or 1))) as pool:
+def _parallel_map(fn: Callable[[Any], Any], items: list, workers: int | None = None) -> list:
+    """``[fn(item) for item in items]`` on ``workers`` threads (default: one per core): the
+    estimators fit single-threaded outside the GIL, so results do not depend on the thread count."""
+    with ThreadPoolExecutor(max_workers=workers or max(1, min(len(items), os.cpu_count() or 1))) as pool:
         return list(pool.map(fn, items))
 
 
@@ -500,28 +504,40 @@ class _TreeGrower:
     a round's residuals [trees, N], all grown at once, level by level.
 
     As scikit-learn: a node of one point or of zero variance (to rounding) is a leaf; its split is
-    the one of largest ``sum_left^2 / n_left + sum_right^2 / n_right`` (the squared-error
-    reduction plus a constant), at the midpoint of consecutive values more than 1e-7 apart
-    (float32 arithmetic); within a dimension the lowest best threshold wins, and among dimensions,
-    which scikit-learn visits in a random order keeping the first strictly better, a uniformly
-    random one of the exact ties (rounding decides near-ties, in both). Where scikit-learn sorts
-    each node's points along each dimension, we keep each dimension's presorted order and at each
-    level sort the points by node (stable, so each node's run stays in increasing order); the sums
-    of every threshold of every node, dimension and tree are then one prefix sum of the residuals."""
+    the one of largest squared-error reduction, at the midpoint of consecutive values more than
+    1e-7 apart (float32 arithmetic); within a dimension the lowest best threshold wins, and among
+    dimensions, which scikit-learn visits in a random order keeping the first strictly better, a
+    uniformly random one of the exact ties (rounding decides near-ties, in both).
+
+    Where scikit-learn sorts each node's points along each dimension, we keep each dimension's
+    presorted order and at each level gather each node's points from it (one ``flatnonzero`` per
+    node: a stable partition, so each node's run stays in increasing order). A threshold with
+    ``n_left`` of a node's ``n`` points on its left reduces the squared error by
+    ``n u^2 / (n_left n_right)``, where ``u`` is the left sum of the residuals less the node's mean
+    (scikit-learn's proxy ``L^2 / n_left + (S - L)^2 / n_right`` less the node's constant
+    ``S^2 / n``): ``u`` of every threshold of every node, dimension and tree is a prefix sum of the
+    centred residuals in the node's run (``torch.cumsum``, about 4x numpy's), each run summed on its
+    own so that the same left set gives the same sum in every dimension and exact ties stay exact,
+    as in scikit-learn (a left set of one or two points, common in small nodes). Consecutive points
+    too close to separate are few (duplicates): they are looked up, not compared everywhere."""
 
     def __init__(self, x: np.ndarray, trees: int, depth: int, generator: np.random.Generator) -> None:
         n, dims = x.shape
         self.x, self.trees, self.depth, self.generator, self.leaves = x, trees, depth, generator, 2**depth
-        self.presorted = np.ascontiguousarray(np.argsort(x, axis=0, kind="stable").T)  # [D, N]
-        self.x_sorted = np.take_along_axis(x.T, self.presorted, axis=1)
+        presorted = np.ascontiguousarray(np.argsort(x, axis=0, kind="stable").T)  # [D, N]
+        self.x_sorted = np.take_along_axis(x.T, presorted, axis=1)
+        self.x_columns = np.ascontiguousarray(x.T)
         #: indices into a flat [trees, N] array of the points in each dimension's order, [trees, D, N]
-        self.sorted_index = np.arange(trees)[:, None, None] * n + self.presorted
-        self.row_offset = (np.arange(trees * dims) * n).reshape(trees, dims, 1)
-        self.dim_offset = (np.arange(dims) * n).reshape(1, dims, 1)
-        # work arrays [trees, D, N], reused every level of every round
-        self.left, self.gain, self.right = (np.empty((trees, dims, n)) for _ in range(3))
-        self.index = np.empty((trees, dims, n), dtype=np.intp)
-        self.values = np.empty((trees, dims, n), dtype=np.float32)
+        self.sorted_index = np.arange(trees)[:, None, None] * n + presorted
+        # the last position of each dimension's order within 1e-7 of each position's value: two
+        # consecutive points j < k of a node cannot be separated when k <= reach[j]
+        reach = np.stack([np.searchsorted(row, row + np.float32(1e-7), side="right") - 1 for row in self.x_sorted])
+        row_start = np.arange(trees * dims).reshape(trees, dims, 1) * n
+        #: flat positions in [trees, D, N] of the points with a close successor, and that reach
+        self.close = np.flatnonzero(np.broadcast_to(reach > np.arange(n), (trees, dims, n)))
+        self.reach = (row_start + reach).ravel()[self.close]
+        self.close_row = self.close // n
+        self.work = np.empty((trees, dims, n))  # reused every level of every round
 
     def grow(self, residuals: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
         """Fit one tree to each row of ``residuals`` [trees, N]. Returns the splits of each level
@@ -531,92 +547,123 @@ class _TreeGrower:
         trees, n = residuals.shape
         dims = self.x.shape[1]
         tree_of, positions = np.arange(trees)[:, None], np.arange(n)
-        left, gain, right = self.left[:trees], self.gain[:trees], self.right[:trees]
-        sorted_index, row_offset = self.sorted_index[:trees], self.row_offset[:trees]
+        sorted_index = self.sorted_index[:trees]
+        row_start = (tree_of[:, :, None] * dims + np.arange(dims)[:, None]) * n  # [trees, D, 1]
+        in_order = residuals.take(sorted_index)  # the residuals in each dimension's order
+        squares = np.square(residuals).ravel()
+        flat_in_order = in_order.reshape(-1)
+        work = self.work[:trees]
+        flat_work = work.reshape(-1)
         node = np.zeros((trees, n), dtype=np.intp)
         closed = np.zeros((trees, 1), dtype=bool)  # the children of a leaf
         reduction = np.zeros(dims)
         splits = []
-        in_order = residuals.take(sorted_index)  # the residuals in each dimension's order
-        squares = residuals**2
         for level in range(self.depth):
             nodes = 2**level
             cells = (tree_of * nodes + node).ravel()
             counts, sums, sum_squares = (np.bincount(cells, weights, minlength=trees * nodes).reshape(trees, nodes)
-                                         for weights in (None, residuals.ravel(), squares.ravel()))
+                                         for weights in (None, residuals.ravel(), squares))
             with np.errstate(invalid="ignore", divide="ignore"):
                 impurity = sum_squares / counts - (sums / counts) ** 2
+                mean = sums / counts
             growing = ~closed & (counts >= 2) & (impurity > _EPSILON)
             starts = np.cumsum(counts, axis=1) - counts
-            # position i of a dimension's order (nodes in turn) lies in node_at[:, i]: [trees, N]
-            node_at = np.repeat(np.arange(trees * nodes), counts.ravel().astype(np.intp)).reshape(trees, n)
+            # position i of a dimension's order (nodes in turn) lies in node (tree, node_at[:, i]): [trees, N]
+            node_at = np.repeat(np.arange(trees * nodes), counts.ravel()).reshape(trees, n)
+            # u, each threshold's left sum of (residual - node mean), is a prefix sum of the node's run
+            # (each run summed on its own, so that equal left sets give equal sums and tie exactly)
             if level == 0:
-                values = self.x_sorted[None]
-                np.cumsum(in_order, axis=2, out=left)
+                np.subtract(in_order, mean[:, :, None], out=work)
+                torch.from_numpy(work).cumsum_(dim=2)
+                inseparable = self.close[:np.searchsorted(self.close, work.size)]
             else:
-                order = np.argsort(node.astype(np.uint8).take(sorted_index), axis=2, kind="stable")
-                values = self.x_sorted.take(np.add(order, self.dim_offset, out=self.index[:trees]), out=self.values[:trees])
-                in_order.take(np.add(order, row_offset, out=self.index[:trees]), out=right)
-                # the prefix sums restart at each node: its first point takes off the previous node's sum
-                tree, node_id = np.nonzero(counts > 0)
-                after = np.flatnonzero(tree[1:] == tree[:-1])
-                right[tree[after + 1, None], np.arange(dims), starts[tree[after + 1], node_id[after + 1], None]] -= (
-                    sums[tree[after], node_id[after], None])
-                np.cumsum(right, axis=2, out=left)
-            n_left = (positions - starts.take(node_at) + 1).astype(np.float64)
-            n_right = counts.take(node_at) - n_left
-            together = (values[..., 1:] <= values[..., :-1] + np.float32(1e-7)) | ~(growing.take(node_at) & (n_right > 0))[:, None, :-1]
-            n_right[n_right == 0] = 1.0
-            np.subtract(sums.take(node_at)[:, None, :], left, out=right)
-            np.multiply(right, right, out=right)
-            np.divide(right, n_right[:, None, :], out=right)
-            np.multiply(left, left, out=gain)
-            np.divide(gain, n_left[:, None, :], out=gain)
-            gain += right
-            np.copyto(gain[..., :-1], -np.inf, where=together)
-            gain[..., -1] = -np.inf
+                # each node's points in each dimension's order: flat positions, tree by tree, dimension by dimension
+                keys = node.astype(np.uint8).take(sorted_index).ravel()
+                members = [np.flatnonzero(keys == child) for child in range(nodes)]
+                before = np.cumsum(counts, axis=0) - counts  # of the node in the earlier trees
+                for child, member in enumerate(members):
+                    residual = flat_in_order.take(member)
+                    for tree in range(trees):
+                        count, start = counts[tree, child], starts[tree, child]
+                        block = residual[before[tree, child] * dims:(before[tree, child] + count) * dims]
+                        run = work[tree, :, start:start + count]
+                        np.subtract(block.reshape(dims, count), mean[tree, child], out=run)
+                        torch.from_numpy(run).cumsum_(dim=1)
+                inseparable = self._inseparable(keys, members, counts, starts, before)
+            # each threshold's reduction n u^2 / (n_left n_right), NaN where there is none
+            n_left = positions - starts.take(node_at) + 1
+            n_node = counts.take(node_at)
+            n_right = n_node - n_left
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(growing.take(node_at) & (n_right > 0), n_node / (n_left * n_right), np.nan)
+            np.square(work, out=work)
+            np.multiply(work, scale[:, None, :], out=work)
+            flat_work[inseparable] = np.nan
             first_position = np.minimum(starts, n - 1)  # of an empty last node: masked below
-            if level == 0:
-                best_per_dim = gain.max(axis=2, keepdims=True)
-            else:
-                best_per_dim = np.maximum.reduceat(gain.reshape(-1), (row_offset + first_position[:, None, :]).ravel())
-                best_per_dim = best_per_dim.reshape(trees, dims, nodes)
-            best_per_dim[~np.broadcast_to(growing[:, None, :], best_per_dim.shape)] = -np.inf
+            best_per_dim = np.fmax.reduceat(flat_work, (row_start + first_position[:, None, :]).ravel()).reshape(trees, dims, nodes)
+            best_per_dim[~np.broadcast_to(growing[:, None, :], best_per_dim.shape) | np.isnan(best_per_dim)] = -np.inf
             best = best_per_dim.max(axis=1)
             tied = best_per_dim == best[:, None, :]
             dim = np.argmax(np.where(tied, self.generator.random(best_per_dim.shape), -1.0), axis=1)
-            with np.errstate(invalid="ignore"):
-                node_reduction = best - sums**2 / np.maximum(counts, 1)
-            split = growing & np.isfinite(best) & ~(node_reduction / n + _EPSILON < 0)
-            reduction += np.bincount(dim[split], node_reduction[split], minlength=dims)
+            split = growing & np.isfinite(best)
+            reduction += np.bincount(dim[split], best[split], minlength=dims)
             # the chosen dimension's first best position: the threshold follows it
-            chosen_gain = gain.take((tree_of * dims + dim.take(node_at)) * n + positions)
-            is_best = np.where(chosen_gain == best.take(node_at), positions, n)
+            chosen_row = tree_of * dims + dim
+            chosen = flat_work.take(chosen_row.take(node_at) * n + positions)
+            is_best = np.where(chosen == best.take(node_at), positions, n)
             first = np.minimum.reduceat(is_best.ravel(), (tree_of * n + first_position).ravel()).reshape(trees, nodes)
             first = np.where(split, first, 0).clip(max=n - 2)
-            value_rows = np.broadcast_to(values, (trees, dims, n))
-            below = value_rows[tree_of, dim, first].astype(np.float64)
-            above = value_rows[tree_of, dim, first + 1].astype(np.float64)
-            threshold = np.where(split, below / 2.0 + above / 2.0, np.inf)
+            if level == 0:
+                below, above = first, first + 1
+            else:  # the chosen points' positions in the chosen dimension's order
+                below, above = np.zeros((2, trees, nodes), dtype=np.intp)
+                rank = before * dims + dim * counts + first - starts  # in members[node]
+                for child, member in enumerate(members):
+                    if len(member) > 1:
+                        at = rank[:, child].clip(0, len(member) - 2)
+                        below[:, child], above[:, child] = member[at] - chosen_row[:, child] * n, member[at + 1] - chosen_row[:, child] * n
+                below, above = below.clip(0, n - 1), above.clip(0, n - 1)  # of a leaf: unused
+            threshold = np.where(split, self.x_sorted[dim, below] / np.float64(2) + self.x_sorted[dim, above] / np.float64(2), np.inf)
             dim = np.where(split, dim, 0)
             splits.append((dim, threshold))
-            node = _TreeGrower._descend(node, dim, threshold, self.x)
+            node = _TreeGrower._descend(node, dim, threshold, self.x_columns)
             closed = np.repeat(~split, 2, axis=1)
         return splits, node, reduction
 
+    def _inseparable(self, keys: np.ndarray, members: list[np.ndarray], counts: np.ndarray, starts: np.ndarray,
+                     before: np.ndarray) -> np.ndarray:
+        """The flat positions in node order [trees, D, N] of the points whose successor in their node
+        lies within 1e-7 (no threshold between them), given each point's node ``keys`` in presorted
+        order and each node's ``members`` (flat positions)."""
+        n, dims = self.x.shape
+        close = self.close[:np.searchsorted(self.close, keys.size)]
+        node, reach, close_row = keys[close], self.reach[:len(close)], self.close_row[:len(close)]
+        found = []
+        for child, member in enumerate(members):
+            mine = np.flatnonzero(node == child)
+            rank = np.searchsorted(member, close[mine])
+            row = close_row[mine]
+            tree, dim = np.divmod(row, dims)
+            within = rank - (before[tree, child] * dims + dim * counts[tree, child])
+            successor = member[np.minimum(rank + 1, len(member) - 1)]
+            found.append((row * n + starts[tree, child] + within)[(within + 1 < counts[tree, child]) & (successor <= reach[mine])])
+        return np.concatenate(found)
+
     @staticmethod
-    def _descend(node: np.ndarray, dim: np.ndarray, threshold: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """The children [trees, M] of the points of ``x`` [M, D] in nodes ``node`` [trees, M] of one
-        level whose splits are ``dim`` and ``threshold`` [trees, nodes]: left when ``x <= threshold``."""
+    def _descend(node: np.ndarray, dim: np.ndarray, threshold: np.ndarray, x_columns: np.ndarray) -> np.ndarray:
+        """The children [trees, M] of the points of ``x_columns`` [D, M] in nodes ``node`` [trees, M]
+        of one level whose splits are ``dim`` and ``threshold`` [trees, nodes]: left when ``x <= threshold``."""
         at = np.arange(len(node))[:, None] * dim.shape[1] + node
-        return 2 * node + (x.take(np.arange(x.shape[0]) * x.shape[1] + dim.take(at)) > threshold.take(at))
+        points = x_columns.shape[1]
+        return 2 * node + (x_columns.take(dim.take(at) * points + np.arange(points)) > threshold.take(at))
 
     @staticmethod
     def apply(splits: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
         """The leaf [trees, M] of each point of ``x`` [M, D] in each tree."""
         node = np.zeros((len(splits[0][0]), len(x)), dtype=np.intp)
+        x_columns = np.ascontiguousarray(x.T)
         for dim, threshold in splits:
-            node = _TreeGrower._descend(node, dim, threshold, x)
+            node = _TreeGrower._descend(node, dim, threshold, x_columns)
         return node
 
 

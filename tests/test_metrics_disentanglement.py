@@ -195,3 +195,26 @@ def test_a_collapsed_code_scores_zero_disentanglement_and_completeness():
     majority = [np.bincount(ys[:200, j]).argmax() for j in range(3)]
     assert result == {"dci_disentanglement": 0.0, "dci_completeness": 0.0,
                       "dci_informativeness": pytest.approx(np.mean([np.mean(ys[200:, j] == majority[j]) for j in range(3)]))}
+
+
+def test_dci_trees_break_a_tie_in_a_later_node_at_random_as_scikit_learn():
+    """Dimensions 1 and 2 agree on the points of the root's right child (and differ on the left
+    child's): there they make the same split, which scikit-learn's DecisionTreeRegressor picks
+    from its random feature order. Ours must tie them exactly too (the left child's sums must not
+    leak into the right child's) and pick one with the seed: both appear over a few seeds."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    from metrics.disentanglement import _TreeGrower
+
+    x = np.array([[0, 1.5, 2.5], [1, 2.5, 0.5], [2, 3.5, 1.5], [3, 0.5, 3.5],
+                  [10, 1.0, 1.0], [13, 2.0, 2.0], [11, 3.0, 3.0], [12, 4.0, 4.0]], dtype=np.float32)
+    residuals = np.array([-1.25, -1.16, -1.07, -1.11, 1.3, 1.2, 0.7, 0.8])
+    theirs, ours = set(), set()
+    for seed in range(12):
+        tree = DecisionTreeRegressor(max_depth=2, random_state=seed).fit(x, residuals).tree_
+        right = tree.children_right[0]
+        theirs.add((int(tree.feature[0]), float(tree.threshold[0]), int(tree.feature[right]), float(tree.threshold[right])))
+        (root_dim, root_threshold), (dim, threshold) = _TreeGrower(x, 1, 2, np.random.default_rng(seed)).grow(residuals[None])[0]
+        ours.add((int(root_dim[0, 0]), float(root_threshold[0, 0]), int(dim[0, 1]), float(threshold[0, 1])))
+    assert theirs == {(0, 6.5, 1, 2.5), (0, 6.5, 2, 2.5)}
+    assert ours == theirs
