@@ -7,6 +7,14 @@ distillation) or, in the ablation "without β-VAE", from N(0, I). D is a DCGAN d
 trunk Q shares; E maps a channel-concatenated pair that differs in one code dimension s to r ∈ R^d,
 and SupCon (eq. 6) pulls together the pairs that vary the same dimension. The paper writes
 "- α L_SC", but L_SC is a loss: G and E minimise it.
+
+E's r is centred over the m pairs before its L2 normalisation (batch norm without affine
+parameters; the paper does not specify E). Eq. 6 with τ1 < τ2 rewards raising every similarity at
+once: per anchor the positives pull with weight 1/τ1 and the denominator pushes back with only
+1/τ2, so an E free to give every pair the same direction collapses to it (mean cosine 1, the loss
+stuck at log(m-1) - (1/τ1 - 1/τ2)) within ~100 steps, even on pairs drawn visibly differently, and
+G is pushed to make its pairs alike. Centring removes that shared direction and leaves eq. 6's
+discriminative part.
 """
 
 from __future__ import annotations
@@ -103,7 +111,10 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
 
         self.generator = ConvGenerator(self.latent_dim, image_size, channels, width, activation="sigmoid")
         self.discriminator = ConvDiscriminator(image_size, channels, width, normalization=discriminator_normalization)
-        self.contrastive_head = ConvDiscriminator(image_size, 2 * channels, width, out_features=representation_dim)
+        self.contrastive_head = nn.Sequential(
+            ConvDiscriminator(image_size, 2 * channels, width, out_features=representation_dim),
+            nn.BatchNorm1d(representation_dim, affine=False),  # centres r over the pairs (module docstring)
+        )
         self.optimized_networks = {
             "discriminator": discriminator_optimizer,
             "generator": generator_optimizer,
@@ -138,12 +149,15 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
                 pair_dims, representations = self.contrastive_pairs(codes)
                 sc_loss = supervised_contrastive_loss(representations, pair_dims, self.tau_positive, self.tau_all)
                 step(g_adv + self.info_weight * info_loss + self.contrastive_weight * sc_loss)
+            same_cosine, other_cosine = label_cosines(representations.detach(), pair_dims)
             self.log_dict(
                 {
                     "train/g_loss": g_adv,
                     "train/info_nll": info_loss,
                     "train/sc_loss": sc_loss,
                     "train/sc_accuracy": nearest_neighbour_accuracy(representations.detach(), pair_dims),
+                    "train/sc_cosine_same": same_cosine,
+                    "train/sc_cosine_other": other_cosine,
                     "train/code_recovery_mse": F.mse_loss(self.q_posterior(fake.detach(), fake_features.detach())[0], codes),
                 },
                 prog_bar=True,
@@ -201,3 +215,14 @@ def nearest_neighbour_accuracy(representations: Tensor, labels: Tensor) -> Tenso
     similarity = representations @ representations.T
     similarity.fill_diagonal_(float("-inf"))
     return (labels[similarity.argmax(1)] == labels).float().mean()
+
+
+def label_cosines(representations: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean cosine similarity of each normalised representation with the others of its label, and
+    with those of other labels (0 where there are none). E tells the labels apart when the first is
+    clearly above the second; both near 1 is a collapsed E."""
+    similarity = representations @ representations.T
+    same = labels[:, None] == labels[None, :]
+    same.fill_diagonal_(False)
+    other = labels[:, None] != labels[None, :]
+    return (similarity * same).sum() / same.sum().clamp(min=1), (similarity * other).sum() / other.sum().clamp(min=1)
