@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt, restricted_number_type
+from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
 from lightning_modules.base import AdversarialModule
@@ -124,6 +125,8 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
             self.info_head = nn.Linear(self.discriminator.feature_dim, 2 * code_dim)
             self.optimized_networks["info_head"] = discriminator_optimizer
         self.distiller: nn.Module | None = None
+        self._separation = torch.zeros(2)  # sums of the same- and other-label cosines this window
+        self._warned_inseparable = False
 
     # --------------------------------------------------------------------- Algorithm 1, stage two
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -150,6 +153,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
                 sc_loss = supervised_contrastive_loss(representations, pair_dims, self.tau_positive, self.tau_all)
                 step(g_adv + self.info_weight * info_loss + self.contrastive_weight * sc_loss)
             same_cosine, other_cosine = label_cosines(representations.detach(), pair_dims)
+            self.watch_separation(same_cosine, other_cosine)
             self.log_dict(
                 {
                     "train/g_loss": g_adv,
@@ -161,6 +165,30 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
                     "train/code_recovery_mse": F.mse_loss(self.q_posterior(fake.detach(), fake_features.detach())[0], codes),
                 },
                 prog_bar=True,
+            )
+
+    #: Generator steps per check of E's separation, and the margin by which pairs that vary the same
+    #: code dimension must be more alike than the others.
+    separation_window, separation_margin = 100, 0.05
+
+    def watch_separation(self, same_cosine: Tensor, other_cosine: Tensor) -> None:
+        """Warn once when, over a whole window of generator steps after the first two, E's
+        representations of pairs that vary the same dimension are no more alike than of pairs that
+        vary different ones: eq. 6 then does nothing, and the cause is G (measured: the speckle of a
+        G the discriminator has left behind). One host synchronisation per window."""
+        self._separation = self._separation.to(same_cosine.device) + torch.stack([same_cosine, other_cosine])
+        if self.global_step % self.separation_window:
+            return
+        same, other = (self._separation / self.separation_window).tolist()
+        self._separation = torch.zeros_like(self._separation)
+        if self.global_step >= 3 * self.separation_window and same - other < self.separation_margin and not self._warned_inseparable:
+            self._warned_inseparable = True
+            rank_zero_warn(
+                f"IDGAN-SC: the contrastive head E tells G's pairs apart no better than chance over generator steps "
+                f"{self.global_step - self.separation_window}-{self.global_step} (mean cosine {same:.2f} for pairs that vary "
+                f"the same code dimension, {other:.2f} otherwise): G does not draw its code visibly, so L_SC does nothing. "
+                f"With d_loss near 0 the discriminator has left G behind: e.g. discriminator_normalization: spectral and a "
+                f"generator learning rate above the discriminator's, as configs/quickstart.yaml does."
             )
 
     def sample_codes(self, real: Tensor) -> Tensor:

@@ -201,6 +201,16 @@ def test_e_learns_to_separate_pairs_that_g_renders_differently():
     assert median["cosine_other"] < 0.5, median  # not collapsed
 
 
+def test_a_contrastive_head_that_separates_nothing_is_reported_once():
+    """A G that draws nothing of its code (here: an untrained one, scored in windows of 2 steps) gets
+    one warning naming the fix, not one per window."""
+    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, image_size=28, width=4, num_pairs=12, representation_dim=8)
+    model.separation_window = 2
+    with pytest.warns(UserWarning, match=r"tells G's pairs apart no better than chance.*discriminator_normalization: spectral") as record:
+        quiet_trainer(max_steps=12).fit(model, RandomImages(size=28, value_range=UNIT))
+    assert sum("no better than chance" in str(warning.message) for warning in record) == 1
+
+
 def test_the_contrastive_loss_trains_g_and_e_but_not_d():
     model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, image_size=28, width=4, num_pairs=12, representation_dim=8)
     quiet_trainer(max_steps=1).fit(model, RandomImages(size=28, value_range=UNIT))
