@@ -284,19 +284,19 @@ def test_stage_two_loads_the_distiller_frozen_and_learns_to_recover_the_code(sta
         pl.seed_everything(seed)
         history = History()
         model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
+        untrained = contrastive_accuracy(model, pairs=400, rounds=10)
         quiet_trainer(max_steps=60, callbacks=[history]).fit(model, dsprites())
         assert torch.equal(flat_parameters(model.distiller), flat_parameters(vae.encoder))  # frozen all along
         first = history.mean("train/code_recovery_mse", slice(0, 5))
         return {"code_recovery_ratio": history.mean("train/code_recovery_mse", slice(-10, None)) / first,
-                "contrastive_accuracy": contrastive_accuracy(model, pairs=400, rounds=10)}
+                "contrastive_accuracy_gain": contrastive_accuracy(model, pairs=400, rounds=10) - untrained}
 
     median = over_seeds(measure)
-    # measured, seeds 0-5: code-recovery MSE of the last 10 steps / first 5's .046 .072 .060 .082 .060 .106;
-    # E's nearest-neighbour accuracy on 4,000 fresh pairs .316 .319 .324 .309 .312 .317
+    # measured, seeds 0-5: code-recovery MSE of the last 10 steps / first 5's .046 .072 .060 .082 .060 .106
     assert median["code_recovery_ratio"] < 0.2
-    # E beats chance (1/4) well beyond noise (σ ≈ 0.007 per seed). At this scale it is as high before
-    # training: pairs that vary the same code dimension already look alike to a random E.
-    assert median["contrastive_accuracy"] > 0.25 + 0.03
+    # E's nearest-neighbour accuracy on 4,000 fresh pairs, trained minus untrained (the untrained E
+    # already beats chance, 1/4: pairs that vary the same dimension look alike to a random network)
+    assert median["contrastive_accuracy_gain"] > 0.05, median
 
 
 def contrastive_accuracy(model: IDGANSC, pairs: int, rounds: int) -> float:
