@@ -8,13 +8,8 @@ trunk Q shares; E maps a channel-concatenated pair that differs in one code dime
 and SupCon (eq. 6) pulls together the pairs that vary the same dimension. The paper writes
 "- α L_SC", but L_SC is a loss: G and E minimise it.
 
-E's r is centred over the m pairs before its L2 normalisation (batch norm without affine
-parameters; the paper does not specify E). Eq. 6 with τ1 < τ2 rewards raising every similarity at
-once: per anchor the positives pull with weight 1/τ1 and the denominator pushes back with only
-1/τ2, so an E free to give every pair the same direction collapses to it (mean cosine 1, the loss
-stuck at log(m-1) - (1/τ1 - 1/τ2)) within ~100 steps, even on pairs drawn visibly differently, and
-G is pushed to make its pairs alike. Centring removes that shared direction and leaves eq. 6's
-discriminative part.
+E is ``contrastive.ContrastiveHead``: its r is centred over the m pairs before the L2
+normalisation, without which eq. 6 with τ1 < τ2 collapses E (that module's docstring says why).
 """
 
 from __future__ import annotations
@@ -24,11 +19,11 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt, restricted_number_type
-from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
 from lightning_modules.base import AdversarialModule
 from lightning_modules.beta_vae import BetaVAE
+from lightning_modules.contrastive import ContrastiveHead, SeparationWatch
 from lightning_modules.latents import gaussian_posterior, pairs_differing_in, reparameterize
 from lightning_modules.losses import (
     discriminator_loss,
@@ -121,9 +116,8 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
 
         self.generator = ConvGenerator(self.latent_dim, image_size, channels, width, activation="sigmoid")
         self.discriminator = ConvDiscriminator(image_size, channels, width, normalization=discriminator_normalization)
-        self.contrastive_head = nn.Sequential(
-            ConvDiscriminator(image_size, 2 * channels, width, out_features=representation_dim),
-            nn.BatchNorm1d(representation_dim, affine=False),  # centres r over the pairs (module docstring)
+        self.contrastive_head = ContrastiveHead(
+            ConvDiscriminator(image_size, 2 * channels, width, out_features=representation_dim), representation_dim
         )
         self.optimized_networks = {
             "discriminator": discriminator_optimizer,
@@ -134,8 +128,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
             self.info_head = nn.Linear(self.discriminator.feature_dim, 2 * code_dim)
             self.optimized_networks["info_head"] = discriminator_optimizer
         self.distiller: nn.Module | None = None
-        self._separation = torch.zeros(2)  # sums of the same- and other-label cosines this window
-        self._warned_inseparable = False
+        self.separation = SeparationWatch("IDGAN-SC")
 
     # --------------------------------------------------------------------- Algorithm 1, stage two
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -163,43 +156,15 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
                     representations, pair_dims, self.tau_positive, self.tau_all, self.contrastive_reduction
                 )
                 step(g_adv + self.info_weight * info_loss + self.contrastive_weight * sc_loss)
-            same_cosine, other_cosine = label_cosines(representations.detach(), pair_dims)
-            self.watch_separation(same_cosine, other_cosine)
             self.log_dict(
                 {
                     "train/g_loss": g_adv,
                     "train/info_nll": info_loss,
                     "train/sc_loss": sc_loss,
-                    "train/sc_accuracy": nearest_neighbour_accuracy(representations.detach(), pair_dims),
-                    "train/sc_cosine_same": same_cosine,
-                    "train/sc_cosine_other": other_cosine,
+                    **self.separation.metrics(representations, pair_dims, self.global_step),
                     "train/code_recovery_mse": F.mse_loss(self.q_posterior(fake.detach(), fake_features.detach())[0], codes),
                 },
                 prog_bar=True,
-            )
-
-    #: Generator steps per check of E's separation, and the margin by which pairs that vary the same
-    #: code dimension must be more alike than the others.
-    separation_window, separation_margin = 100, 0.05
-
-    def watch_separation(self, same_cosine: Tensor, other_cosine: Tensor) -> None:
-        """Warn once when, over a whole window of generator steps after the first two, E's
-        representations of pairs that vary the same dimension are no more alike than of pairs that
-        vary different ones: eq. 6 then does nothing, and the cause is G (measured: the speckle of a
-        G the discriminator has left behind). One host synchronisation per window."""
-        self._separation = self._separation.to(same_cosine.device) + torch.stack([same_cosine, other_cosine])
-        if self.global_step % self.separation_window:
-            return
-        same, other = (self._separation / self.separation_window).tolist()
-        self._separation = torch.zeros_like(self._separation)
-        if self.global_step >= 3 * self.separation_window and same - other < self.separation_margin and not self._warned_inseparable:
-            self._warned_inseparable = True
-            rank_zero_warn(
-                f"IDGAN-SC: the contrastive head E tells G's pairs apart no better than chance over generator steps "
-                f"{self.global_step - self.separation_window}-{self.global_step} (mean cosine {same:.2f} for pairs that vary "
-                f"the same code dimension, {other:.2f} otherwise): G does not draw its code visibly, so L_SC does nothing. "
-                f"With d_loss near 0 the discriminator has left G behind: e.g. discriminator_normalization: spectral and a "
-                f"generator learning rate above the discriminator's, as configs/quickstart.yaml does."
             )
 
     def sample_codes(self, real: Tensor) -> Tensor:
@@ -231,7 +196,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
         code_1, code_2 = pairs_differing_in(base, first, second, dims)
         noise = torch.randn(m, self.noise_dim, device=device)
         pair = torch.cat([self.generator(torch.cat([code_1, noise], 1)), self.generator(torch.cat([code_2, noise], 1))], 1)
-        return dims, F.normalize(self.contrastive_head(pair), dim=1)
+        return dims, self.contrastive_head(pair)
 
     # ------------------------------------------------------------------------ sampling API
     def traversal_dims(self) -> range:
@@ -248,20 +213,3 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
     def vae_part(self, vae: BetaVAE) -> nn.Module:
         return vae.encoder
 
-
-def nearest_neighbour_accuracy(representations: Tensor, labels: Tensor) -> Tensor:
-    """Share of samples whose most similar other sample has the same label (chance ≈ 1/#labels)."""
-    similarity = representations @ representations.T
-    similarity.fill_diagonal_(float("-inf"))
-    return (labels[similarity.argmax(1)] == labels).float().mean()
-
-
-def label_cosines(representations: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cosine similarity of each normalised representation with the others of its label, and
-    with those of other labels (0 where there are none). E tells the labels apart when the first is
-    clearly above the second; both near 1 is a collapsed E."""
-    similarity = representations @ representations.T
-    same = labels[:, None] == labels[None, :]
-    same.fill_diagonal_(False)
-    other = labels[:, None] != labels[None, :]
-    return (similarity * same).sum() / same.sum().clamp(min=1), (similarity * other).sum() / other.sum().clamp(min=1)

@@ -22,13 +22,13 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lightning_modules.base import AdversarialModule
-from lightning_modules.idgan_sc import PairCount, nearest_neighbour_accuracy
+from lightning_modules.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.idgan_sc import PairCount
 from lightning_modules.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
 from lightning_modules.losses import (
     contrastive_regularization_loss,
@@ -276,7 +276,8 @@ class InfoGANSC(InfoGAN):
     (c drawn once, c_s twice, z shared; labelled s); E maps each channel-concatenated pair to an
     L2-normalised r, and G and E minimise α L_SC (G's loss is the InfoGAN one plus it). Before that
     E is neither used nor trained. E is InfoGAN-CR's CR discriminator with ``representation_dim``
-    outputs in place of k logits, so the two regularised arms differ in their loss only.
+    outputs in place of k logits, centred over the pairs as IDGAN-SC's E (``ContrastiveHead``: eq. 6
+    collapses an uncentred E), so the two regularised arms differ in their loss and that centring.
 
     Args:
         contrastive_weight: α (paper: 2).
@@ -308,7 +309,10 @@ class InfoGANSC(InfoGAN):
         self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
         self.contrastive_reduction = contrastive_reduction
         trunk = InfoGANCRTrunk(2 * self.data_shape[0])
-        self.contrastive_head = nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, representation_dim)))
+        self.contrastive_head = ContrastiveHead(
+            nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, representation_dim))), representation_dim
+        )
+        self.separation = SeparationWatch("InfoGAN-SC")
         self.optimized_networks["contrastive_head"] = contrastive_optimizer
 
     def current_contrastive_weight(self) -> float:
@@ -326,10 +330,10 @@ class InfoGANSC(InfoGAN):
             return 0.0
         dims, latent_1, latent_2 = self.latent_pairs(self.num_pairs, "differ")
         pairs = torch.cat([self.generator(latent_1), self.generator(latent_2)], 1)
-        representations = F.normalize(self.contrastive_head(pairs), dim=1)
+        representations = self.contrastive_head(pairs)
         sc_loss = supervised_contrastive_loss(representations, dims, self.tau_positive, self.tau_all, self.contrastive_reduction)
         self.log_dict(
-            {"train/sc_loss": sc_loss, "train/sc_accuracy": nearest_neighbour_accuracy(representations.detach(), dims)},
+            {"train/sc_loss": sc_loss, **self.separation.metrics(representations, dims, self.global_step)},
             prog_bar=True,
         )
         return weight * sc_loss

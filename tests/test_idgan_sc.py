@@ -171,7 +171,7 @@ def test_contrastive_pairs_share_z_and_vary_the_labelled_code_dimension():
 
 def test_supcon_trains_e_to_tell_apart_pairs_whose_variation_is_visible():
     """E learns from eq. 6 alone: pairs carrying a label-specific pattern end up nearest their own label."""
-    from lightning_modules.idgan_sc import nearest_neighbour_accuracy
+    from lightning_modules.contrastive import nearest_neighbour_accuracy
     from lightning_modules.nets import ConvDiscriminator
 
     def measure(seed):
@@ -211,7 +211,7 @@ def test_e_learns_to_separate_pairs_that_g_renders_differently():
     """Eq. 6 with the paper's τ1 < τ2 trains E, at the paper's learning rate, to tell which code
     dimension a pair varies when G draws each dimension visibly (a fixed renderer). An uncentred E
     collapses instead (every r alike, accuracy at chance 1/3)."""
-    from lightning_modules.idgan_sc import label_cosines, nearest_neighbour_accuracy
+    from lightning_modules.contrastive import label_cosines, nearest_neighbour_accuracy
 
     def measure(seed):
         torch.manual_seed(seed)
@@ -241,7 +241,7 @@ def test_a_contrastive_head_that_separates_nothing_is_reported_once():
     """A G that draws nothing of its code (here: an untrained one, scored in windows of 2 steps) gets
     one warning naming the fix, not one per window."""
     model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, image_size=28, width=4, num_pairs=12, representation_dim=8)
-    model.separation_window = 2
+    model.separation.window = 2
     with pytest.warns(UserWarning, match=r"tells G's pairs apart no better than chance.*discriminator_normalization: spectral") as record:
         quiet_trainer(max_steps=12).fit(model, RandomImages(size=28, value_range=UNIT))
     assert sum("no better than chance" in str(warning.message) for warning in record) == 1
@@ -352,7 +352,7 @@ def test_stage_two_trains_e_beyond_what_an_untrained_e_does(stage_one):
 
 
 def contrastive_accuracy(model: IDGANSC, pairs: int, rounds: int) -> float:
-    from lightning_modules.idgan_sc import nearest_neighbour_accuracy
+    from lightning_modules.contrastive import nearest_neighbour_accuracy
 
     model.num_pairs, trained_pairs = pairs, model.num_pairs
     accuracies = []
@@ -396,3 +396,15 @@ def test_a_checkpoint_that_is_not_a_beta_vae_is_refused(tmp_path):
     for path, message in ((dcgan_checkpoint, "not a β-VAE checkpoint"), (corrupt, "not a readable checkpoint")):
         with pytest.raises(ValueError, match=message):
             quiet_trainer(max_steps=1).fit(IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO), dsprites())
+
+
+def test_every_supervised_contrastive_model_centres_its_e():
+    """The collapse the centring prevents is eq. 6's, whichever model trains E (IDGAN-SC, and the
+    ablation's InfoGAN-SC arm): every model with a contrastive head uses the centred one."""
+    from lightning_modules import InfoGANSC
+    from lightning_modules.contrastive import ContrastiveHead
+
+    for model in (IDGANSC(code_source="prior", image_size=28, width=4), InfoGANSC()):
+        assert isinstance(model.contrastive_head, ContrastiveHead), type(model).__name__
+        r = model.contrastive_head(torch.rand(6, 2 * model.data_shape[0], *model.data_shape[1:]))
+        assert torch.allclose(r.norm(dim=1), torch.ones(6), atol=1e-5)  # normalised, as eq. 6 takes them
