@@ -520,9 +520,10 @@ class _TreeGrower:
     Why compiled (numba): a level is a few operations per point, dimension and tree, which numpy
     and torch could only do in several passes over [trees, D, N] arrays (gathering each node's
     points, prefix sums, residual gathers, node statistics, routing) plus per-node call overhead;
-    fused into one kernel, the 40-class factor of ``bench/metrics.py``'s code fits 1.6x faster and
-    the whole DCI 1.46x (one process, alternating, README "Speed"). The first call compiles it
-    (~2.6 s), later processes load it from numba's cache (~0.1 s)."""
+    fused into one kernel, the 40-class factor of ``bench/metrics.py``'s code fits 1.9x faster on
+    one thread, and the whole DCI 2.9x (most likely as the kernel also runs without the GIL, which
+    the factors' threads queued for; one process, alternating, README "Speed"). The first call
+    compiles it (~2.6 s), later processes load it from numba's cache (~0.1 s)."""
 
     def __init__(self, x: np.ndarray, depth: int, generator: np.random.Generator) -> None:
         self.depth, self.generator, self.leaves = depth, generator, 2**depth
@@ -562,7 +563,7 @@ class _TreeGrower:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _grow_trees(presorted, x_sorted, x_columns, residuals, depth, ties):  # pragma: no cover - compiled
+def _grow_trees(presorted, x_sorted, x_columns, residuals, depth, ties):
     """:class:`_TreeGrower`'s trees, one per row of ``residuals`` [trees, N], on the dimensions'
     orders ``presorted`` [D, N] (their values ``x_sorted``; the codes ``x_columns`` [D, N]).
     ``ties`` ranks exact ties among dimensions (level by level, [trees, D, 2**level] each).
