@@ -40,6 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Protocol
 
+import numba
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
@@ -338,8 +339,8 @@ class DCIScore(DisentanglementMetric):
     minutes on a 10-dim code of dSprites. We run the same boosting algorithm (least-squares trees on
     the softmax residuals, Newton-step leaves, squared-error-reduction importances normalised per
     factor) in numpy, growing the trees as scikit-learn's ``DecisionTreeRegressor`` does (exact
-    thresholds, a random one of exactly tied dimensions; ``_TreeGrower``), all of a round's trees
-    at once, a thread per factor, and break ties as scikit-learn does in expectation
+    thresholds, a random one of exactly tied dimensions; ``_TreeGrower``, a compiled kernel), all
+    of a round's trees in one call, a thread per factor, and break ties as scikit-learn does in expectation
     (``_boosted_tree_importance``): dimensions that make the same splits (copies, monotone
     transforms) share a factor's importance evenly, so a code that copies each factor twice has
     completeness 1 - log 2 / log D, as the reference's mean over its random_states. On
@@ -448,7 +449,7 @@ def _boosted_tree_importance(codes: np.ndarray, y: np.ndarray, num_train: int, s
     to the Newton step ``(K-1)/K sum r / sum p(1-p)`` (``sum r / sum p(1-p)`` for two classes) and
     adds 0.1 times it; a dimension's importance is the squared-error reduction of its splits summed
     over all trees, normalised to sum 1 (``feature_importances_``). :class:`_TreeGrower` grows the
-    trees as scikit-learn's ``DecisionTreeRegressor`` does, all of a round's at once.
+    trees as scikit-learn's ``DecisionTreeRegressor`` does, all of a round's in one call.
 
     Dimensions that make the same splits (equal or mirrored ranks: copies, monotone transforms)
     tie at every node, where scikit-learn picks one at random: one of each group is fitted and its
@@ -473,18 +474,15 @@ def _boosted_tree_importance(codes: np.ndarray, y: np.ndarray, num_train: int, s
     prior = np.bincount(labels, minlength=k) / len(labels)
     initial = np.log(prior[1:] / prior[:1]) if binary else np.log(prior)
     raw, test_raw = np.repeat(initial[:, None], len(x), axis=1), np.repeat(initial[:, None], len(x_test), axis=1)
-    # a few trees at a time: work arrays [trees, D, N] of at most 2**18 numbers (2 MB) stay in the cache
-    grower = _TreeGrower(x, max(1, min(len(initial), 2**18 // x.size)), depth, np.random.default_rng(seed))
+    grower = _TreeGrower(x, depth, np.random.default_rng(seed))
     tree_rows = np.arange(len(initial))[:, None] * grower.leaves
     newton_scale = 1.0 if binary else (k - 1) / k
     fitted = np.zeros(x.shape[1])
     for _ in range(rounds):
         p = _probabilities(raw)
         residuals = targets - p
-        grown = [grower.grow(residuals[start:start + grower.trees]) for start in range(0, len(residuals), grower.trees)]
-        splits = [tuple(np.concatenate([tree[0][level][part] for tree in grown]) for part in range(2)) for level in range(depth)]
-        leaf_of = np.concatenate([tree[1] for tree in grown])
-        fitted += sum(tree[2] for tree in grown)
+        splits, leaf_of, reduction = grower.grow(residuals)
+        fitted += reduction
         cells = (tree_rows + leaf_of).ravel()
         size = len(initial) * grower.leaves
         numerator = newton_scale * np.bincount(cells, residuals.ravel(), minlength=size)
@@ -501,7 +499,7 @@ def _boosted_tree_importance(codes: np.ndarray, y: np.ndarray, num_train: int, s
 class _TreeGrower:
     """scikit-learn's least-squares regression trees (``DecisionTreeRegressor(max_depth=depth)``,
     ``_splitter.pyx``'s best splitter) on the training codes ``x`` [N, D] (float32), one per row of
-    a round's residuals [trees, N], all grown at once, level by level.
+    a round's residuals [trees, N].
 
     As scikit-learn: a node of one point or of zero variance (to rounding) is a leaf; its split is
     the one of largest squared-error reduction, at the midpoint of consecutive values more than
@@ -509,145 +507,42 @@ class _TreeGrower:
     dimensions, which scikit-learn visits in a random order keeping the first strictly better, a
     uniformly random one of the exact ties (rounding decides near-ties, in both).
 
-    Where scikit-learn sorts each node's points along each dimension, we keep each dimension's
-    presorted order and at each level gather each node's points from it (one ``flatnonzero`` per
-    node: a stable partition, so each node's run stays in increasing order). A threshold with
-    ``n_left`` of a node's ``n`` points on its left reduces the squared error by
+    Where scikit-learn sorts each node's points along each dimension, we sort each dimension once
+    and grow each tree level by level (:func:`_grow_trees`), keeping each dimension's points
+    grouped by node, each node's run in increasing order (split stably into the children's runs).
+    A threshold with ``n_left`` of a node's ``n`` points on its left reduces the squared error by
     ``n u^2 / (n_left n_right)``, where ``u`` is the left sum of the residuals less the node's mean
     (scikit-learn's proxy ``L^2 / n_left + (S - L)^2 / n_right`` less the node's constant
-    ``S^2 / n``): ``u`` of every threshold of every node, dimension and tree is a prefix sum of the
-    centred residuals in the node's run (``torch.cumsum``, about 4x numpy's), each run summed on its
-    own so that the same left set gives the same sum in every dimension and exact ties stay exact,
-    as in scikit-learn (a left set of one or two points, common in small nodes). Consecutive points
-    too close to separate are few (duplicates): they are looked up, not compared everywhere."""
+    ``S^2 / n``), a running sum over the node's run, so that the same left set gives the same sum
+    in every dimension and exact ties stay exact, as in scikit-learn (a left set of one or two
+    points, common in small nodes).
 
-    def __init__(self, x: np.ndarray, trees: int, depth: int, generator: np.random.Generator) -> None:
-        n, dims = x.shape
-        self.x, self.trees, self.depth, self.generator, self.leaves = x, trees, depth, generator, 2**depth
-        presorted = np.ascontiguousarray(np.argsort(x, axis=0, kind="stable").T)  # [D, N]
-        self.x_sorted = np.take_along_axis(x.T, presorted, axis=1)
+    Why compiled (numba): a level is a few operations per point, dimension and tree, which numpy
+    and torch could only do in several passes over [trees, D, N] arrays (gathering each node's
+    points, prefix sums, residual gathers, node statistics, routing) plus per-node call overhead;
+    fused into one kernel, the 40-class factor of ``bench/metrics.py``'s code fits 1.9x faster on
+    one thread, and the whole DCI 2.9x (most likely as the kernel also runs without the GIL, which
+    the factors' threads queued for; one process, alternating, README "Speed"). The first call
+    compiles it (~2.6 s), later processes load it from numba's cache (~0.1 s)."""
+
+    def __init__(self, x: np.ndarray, depth: int, generator: np.random.Generator) -> None:
+        self.depth, self.generator, self.leaves = depth, generator, 2**depth
+        self.presorted = np.ascontiguousarray(np.argsort(x, axis=0, kind="stable").T.astype(np.int32))  # [D, N]
+        self.x_sorted = np.take_along_axis(x.T, self.presorted, axis=1)
         self.x_columns = np.ascontiguousarray(x.T)
-        #: indices into a flat [trees, N] array of the points in each dimension's order, [trees, D, N]
-        self.sorted_index = np.arange(trees)[:, None, None] * n + presorted
-        # the last position of each dimension's order within 1e-7 of each position's value: two
-        # consecutive points j < k of a node cannot be separated when k <= reach[j]
-        reach = np.stack([np.searchsorted(row, row + np.float32(1e-7), side="right") - 1 for row in self.x_sorted])
-        row_start = np.arange(trees * dims).reshape(trees, dims, 1) * n
-        #: flat positions in [trees, D, N] of the points with a close successor, and that reach
-        self.close = np.flatnonzero(np.broadcast_to(reach > np.arange(n), (trees, dims, n)))
-        self.reach = (row_start + reach).ravel()[self.close]
-        self.close_row = self.close // n
-        self.work = np.empty((trees, dims, n))  # reused every level of every round
 
     def grow(self, residuals: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
         """Fit one tree to each row of ``residuals`` [trees, N]. Returns the splits of each level
         (dimension and threshold of each node, [trees, 2**level] each; a leaf sends every point
         left), each training point's leaf [trees, N] and each dimension's squared-error reduction
         summed over the trees' splits [D]."""
-        trees, n = residuals.shape
-        dims = self.x.shape[1]
-        tree_of, positions = np.arange(trees)[:, None], np.arange(n)
-        sorted_index = self.sorted_index[:trees]
-        row_start = (tree_of[:, :, None] * dims + np.arange(dims)[:, None]) * n  # [trees, D, 1]
-        in_order = residuals.take(sorted_index)  # the residuals in each dimension's order
-        squares = np.square(residuals).ravel()
-        flat_in_order = in_order.reshape(-1)
-        work = self.work[:trees]
-        flat_work = work.reshape(-1)
-        node = np.zeros((trees, n), dtype=np.intp)
-        closed = np.zeros((trees, 1), dtype=bool)  # the children of a leaf
-        reduction = np.zeros(dims)
-        splits = []
-        for level in range(self.depth):
-            nodes = 2**level
-            cells = (tree_of * nodes + node).ravel()
-            counts, sums, sum_squares = (np.bincount(cells, weights, minlength=trees * nodes).reshape(trees, nodes)
-                                         for weights in (None, residuals.ravel(), squares))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                impurity = sum_squares / counts - (sums / counts) ** 2
-                mean = sums / counts
-            growing = ~closed & (counts >= 2) & (impurity > _EPSILON)
-            starts = np.cumsum(counts, axis=1) - counts
-            # position i of a dimension's order (nodes in turn) lies in node (tree, node_at[:, i]): [trees, N]
-            node_at = np.repeat(np.arange(trees * nodes), counts.ravel()).reshape(trees, n)
-            # u, each threshold's left sum of (residual - node mean), is a prefix sum of the node's run
-            # (each run summed on its own, so that equal left sets give equal sums and tie exactly)
-            if level == 0:
-                np.subtract(in_order, mean[:, :, None], out=work)
-                torch.from_numpy(work).cumsum_(dim=2)
-                inseparable = self.close[:np.searchsorted(self.close, work.size)]
-            else:
-                # each node's points in each dimension's order: flat positions, tree by tree, dimension by dimension
-                keys = node.astype(np.uint8).take(sorted_index).ravel()
-                members = [np.flatnonzero(keys == child) for child in range(nodes)]
-                before = np.cumsum(counts, axis=0) - counts  # of the node in the earlier trees
-                for child, member in enumerate(members):
-                    residual = flat_in_order.take(member)
-                    for tree in range(trees):
-                        count, start = counts[tree, child], starts[tree, child]
-                        block = residual[before[tree, child] * dims:(before[tree, child] + count) * dims]
-                        run = work[tree, :, start:start + count]
-                        np.subtract(block.reshape(dims, count), mean[tree, child], out=run)
-                        torch.from_numpy(run).cumsum_(dim=1)
-                inseparable = self._inseparable(keys, members, counts, starts, before)
-            # each threshold's reduction n u^2 / (n_left n_right), NaN where there is none
-            n_left = positions - starts.take(node_at) + 1
-            n_node = counts.take(node_at)
-            n_right = n_node - n_left
-            with np.errstate(divide="ignore", invalid="ignore"):
-                scale = np.where(growing.take(node_at) & (n_right > 0), n_node / (n_left * n_right), np.nan)
-            np.square(work, out=work)
-            np.multiply(work, scale[:, None, :], out=work)
-            flat_work[inseparable] = np.nan
-            first_position = np.minimum(starts, n - 1)  # of an empty last node: masked below
-            best_per_dim = np.fmax.reduceat(flat_work, (row_start + first_position[:, None, :]).ravel()).reshape(trees, dims, nodes)
-            best_per_dim[~np.broadcast_to(growing[:, None, :], best_per_dim.shape) | np.isnan(best_per_dim)] = -np.inf
-            best = best_per_dim.max(axis=1)
-            tied = best_per_dim == best[:, None, :]
-            dim = np.argmax(np.where(tied, self.generator.random(best_per_dim.shape), -1.0), axis=1)
-            split = growing & np.isfinite(best)
-            reduction += np.bincount(dim[split], best[split], minlength=dims)
-            # the chosen dimension's first best position: the threshold follows it
-            chosen_row = tree_of * dims + dim
-            chosen = flat_work.take(chosen_row.take(node_at) * n + positions)
-            is_best = np.where(chosen == best.take(node_at), positions, n)
-            first = np.minimum.reduceat(is_best.ravel(), (tree_of * n + first_position).ravel()).reshape(trees, nodes)
-            first = np.where(split, first, 0).clip(max=n - 2)
-            if level == 0:
-                below, above = first, first + 1
-            else:  # the chosen points' positions in the chosen dimension's order
-                below, above = np.zeros((2, trees, nodes), dtype=np.intp)
-                rank = before * dims + dim * counts + first - starts  # in members[node]
-                for child, member in enumerate(members):
-                    if len(member) > 1:
-                        at = rank[:, child].clip(0, len(member) - 2)
-                        below[:, child], above[:, child] = member[at] - chosen_row[:, child] * n, member[at + 1] - chosen_row[:, child] * n
-                below, above = below.clip(0, n - 1), above.clip(0, n - 1)  # of a leaf: unused
-            threshold = np.where(split, self.x_sorted[dim, below] / np.float64(2) + self.x_sorted[dim, above] / np.float64(2), np.inf)
-            dim = np.where(split, dim, 0)
-            splits.append((dim, threshold))
-            node = _TreeGrower._descend(node, dim, threshold, self.x_columns)
-            closed = np.repeat(~split, 2, axis=1)
+        trees, dims = len(residuals), len(self.presorted)
+        # per level, a uniform number per tree, dimension and node ([trees, D, 2**level]) ranks exact ties
+        ties = self.generator.random(trees * dims * (self.leaves - 1))
+        dim, threshold, node, reduction = _grow_trees(self.presorted, self.x_sorted, self.x_columns,
+                                                      np.ascontiguousarray(residuals, dtype=np.float64), self.depth, ties)
+        splits = [(dim[level, :, :2**level], threshold[level, :, :2**level]) for level in range(self.depth)]
         return splits, node, reduction
-
-    def _inseparable(self, keys: np.ndarray, members: list[np.ndarray], counts: np.ndarray, starts: np.ndarray,
-                     before: np.ndarray) -> np.ndarray:
-        """The flat positions in node order [trees, D, N] of the points whose successor in their node
-        lies within 1e-7 (no threshold between them), given each point's node ``keys`` in presorted
-        order and each node's ``members`` (flat positions)."""
-        n, dims = self.x.shape
-        close = self.close[:np.searchsorted(self.close, keys.size)]
-        node, reach, close_row = keys[close], self.reach[:len(close)], self.close_row[:len(close)]
-        found = []
-        for child, member in enumerate(members):
-            mine = np.flatnonzero(node == child)
-            rank = np.searchsorted(member, close[mine])
-            row = close_row[mine]
-            tree, dim = np.divmod(row, dims)
-            within = rank - (before[tree, child] * dims + dim * counts[tree, child])
-            successor = member[np.minimum(rank + 1, len(member) - 1)]
-            found.append((row * n + starts[tree, child] + within)[(within + 1 < counts[tree, child]) & (successor <= reach[mine])])
-        return np.concatenate(found)
 
     @staticmethod
     def _descend(node: np.ndarray, dim: np.ndarray, threshold: np.ndarray, x_columns: np.ndarray) -> np.ndarray:
@@ -665,6 +560,121 @@ class _TreeGrower:
         for dim, threshold in splits:
             node = _TreeGrower._descend(node, dim, threshold, x_columns)
         return node
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _grow_trees(presorted, x_sorted, x_columns, residuals, depth, ties):
+    """:class:`_TreeGrower`'s trees, one per row of ``residuals`` [trees, N], on the dimensions'
+    orders ``presorted`` [D, N] (their values ``x_sorted``; the codes ``x_columns`` [D, N]).
+    ``ties`` ranks exact ties among dimensions (level by level, [trees, D, 2**level] each).
+    Returns each level's split dimension and threshold [depth, trees, 2**(depth-1)] (a leaf:
+    dimension 0, threshold inf), each point's leaf [trees, N] and the reduction per dimension [D],
+    summed level by level, as numpy's bincount of the splits.
+
+    Each dimension's points (with their values and residuals) are kept grouped by node, each
+    node's run in increasing order, and split stably into the children's runs after each level:
+    a node's scan reads its run in sequence and keeps its running sum in a register."""
+    trees, n = residuals.shape
+    dims = presorted.shape[0]
+    width = 2 ** (depth - 1)
+    close = np.float32(1e-7)
+    split_dim = np.zeros((depth, trees, width), np.intp)
+    split_threshold = np.full((depth, trees, width), np.inf)
+    node = np.zeros((trees, n), np.uint8)
+    level_reduction = np.zeros((depth, dims))
+    runs, children = np.empty((dims, n), np.int32), np.empty((dims, n), np.int32)
+    run_x, child_x = np.empty((dims, n), np.float32), np.empty((dims, n), np.float32)
+    run_residuals, child_residuals = np.empty((dims, n)), np.empty((dims, n))
+    for tree in range(trees):
+        for d in range(dims):
+            for j in range(n):
+                runs[d, j] = presorted[d, j]
+                run_x[d, j] = x_sorted[d, j]
+                run_residuals[d, j] = residuals[tree, presorted[d, j]]
+        counts = np.zeros(1, np.intp)
+        sums = np.zeros(1)
+        sum_squares = np.zeros(1)
+        for i in range(n):  # node statistics in point order, as numpy's bincount
+            r = residuals[tree, i]
+            counts[0] += 1
+            sums[0] += r
+            sum_squares[0] += r * r
+        closed = np.zeros(1, np.bool_)
+        for level in range(depth):
+            nodes = 2**level
+            growing = np.zeros(nodes, np.bool_)
+            mean = np.zeros(nodes)
+            starts = np.zeros(nodes, np.intp)
+            for k in range(nodes):
+                starts[k] = 0 if k == 0 else starts[k - 1] + counts[k - 1]
+                if counts[k] >= 2 and not closed[k]:
+                    mean[k] = sums[k] / counts[k]
+                    growing[k] = sum_squares[k] / counts[k] - mean[k] * mean[k] > _EPSILON
+            offset = trees * dims * (nodes - 1) + tree * dims * nodes
+            next_closed = np.ones(2 * nodes, np.bool_)
+            for k in range(nodes):
+                if not growing[k]:
+                    continue
+                count = counts[k]
+                # per dimension, the best reduction n u^2 / (n_left n_right) of the node's run at its lowest
+                # threshold; among exactly tied dimensions, the one of the highest random rank
+                top, chosen, rank, threshold = -np.inf, 0, -1.0, 0.0
+                for d in range(dims):
+                    best, below, above = -np.inf, np.float32(0), np.float32(0)
+                    u, n_left, previous = 0.0, 0, np.float32(0)
+                    for j in range(starts[k], starts[k] + count):
+                        value = run_x[d, j]
+                        if n_left > 0 and value > previous + close:  # float32, as scikit-learn
+                            gain = u * u * (count / (n_left * (count - n_left)))
+                            if gain > best:
+                                best, below, above = gain, previous, value
+                        u += run_residuals[d, j] - mean[k]
+                        n_left += 1
+                        previous = value
+                    if best > top or (best == top and best > -np.inf and ties[offset + d * nodes + k] > rank):
+                        top, chosen, rank = best, d, ties[offset + d * nodes + k]
+                        threshold = np.float64(below) / 2.0 + np.float64(above) / 2.0
+                if top == -np.inf:
+                    continue
+                next_closed[2 * k] = next_closed[2 * k + 1] = False
+                level_reduction[level, chosen] += top
+                split_dim[level, tree, k] = chosen
+                split_threshold[level, tree, k] = threshold
+            closed = next_closed
+            counts = np.zeros(2 * nodes, np.intp)
+            sums = np.zeros(2 * nodes)
+            sum_squares = np.zeros(2 * nodes)
+            for i in range(n):
+                k = node[tree, i]
+                child = 2 * k + (x_columns[split_dim[level, tree, k], i] > split_threshold[level, tree, k])
+                node[tree, i] = child
+                r = residuals[tree, i]
+                counts[child] += 1
+                sums[child] += r
+                sum_squares[child] += r * r
+            if level + 1 == depth:
+                break
+            for d in range(dims):  # each run split stably into its children's
+                left = 0
+                for k in range(nodes):
+                    right = left + counts[2 * k]
+                    for j in range(starts[k], starts[k] + counts[2 * k] + counts[2 * k + 1]):
+                        i = runs[d, j]
+                        is_right = node[tree, i] & 1
+                        to = right if is_right else left
+                        children[d, to] = i
+                        child_x[d, to] = run_x[d, j]
+                        child_residuals[d, to] = run_residuals[d, j]
+                        right += is_right
+                        left += 1 - is_right
+                    left = right
+            runs, children = children, runs
+            run_x, child_x = child_x, run_x
+            run_residuals, child_residuals = child_residuals, run_residuals
+    reduction = np.zeros(dims)
+    for level in range(depth):
+        reduction += level_reduction[level]
+    return split_dim, split_threshold, node, reduction
 
 
 def _interchangeable_columns(x: np.ndarray) -> list[list[int]]:

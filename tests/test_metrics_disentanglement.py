@@ -214,7 +214,7 @@ def test_dci_trees_break_a_tie_in_a_later_node_at_random_as_scikit_learn():
         tree = DecisionTreeRegressor(max_depth=2, random_state=seed).fit(x, residuals).tree_
         right = tree.children_right[0]
         theirs.add((int(tree.feature[0]), float(tree.threshold[0]), int(tree.feature[right]), float(tree.threshold[right])))
-        (root_dim, root_threshold), (dim, threshold) = _TreeGrower(x, 1, 2, np.random.default_rng(seed)).grow(residuals[None])[0]
+        (root_dim, root_threshold), (dim, threshold) = _TreeGrower(x, 2, np.random.default_rng(seed)).grow(residuals[None])[0]
         ours.add((int(root_dim[0, 0]), float(root_threshold[0, 0]), int(dim[0, 1]), float(threshold[0, 1])))
     assert theirs == {(0, 6.5, 1, 2.5), (0, 6.5, 2, 2.5)}
     assert ours == theirs
