@@ -150,16 +150,23 @@ class DSpritesGroundTruth:
     hold any subset of the grid, mapped through its `latents_classes` (the official file holds
     all of it), so tests can use a tiny file; `available_indices` lists the grid indices it has.
 
-    Also takes BaseDataModule's batch_size, num_workers, seed and value_range.
-
     Args:
+        value_range: pixel values of the images (background, sprite).
         npz_path: the official npz, or None to render procedurally.
+        image_size: 64 (the official images) or 32: each 2x2 block of the 64 px image averaged,
+            so edges are grey as an anti-aliased rendering would be.
     """
 
     def __init__(
-        self, value_range: Sequence[float] = (-1.0, 1.0), npz_path: str | Path | None = None
+        self,
+        value_range: Sequence[float] = (-1.0, 1.0),
+        npz_path: str | Path | None = None,
+        image_size: Literal[32, 64] = IMAGE_SIZE,
     ) -> None:
+        if image_size not in (32, IMAGE_SIZE):
+            raise ValueError(f"dSprites image_size must be 64 or 32 (64 averaged over 2x2 blocks), got {image_size}")
         self.value_range = check_value_range(value_range)
+        self.image_size = image_size
         self.num_factors = len(FACTOR_SIZES)
         self.factor_sizes = list(FACTOR_SIZES)
         self.factor_names = list(FACTOR_NAMES)
@@ -193,7 +200,7 @@ class DSpritesGroundTruth:
         return torch.stack([index // stride % size for stride, size in zip(_STRIDES, FACTOR_SIZES)], dim=1)
 
     def images_for(self, factors: Tensor) -> Tensor:
-        """Images [n, 1, 64, 64] in `value_range`, on the factors' device."""
+        """Images [n, 1, image_size, image_size] in `value_range`, on the factors' device."""
         if self._images is None:
             masks = render_dsprites(factors)
         else:
@@ -201,11 +208,14 @@ class DSpritesGroundTruth:
             if (rows < 0).any():
                 raise ValueError(f"{int((rows < 0).sum())} requested factor combinations are not in the npz")
             masks = (self._images[rows] != 0).to(factors.device)
-        return unit_to_range(masks.unsqueeze(1).float(), self.value_range)
+        images = masks.unsqueeze(1).float()
+        if self.image_size != IMAGE_SIZE:
+            images = torch.nn.functional.avg_pool2d(images, IMAGE_SIZE // self.image_size)
+        return unit_to_range(images, self.value_range)
 
 
 class DSpritesDataset(BatchedDataset):
-    """Grid indices -> (images [B, 1, 64, 64], factor classes [B, 5]), a whole batch per call."""
+    """Grid indices -> (images [B, 1, H, W], factor classes [B, 5]), a whole batch per call."""
 
     def __init__(self, ground_truth: DSpritesGroundTruth, indices: Tensor) -> None:
         self.ground_truth, self.indices = ground_truth, indices
@@ -227,6 +237,7 @@ class DSpritesDataModule(BaseDataModule):
         root: directory searched for the official dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz.
         source: "npz" requires that file, "procedural" renders the grid, "auto" uses the file when present.
         val_size: number of images held out for validation, chosen by seed; the rest is training data.
+        image_size: 64 (the official images) or 32 (each 2x2 block averaged: 4x cheaper nets).
     """
 
     def __init__(
@@ -234,21 +245,23 @@ class DSpritesDataModule(BaseDataModule):
         root: str = "data/dsprites",
         source: Literal["auto", "npz", "procedural"] = "auto",
         val_size: PositiveInt = 10000,
+        image_size: Literal[32, 64] = IMAGE_SIZE,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root)
         self.source = source
         self.val_size = val_size
-        self.data_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
+        self.image_size = image_size
+        self.data_shape = (1, image_size, image_size)
 
     @cached_property
     def ground_truth(self) -> DSpritesGroundTruth:
         """Built on first use: only the npz source reads a file (and fails when it is missing)."""
         npz_path = self.root / NPZ_NAME
         if self.source == "procedural" or (self.source == "auto" and not npz_path.is_file()):
-            return DSpritesGroundTruth(self.value_range)
-        return DSpritesGroundTruth(self.value_range, npz_path)
+            return DSpritesGroundTruth(self.value_range, image_size=self.image_size)
+        return DSpritesGroundTruth(self.value_range, npz_path, self.image_size)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

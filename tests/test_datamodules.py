@@ -155,6 +155,22 @@ def test_dsprites_datamodule_batches_and_loaders() -> None:
     assert len(val) == 4 and len(dm.test_dataloader().dataset) == 100
 
 
+@pytest.mark.parametrize("value_range", VALUE_RANGES)
+def test_dsprites_32_px_averages_each_2x2_block_of_the_64_px_sprite(value_range: tuple[float, float]) -> None:
+    """The quick start's size: the batches, and the ground truth the metrics encode, are 32 px."""
+    dm = DSpritesDataModule(source="procedural", val_size=100, batch_size=16, value_range=value_range, image_size=32)
+    assert dm.data_shape == (1, 32, 32)
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 1, 32, 32)
+    full = DSpritesGroundTruth(value_range=(0.0, 1.0)).images_for(y)
+    low, high = value_range
+    assert torch.allclose(x, low + (high - low) * torch.nn.functional.avg_pool2d(full, 2))
+    assert torch.equal(dm.ground_truth.images_for(y), x)
+    with pytest.raises(ValueError, match="image_size must be 64 or 32.*got 28"):
+        DSpritesGroundTruth(image_size=28)
+
+
 def test_dsprites_train_order_follows_the_run_seed_and_changes_every_epoch() -> None:
     dm = DSpritesDataModule(source="procedural", val_size=100, batch_size=8)
     dm.setup()
