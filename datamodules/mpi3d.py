@@ -84,6 +84,7 @@ class MPI3DGroundTruth(GridGroundTruth):
             if not npz_path.is_file():
                 raise missing_dataset_error(root, [npz_path.name], f"MPI3D {variant} is published at {where}; put it there (its images are extracted once to {npy_path.name} beside it)")
             extract_images(npz_path, npy_path, where)
+        self.path = npy_path
         try:
             self._images = np.load(npy_path, mmap_mode="r")
         except (OSError, ValueError) as error:
@@ -94,6 +95,13 @@ class MPI3DGroundTruth(GridGroundTruth):
         indices = torch.arange(shape[0])
         super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, indices)
         self._rows = RowTable(GRID_SIZE, indices, str(npy_path))
+
+    def __getstate__(self) -> dict:
+        """Pickled (spawned workers) without the map, which would pickle every image."""
+        return {**self.__dict__, "_images": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _images=np.load(state["path"], mmap_mode="r"))
 
     def images_for(self, factors: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Images [n, 3, 64, 64] in `value_range`, on the factors' device."""

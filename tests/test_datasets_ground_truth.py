@@ -275,3 +275,18 @@ def test_every_score_of_the_disentanglement_callback_on_each_dataset(name, tmp_p
     trainer.fit(BetaVAE(latent_dim=4, width=4, channels=datamodule.data_shape[0], likelihood="bernoulli"), datamodule)
     assert len(callback.scores) == 7
     assert all(math.isfinite(value) and 0.0 <= value <= 1.0 for value in callback.scores.values())
+
+
+def test_spawned_workers_get_the_file_datasets_without_their_images(tmp_path):
+    """A DataLoader worker started by spawn unpickles the dataset: the h5py handle and the memory
+    map are reopened there, not pickled (a pickled memory map is a copy of every image)."""
+    import pickle
+
+    for name in ("shapes3d", "mpi3d"):
+        truth = build(name, tmp_path / name).ground_truth
+        factors = truth.index_to_factors(truth.available_indices[:5])
+        expected = truth.images_for(factors)
+        pickled = pickle.dumps(truth)
+        # about the grid -> row table alone: the tiny files' images (0.8 and 1 MB) are not in it
+        assert len(pickled) < len(pickle.dumps(truth._rows)) + 100_000, name
+        assert torch.equal(pickle.loads(pickled).images_for(factors), expected)
