@@ -92,6 +92,10 @@ class MPI3DGroundTruth(GridGroundTruth):
         shape = self._images.shape
         if len(shape) != 4 or shape[1:] != (64, 64, 3) or self._images.dtype != np.uint8 or shape[0] > GRID_SIZE:
             raise damaged_dataset_error(npy_path, f"images is {self._images.dtype} {list(shape)}, expected uint8 [{GRID_SIZE}, 64, 64, 3]", where)
+        strides = [int(np.prod(FACTOR_SIZES[j + 1 :])) for j in range(len(FACTOR_SIZES))]
+        if not any(shape[0] % stride == 0 and shape[0] // stride <= size for stride, size in zip(strides, FACTOR_SIZES)):
+            # The first rows of the grid are a product of classes only when they end on a factor's boundary.
+            raise damaged_dataset_error(npy_path, f"{shape[0]} images, the published grid has {GRID_SIZE} (6 x 6 x 2 x 3 x 3 x 40 x 40)", where)
         indices = torch.arange(shape[0])
         super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, indices)
         self._rows = RowTable(GRID_SIZE, indices, str(npy_path))

@@ -290,3 +290,11 @@ def test_spawned_workers_get_the_file_datasets_without_their_images(tmp_path):
         # about the grid -> row table alone: the tiny files' images (0.8 and 1 MB) are not in it
         assert len(pickled) < len(pickle.dumps(truth._rows)) + 100_000, name
         assert torch.equal(pickle.loads(pickled).images_for(factors), expected)
+
+
+def test_an_mpi3d_file_of_another_size_is_refused(tmp_path):
+    """disentanglement_lib's early MPI3D toy had 4 colours and 4 shapes (460,800 images): read in the
+    published 6 x 6 layout it would label images with the wrong factors."""
+    np.save(tmp_path / "mpi3d_toy.npy", np.zeros((100, 64, 64, 3), dtype=np.uint8))  # 2.5 rows of 40
+    with pytest.raises(ValueError, match="100 images, the published grid has 1036800"):
+        MPI3DDataModule(str(tmp_path)).setup("fit")
