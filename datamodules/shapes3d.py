@@ -77,6 +77,8 @@ class Shapes3DGroundTruth(GridGroundTruth):
             )
         classes = torch.from_numpy(_label_classes(labels, self.path))
         indices = (classes * torch.tensor([int(np.prod(FACTOR_SIZES[i + 1 :])) for i in range(6)])).sum(1)
+        if len(indices.unique()) != len(indices):
+            raise damaged_dataset_error(self.path, f"labels repeat {len(indices) - len(indices.unique())} factor combinations", SHAPES3D_URL)
         super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, indices)
         self._rows = RowTable(GRID_SIZE, indices, str(self.path))
         self._file, self._pid = None, None

@@ -298,3 +298,13 @@ def test_an_mpi3d_file_of_another_size_is_refused(tmp_path):
     np.save(tmp_path / "mpi3d_toy.npy", np.zeros((100, 64, 64, 3), dtype=np.uint8))  # 2.5 rows of 40
     with pytest.raises(ValueError, match="100 images, the published grid has 1036800"):
         MPI3DDataModule(str(tmp_path)).setup("fit")
+
+
+def test_a_3dshapes_file_with_a_repeated_combination_is_refused(tmp_path):
+    import h5py
+
+    write_shapes3d(tmp_path)
+    with h5py.File(tmp_path / "3dshapes.h5", "r+") as file:
+        file["labels"][1] = file["labels"][0]
+    with pytest.raises(ValueError, match="damaged.*labels repeat 1 factor combinations"):
+        Shapes3DDataModule(str(tmp_path)).setup("fit")
