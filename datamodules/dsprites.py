@@ -169,8 +169,9 @@ class DSpritesGroundTruth(GridGroundTruth):
             super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, seed=seed)
             return
         self._images, factors = _load_npz(Path(npz_path))
-        super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, (factors * torch.tensor(_STRIDES)).sum(1), seed)
-        self._rows = RowTable(GRID_SIZE, self.factors_to_index(factors), f"the npz {npz_path}")
+        indices = (factors * torch.tensor(_STRIDES)).sum(1)
+        super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, indices, seed)
+        self._rows = RowTable(GRID_SIZE, indices, f"the npz {npz_path}")
 
     def sprites_for(self, factors: Tensor) -> Tensor:
         """The sprites [n, 1, 64, 64] of factor classes [n, 5]: 1 inside the shape, 0 outside."""
