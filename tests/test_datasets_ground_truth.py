@@ -308,3 +308,16 @@ def test_a_3dshapes_file_with_a_repeated_combination_is_refused(tmp_path):
         file["labels"][1] = file["labels"][0]
     with pytest.raises(ValueError, match="damaged.*labels repeat 1 factor combinations"):
         Shapes3DDataModule(str(tmp_path)).setup("fit")
+
+
+def test_the_readme_data_table_lists_every_datamodule():
+    from pathlib import Path
+
+    import datamodules
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("| datamodule | layout under `root` | `y` |"):]
+    table = table[: table.index("\n\n")]
+    not_datasets = ("BaseDataModule", "GroundTruthDataModule", "LabelsDataModule")  # bases; labels to generate for
+    listed = [name for name in datamodules.__all__ if name.endswith("DataModule") and name not in not_datasets]
+    assert [name for name in listed if f"`{name}`" not in table] == []
