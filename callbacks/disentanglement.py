@@ -72,8 +72,9 @@ class DisentanglementEvaluation(EvaluationCallback):
             )
         if getattr(datamodule, "ground_truth", None) is None:
             problems.append(
-                f"DisentanglementEvaluation needs a datamodule with known factors (a `ground_truth`, as "
-                f"DSpritesDataModule has); {type(datamodule).__name__} has none: remove the callback from the config."
+                f"DisentanglementEvaluation needs a datamodule with known factors (a `ground_truth`, as the dSprites, "
+                f"3D Shapes, MPI3D, SmallNORB and Cars3D datamodules have); {type(datamodule).__name__} has none: "
+                "remove the callback from the config."
             )
         return problems
 

@@ -15,15 +15,11 @@ import torch
 from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
-from .base import (
-    BaseDataModule,
-    Batch,
-    BatchedDataset,
-    check_value_range,
-    missing_dataset_error,
-    split_indices,
-    unit_to_range,
-)
+from PIL import Image
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+from .base import missing_dataset_error, unit_to_range
+from .ground_truth import GridGroundTruth, GroundTruthDataModule, RowTable, damaged_dataset_error
 
 NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 DSPRITES_URL = "https://github.com/google-deepmind/dsprites-dataset"
@@ -143,7 +139,7 @@ def _load_npz(path: Path) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(images.astype(np.uint8, copy=False)), factors
 
 
-class DSpritesGroundTruth:
+class DSpritesGroundTruth(GridGroundTruth):
     """The dSprites factor grid and its images: the interface disentanglement metrics use.
 
     Images are rendered, or read from the official npz when `npz_path` is given. The npz may
@@ -155,6 +151,7 @@ class DSpritesGroundTruth:
         npz_path: the official npz, or None to render procedurally.
         image_size: 64 (the official images) or 32: each 2x2 block of the 64 px image averaged,
             so edges are grey as an anti-aliased rendering would be.
+        seed: seed of the variants' colours, noise and crops when `images_for` gets no generator.
     """
 
     def __init__(
@@ -162,73 +159,111 @@ class DSpritesGroundTruth:
         value_range: Sequence[float] = (-1.0, 1.0),
         npz_path: str | Path | None = None,
         image_size: Literal[32, 64] = IMAGE_SIZE,
+        seed: int = 0,
     ) -> None:
         if image_size not in (32, IMAGE_SIZE):
             raise ValueError(f"dSprites image_size must be 64 or 32 (64 averaged over 2x2 blocks), got {image_size}")
-        self.value_range = check_value_range(value_range)
         self.image_size = image_size
-        self.num_factors = len(FACTOR_SIZES)
-        self.factor_sizes = list(FACTOR_SIZES)
-        self.factor_names = list(FACTOR_NAMES)
         self._images: Tensor | None = None
         if npz_path is None:
-            self.available_indices = torch.arange(GRID_SIZE)
+            super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, seed=seed)
             return
         self._images, factors = _load_npz(Path(npz_path))
-        self.available_indices = self.factors_to_index(factors)
-        self._row_of = torch.full((GRID_SIZE,), -1, dtype=torch.long)
-        self._row_of[self.available_indices] = torch.arange(len(factors))
+        indices = (factors * torch.tensor(_STRIDES)).sum(1)
+        super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, indices, seed)
+        self._rows = RowTable(GRID_SIZE, indices, f"the npz {npz_path}")
 
-    def __len__(self) -> int:
-        return GRID_SIZE
-
-    def sample_factors(self, n: int, generator: torch.Generator) -> Tensor:
-        """Factor classes [n, 5], each uniform over its classes, on the generator's device."""
-        columns = [
-            torch.randint(size, (n,), generator=generator, device=generator.device) for size in FACTOR_SIZES
-        ]
-        return torch.stack(columns, dim=1)
-
-    def factors_to_index(self, factors: Tensor) -> Tensor:
-        factors = _check_factors(factors)
-        return (factors * torch.tensor(_STRIDES, device=factors.device)).sum(dim=1)
-
-    def index_to_factors(self, index: Tensor) -> Tensor:
-        index = torch.as_tensor(index, dtype=torch.long)
-        if ((index < 0) | (index >= GRID_SIZE)).any():
-            raise ValueError(f"dSprites indices must lie in [0, {GRID_SIZE})")
-        return torch.stack([index // stride % size for stride, size in zip(_STRIDES, FACTOR_SIZES)], dim=1)
-
-    def images_for(self, factors: Tensor) -> Tensor:
-        """Images [n, 1, image_size, image_size] in `value_range`, on the factors' device."""
+    def sprites_for(self, factors: Tensor) -> Tensor:
+        """The sprites [n, 1, 64, 64] of factor classes [n, 5]: 1 inside the shape, 0 outside."""
         if self._images is None:
             masks = render_dsprites(factors)
         else:
-            rows = self._row_of[self.factors_to_index(factors).cpu()]
-            if (rows < 0).any():
-                raise ValueError(f"{int((rows < 0).sum())} requested factor combinations are not in the npz")
-            masks = (self._images[rows] != 0).to(factors.device)
-        images = masks.unsqueeze(1).float()
+            masks = (self._images[self._rows(self.factors_to_index(factors))] != 0).to(factors.device)
+        return masks.unsqueeze(1).float()
+
+    def images_for(self, factors: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Images [n, C, image_size, image_size] in `value_range`, on the factors' device."""
+        images = self.colour(self.sprites_for(factors), factors, generator)
         if self.image_size != IMAGE_SIZE:
             images = torch.nn.functional.avg_pool2d(images, IMAGE_SIZE // self.image_size)
         return unit_to_range(images, self.value_range)
 
-
-class DSpritesDataset(BatchedDataset):
-    """Grid indices -> (images [B, 1, H, W], factor classes [B, 5]), a whole batch per call."""
-
-    def __init__(self, ground_truth: DSpritesGroundTruth, indices: Tensor) -> None:
-        self.ground_truth, self.indices = ground_truth, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitems__(self, indices: Sequence[int]) -> Batch:
-        factors = self.ground_truth.index_to_factors(self.indices[torch.as_tensor(indices, dtype=torch.long)])
-        return self.ground_truth.images_for(factors), factors
+    def colour(self, sprites: Tensor, factors: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Images in [0, 1] from the sprites: dSprites shows them as they are, white on black."""
+        return sprites
 
 
-class DSpritesDataModule(BaseDataModule):
+class ColorDSpritesGroundTruth(DSpritesGroundTruth):
+    """Color dSprites (Locatello et al. 2019, disentanglement_lib's ``ColorDSprites``): each image's
+    sprite in its own colour, uniform in [0.5, 1] per RGB channel, on black."""
+
+    def colour(self, sprites, factors, generator):
+        generator = self.nuisance_generator(factors, generator)
+        colours = torch.rand(len(sprites), 3, 1, 1, generator=generator, device=generator.device)
+        return sprites * (0.5 + 0.5 * colours.to(sprites.device))
+
+
+class NoisyDSpritesGroundTruth(DSpritesGroundTruth):
+    """Noisy dSprites (disentanglement_lib's ``NoisyDSprites``): a white sprite on uniform noise,
+    drawn per pixel and channel."""
+
+    def colour(self, sprites, factors, generator):
+        generator = self.nuisance_generator(factors, generator)
+        noise = torch.rand(len(sprites), 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator, device=generator.device)
+        return torch.clamp(sprites + noise.to(sprites.device), max=1.0)
+
+
+SCREAM_NAME = "scream.jpg"
+SCREAM_URL = "https://upload.wikimedia.org/wikipedia/commons/f/f4/The_Scream.jpg"
+# disentanglement_lib shrinks the painting to fit 350 x 274 (PIL's thumbnail) before cropping.
+_SCREAM_THUMBNAIL = (350, 274)
+
+
+def load_scream(path: Path) -> Tensor:
+    """The painting as disentanglement_lib uses it: RGB in [0, 1], [3, H, W], shrunk to fit 350 x 274."""
+    if not path.is_file():
+        raise missing_dataset_error(
+            path.parent, [path.name], f"Scream dSprites crops Munch's The Scream, published at {SCREAM_URL}; save it as {path}"
+        )
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail(_SCREAM_THUMBNAIL)
+            scream = pil_to_tensor(image)
+    except (OSError, SyntaxError) as error:
+        raise damaged_dataset_error(path, str(error), SCREAM_URL) from error
+    if min(scream.shape[1:]) <= IMAGE_SIZE:
+        raise damaged_dataset_error(path, f"{scream.shape[2]}x{scream.shape[1]} px after the thumbnail, not more than 64 px a side", SCREAM_URL)
+    return scream.float() / 255.0
+
+
+class ScreamDSpritesGroundTruth(DSpritesGroundTruth):
+    """Scream dSprites (disentanglement_lib's ``ScreamDSprites``): the background is a random 64x64
+    crop of The Scream averaged with a random colour (uniform per channel), and the sprite's pixels
+    are that background inverted (1 - x).
+
+    Args:
+        scream_path: the painting (``scream.jpg``).
+    """
+
+    def __init__(self, value_range=(-1.0, 1.0), npz_path=None, image_size=IMAGE_SIZE, seed=0, *, scream_path: str | Path) -> None:
+        super().__init__(value_range, npz_path, image_size, seed)
+        self.scream = load_scream(Path(scream_path))
+
+    def colour(self, sprites, factors, generator):
+        generator = self.nuisance_generator(factors, generator)
+        n, (height, width) = len(sprites), self.scream.shape[1:]
+        top = torch.randint(height - IMAGE_SIZE, (n,), generator=generator, device=generator.device).cpu()
+        left = torch.randint(width - IMAGE_SIZE, (n,), generator=generator, device=generator.device).cpu()
+        tint = torch.rand(n, 3, 1, 1, generator=generator, device=generator.device).cpu()
+        offsets = torch.arange(IMAGE_SIZE)
+        rows, cols = (top[:, None] + offsets)[:, None, :, None], (left[:, None] + offsets)[:, None, None, :]
+        crops = self.scream[torch.arange(3)[None, :, None, None], rows, cols]
+        background = ((crops + tint) / 2).to(sprites.device)
+        return torch.where(sprites > 0, 1 - background, background)
+
+
+class DSpritesDataModule(GroundTruthDataModule):
     """dSprites (Matthey et al., 2017): 64x64 binary sprites over 5 known factors.
 
     There is no official test split: the test loader reuses the validation hold-out.
@@ -240,6 +275,8 @@ class DSpritesDataModule(BaseDataModule):
         image_size: 64 (the official images) or 32 (each 2x2 block averaged: 4x cheaper nets).
     """
 
+    channels = 1
+
     def __init__(
         self,
         root: str = "data/dsprites",
@@ -248,25 +285,70 @@ class DSpritesDataModule(BaseDataModule):
         image_size: Literal[32, 64] = IMAGE_SIZE,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
-        self.root = Path(root)
+        super().__init__(root, val_size, **kwargs)
         self.source = source
-        self.val_size = val_size
         self.image_size = image_size
-        self.data_shape = (1, image_size, image_size)
+        self.data_shape = (self.channels, image_size, image_size)
+
+    def _npz_path(self) -> Path | None:
+        """The npz to read, or None to render: only the npz source reads a file (and fails when it is missing)."""
+        npz_path = self.root / NPZ_NAME
+        if self.source == "procedural" or (self.source == "auto" and not npz_path.is_file()):
+            return None
+        return npz_path
 
     @cached_property
     def ground_truth(self) -> DSpritesGroundTruth:
-        """Built on first use: only the npz source reads a file (and fails when it is missing)."""
-        npz_path = self.root / NPZ_NAME
-        if self.source == "procedural" or (self.source == "auto" and not npz_path.is_file()):
-            return DSpritesGroundTruth(self.value_range, image_size=self.image_size)
-        return DSpritesGroundTruth(self.value_range, npz_path, self.image_size)
+        """Built on first use."""
+        return DSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        available = self.ground_truth.available_indices
-        train, val = split_indices(len(available), self.val_size, self.seed)
-        self.train_set = DSpritesDataset(self.ground_truth, available[train])
-        self.val_set = self.test_set = DSpritesDataset(self.ground_truth, available[val])
+
+class ColorDSpritesDataModule(DSpritesDataModule):
+    """Color dSprites (Locatello et al. 2019): dSprites with each sprite in a random colour, RGB.
+
+    The same files and options as `DSpritesDataModule`; colours are drawn per image (see
+    `ColorDSpritesGroundTruth`), from ``seed`` for the metrics' observations.
+    """
+
+    channels = 3
+
+    @cached_property
+    def ground_truth(self) -> ColorDSpritesGroundTruth:
+        return ColorDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed)
+
+
+class NoisyDSpritesDataModule(DSpritesDataModule):
+    """Noisy dSprites (Locatello et al. 2019): white sprites on uniform noise, RGB; as `ColorDSpritesDataModule`."""
+
+    channels = 3
+
+    @cached_property
+    def ground_truth(self) -> NoisyDSpritesGroundTruth:
+        return NoisyDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed)
+
+
+class ScreamDSpritesDataModule(DSpritesDataModule):
+    """Scream dSprites (Locatello et al. 2019): sprites inverted on crops of The Scream, RGB.
+
+    Args:
+        scream_path: Munch's The Scream (``scream.jpg``, from Wikimedia Commons); by default
+            ``<root>/scream.jpg``.
+    """
+
+    channels = 3
+
+    def __init__(
+        self,
+        root: str = "data/dsprites",
+        source: Literal["auto", "npz", "procedural"] = "auto",
+        val_size: PositiveInt = 10000,
+        image_size: Literal[32, 64] = IMAGE_SIZE,
+        scream_path: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(root, source, val_size, image_size, **kwargs)
+        self.scream_path = Path(scream_path) if scream_path else self.root / SCREAM_NAME
+
+    @cached_property
+    def ground_truth(self) -> ScreamDSpritesGroundTruth:
+        return ScreamDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed, scream_path=self.scream_path)

@@ -56,7 +56,12 @@ Represent = Callable[[Tensor], Tensor]
 
 
 class GroundTruth(Protocol):
-    """What the metrics need of a dataset with known factors (e.g. ``DSpritesGroundTruth``)."""
+    """What the metrics need of a dataset with known factors (``datamodules.GridGroundTruth``:
+    dSprites and its variants, 3D Shapes, MPI3D, SmallNORB, Cars3D).
+
+    ``images_for`` is called without a generator: a dataset that draws more than the factors
+    (colours, noise, SmallNORB's toy) must then give the same images for the same request, so
+    every evaluation sees the same observations."""
 
     factor_sizes: list[int]
 

@@ -357,3 +357,114 @@ def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict 
     written = tmp_path / config.name
     written.write_text(yaml.safe_dump(settings))
     return written
+
+
+# ---------------------------------------------------------------- tiny files of the ground-truth datasets
+def index_pixels(indices: np.ndarray, shape: tuple[int, ...] = (64, 64, 3)) -> np.ndarray:
+    """uint8 images whose channels spell each grid index in base 256 (low byte in channel 0), so a
+    batch can be traced back to the factors it was read for."""
+    digits = np.stack([(indices >> (8 * c)) & 255 for c in range(3)], axis=1).astype(np.uint8)
+    return np.broadcast_to(digits[:, None, None, :], (len(indices), *shape)).copy()
+
+
+def read_index(images: torch.Tensor) -> torch.Tensor:
+    """The grid index spelled by `index_pixels` of images [n, 3, H, W] in [0, 1]."""
+    digits = (images[:, :, 0, 0] * 255).round().long()
+    return digits[:, 0] + 256 * digits[:, 1] + 65536 * digits[:, 2]
+
+
+def grid_indices(sizes: Sequence[int], classes: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(factor classes [N, F], mixed-radix indices [N]) of the product of the given classes per factor."""
+    factors = np.array(np.meshgrid(*classes, indexing="ij")).reshape(len(sizes), -1).T
+    strides = np.array([int(np.prod(sizes[i + 1 :])) for i in range(len(sizes))])
+    return factors, factors @ strides
+
+
+#: The tiny 3D Shapes file: two classes of every factor, the last class of orientation among them.
+SHAPES3D_CLASSES = [[0, 1], [0, 3], [2, 9], [0, 7], [1, 2], [0, 14]]
+
+
+def write_shapes3d(root: Path) -> np.ndarray:
+    """3dshapes.h5 with the published keys and dtypes for the product of SHAPES3D_CLASSES, rows
+    shuffled (the loader must go by the labels), images spelling their grid index; returns the classes."""
+    import h5py
+
+    from datamodules.shapes3d import FACTOR_SIZES, FACTOR_VALUES
+
+    factors, indices = grid_indices(FACTOR_SIZES, SHAPES3D_CLASSES)
+    order = np.random.default_rng(0).permutation(len(factors))
+    labels = np.stack([values[column] for values, column in zip(FACTOR_VALUES, factors[order].T)], axis=1)
+    root.mkdir(parents=True, exist_ok=True)
+    with h5py.File(root / "3dshapes.h5", "w") as file:
+        file["images"] = index_pixels(indices[order])
+        file["labels"] = labels.astype(np.float64)
+    return factors
+
+
+#: The tiny MPI3D file: the first 80 rows of the grid (horizontal axis 0-1, vertical axis 0-39).
+MPI3D_ROWS = 80
+
+
+def write_mpi3d(root: Path, variant: str = "toy") -> None:
+    """mpi3d_<variant>.npz (compressed, as published) with the first MPI3D_ROWS images of the grid."""
+    root.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(root / f"mpi3d_{variant}.npz", images=index_pixels(np.arange(MPI3D_ROWS)))
+
+
+def write_binary_matrix(path: Path, array: np.ndarray) -> None:
+    """LeCun's binary matrix (SmallNORB's .mat): int32 magic, ndim, max(3, ndim) dims, data; little-endian."""
+    magic = {np.dtype(np.uint8): 0x1E3D4C55, np.dtype(np.int32): 0x1E3D4C54}[array.dtype]
+    dims = list(array.shape) + [1] * (3 - array.ndim)
+    path.write_bytes(np.array([magic, array.ndim, *dims], dtype="<i4").tobytes() + array.astype(array.dtype.newbyteorder("<")).tobytes())
+
+
+#: The tiny SmallNORB files: category, elevation, azimuth (as class, the file holds twice it) and
+#: lighting classes, in both halves with two instances each.
+SMALLNORB_CLASSES = [[0, 4], [0, 8], [0, 17], [1, 5]]
+SMALLNORB_INSTANCES = {"training": [4, 6], "testing": [0, 1]}
+
+
+def write_smallnorb(root: Path) -> dict[int, set[int]]:
+    """The six smallnorb-*-{dat,cat,info}.mat files for the product of SMALLNORB_CLASSES times the
+    instances; each image is one grey level. Returns the grey levels of each grid index's images."""
+    from datamodules.smallnorb import CHUNKS, FACTOR_SIZES
+
+    factors, indices = grid_indices(FACTOR_SIZES, SMALLNORB_CLASSES)
+    levels: dict[int, set[int]] = {}
+    root.mkdir(parents=True, exist_ok=True)
+    for half, chunk in enumerate(CHUNKS):
+        instances = SMALLNORB_INSTANCES[chunk.rsplit("-", 1)[1]]
+        rows = [(f, i, instance) for f, i in zip(factors, indices) for instance in instances]
+        grey = np.array([3 * (len(rows) * half + r) for r in range(len(rows))], dtype=np.uint8)
+        for (_, index, _), level in zip(rows, grey):
+            levels.setdefault(int(index), set()).add(int(level))
+        dat = np.broadcast_to(grey[:, None, None, None], (len(rows), 2, 96, 96)).astype(np.uint8)
+        info = np.array([[instance, f[1], 2 * f[2], f[3]] for f, _, instance in rows], dtype=np.int32)
+        write_binary_matrix(root / f"{chunk}-dat.mat", dat)
+        write_binary_matrix(root / f"{chunk}-cat.mat", np.array([f[0] for f, _, _ in rows], dtype=np.int32))
+        write_binary_matrix(root / f"{chunk}-info.mat", info)
+    return levels
+
+
+CARS3D_OBJECTS = 2
+
+
+def write_cars3d(root: Path) -> None:
+    """CARS3D_OBJECTS car_NNN_mesh.mat files (MATLAB, key 'im', uint8 [128, 128, 3, 24 azimuths,
+    4 elevations]); each view one colour spelling its grid index."""
+    import scipy.io
+
+    from datamodules.cars3d import FACTOR_SIZES
+
+    root.mkdir(parents=True, exist_ok=True)
+    for car, number in enumerate(range(1, 2 * CARS3D_OBJECTS, 2)):  # numbered with gaps, as published
+        factors, indices = grid_indices(FACTOR_SIZES, [range(4), range(24), [car]])
+        views = index_pixels(indices, (128, 128, 3)).reshape(4, 24, 128, 128, 3)
+        scipy.io.savemat(root / f"car_{number:03d}_mesh.mat", {"im": np.ascontiguousarray(views.transpose(2, 3, 4, 1, 0))})
+
+
+def write_scream(path: Path) -> None:
+    """A stand-in for scream.jpg at the painting's aspect (random colours)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(500, 400, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)

@@ -13,7 +13,16 @@ import yaml
 
 from lightning_modules import BetaVAE, InfoGAN
 from lightning_modules.cli import main
-from tests.helpers import RandomImages, evaluations, quiet_trainer, with_tiny_evaluations, write_celeba, write_mnist
+from tests.helpers import (
+    RandomImages,
+    evaluations,
+    quiet_trainer,
+    with_tiny_evaluations,
+    write_celeba,
+    write_mnist,
+    write_mpi3d,
+    write_shapes3d,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -60,6 +69,12 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
     if name == "CelebADataModule":
         write_celeba(tmp_path / "celeba", partition=[0] * 6 + [1, 2])
         return [f"--data.init_args.root={tmp_path / 'celeba'}"]
+    if name == "Shapes3DDataModule":
+        write_shapes3d(tmp_path / "3dshapes")
+        return [f"--data.init_args.root={tmp_path / '3dshapes'}", "--data.init_args.val_size=8"]
+    if name == "MPI3DDataModule":
+        write_mpi3d(tmp_path / "mpi3d", data["init_args"]["variant"])
+        return [f"--data.init_args.root={tmp_path / 'mpi3d'}", "--data.init_args.val_size=8"]
     return []
 
 
@@ -67,6 +82,8 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
 DSPRITES_ENCODERS = ["quickstart_stage_one", "quickstart", "beta_vae_dsprites", "idgan_sc_dsprites", "idgan_sc_prior_dsprites",
                      "infogan_dsprites", "infogan_cr_dsprites", "factor_vae_dsprites", "ablation_infogan_pretrain_dsprites",
                      "ablation_infogan_dsprites", "ablation_infogan_cr_dsprites", "ablation_idgan_sc_dsprites"]
+#: Models with an encoder on the other datasets with known factors: disentanglement_lib's suite.
+GROUND_TRUTH_ENCODERS = [f"{model}_{data}" for model in ("beta_vae", "factor_vae", "idgan_sc") for data in ("3dshapes", "mpi3d_toy")]
 IMAGE_CONFIGS = [c.stem for c in CONFIGS if yaml.safe_load(c.read_text())["data"]["class_path"].rsplit(".", 1)[-1]
                  in ("MNISTDataModule", "CelebADataModule", "LSUNBedroomsDataModule")]
 
@@ -81,6 +98,9 @@ def test_every_model_with_codes_or_images_is_scored_by_its_config(config):
         protocols = {arguments["protocol"]: arguments for _, arguments in callbacks}
         assert protocols["infogan_cr"]["metrics"] == ["factor_vae"] and protocols["infogan_cr"]["every_n_steps"]
         assert "metrics" not in protocols["disentanglement_lib"]  # all five
+    elif config.stem in GROUND_TRUTH_ENCODERS:
+        ((_, arguments),) = callbacks
+        assert arguments["protocol"] == "disentanglement_lib" and "metrics" not in arguments and arguments["at_start"]
     elif config.stem in IMAGE_CONFIGS:
         sizes = sorted((arguments["num_samples"], arguments["every_n_steps"] or 0) for _, arguments in callbacks)
         assert len(sizes) == 2 and sizes[0][0] < 10_000 and sizes[0][1] > 0 and sizes[1] == (10_000, 0), sizes
@@ -128,9 +148,10 @@ def test_fast_dev_run_fits(config, tmp_path, monkeypatch, caplog):
             ["fit", "--config", str(with_tiny_evaluations(config, tmp_path)), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",
              "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", *overrides]
         )
-    if config.stem in DSPRITES_ENCODERS:  # both protocols' scores are printed
-        assert [m for m in caplog.messages if re.fullmatch(r"step 1: factor_vae \d\.\d{3}", m)]
+    if config.stem in DSPRITES_ENCODERS + GROUND_TRUTH_ENCODERS:  # the disentanglement_lib suite is printed
         assert [m for m in caplog.messages if re.fullmatch(r"step 1: beta_vae \d\.\d{3}  factor_vae \d\.\d{3}  mig .* dci_informativeness \d\.\d{3}", m)]
+    if config.stem in DSPRITES_ENCODERS:  # and the paper's curve
+        assert [m for m in caplog.messages if re.fullmatch(r"step 1: factor_vae \d\.\d{3}", m)]
 
 
 DCGAN_DSPRITES = str(ROOT / "configs" / "dcgan_dsprites.yaml")
