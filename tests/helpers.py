@@ -232,6 +232,12 @@ def metric_sizes(points: int, batch: int) -> dict[str, dict[str, int]]:
     }
 
 
+#: A dSprites-like ground truth's factor sizes (shape, scale, orientation, x, y) for the metrics' known answers.
+DSPRITES_SIZES = (3, 6, 40, 32, 32)
+#: Far below the protocols' sizes, enough for the known answers.
+SMALL_METRIC_SIZES = metric_sizes(2000, batch=16)
+
+
 def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
     """Known-answer representations of a ``FactorGroundTruth`` (whose observations are the factors):
 
