@@ -33,12 +33,11 @@ import metrics.fid
 from lightning_modules import DCGAN
 from metrics import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, SampleQuality, load_inception, save_random_inception, to_uint8_rgb
 from metrics.fid import file_digest
-from tests.helpers import quiet_trainer, write_fake_npz
+from tests.helpers import TINY, quiet_trainer, run_cli, write_fake_npz
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from tests.probes import TinyFeatures
-from tests.test_ddp import TINY, run_cli
 
 # --------------------------------------------------------------------------- reference values
 

@@ -21,10 +21,10 @@ from lightning_modules import CVAE, IDGANSC, VAEGAN, BetaVAE, BiGAN, FactorVAE, 
 from lightning_modules.cli import CLI, main
 from tests.helpers import TINY_FID, quiet_trainer
 from tests.probes import TinyFeatures
-from tests.test_resume import CASES, tiny_vae_checkpoint
+from tests.cases import CASES, tiny_vae_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-#: One case of tests/test_resume.py per model class: every class the package exports.
+#: One case of tests/cases.py per model class: every class the package exports.
 CLASS_CASES = ["dcgan-ema", "wgan-gp", "beta-vae", "idgan-sc-prior", "infogan", "infogan-cr", "factor-vae", "cvae",
                "latent-constraints", "bigan-ali", "vae-gan", "fgan", "lsgan", "ebgan", "wgan"]
 VAES = (BetaVAE, FactorVAE, CVAE)
