@@ -255,6 +255,11 @@ class DSpritesDataModule(BaseDataModule):
         self.image_size = image_size
         self.data_shape = (1, image_size, image_size)
 
+    def data_settings(self) -> dict:
+        # the folder only where it may be read: procedural sprites are the same whatever is there
+        root = None if self.source == "procedural" else self.root
+        return {"root": root, "source": self.source, "image_size": self.image_size, "val_size": self.val_size}
+
     @cached_property
     def ground_truth(self) -> DSpritesGroundTruth:
         """Built on first use: only the npz source reads a file (and fails when it is missing)."""
