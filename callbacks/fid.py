@@ -306,4 +306,6 @@ def _split_size(datamodule: pl.LightningDataModule | None, split: str) -> int:
         raise ValueError(
             f"FIDEvaluation needs image data with a value_range; {type(datamodule).__name__} has none (split={split!r})"
         )
+    if callable(settings := getattr(datamodule, "data_settings", None)):
+        settings()  # a datamodule that states none fails here, at start-up, not at the first evaluation
     return len(datamodule.split_dataset(split))

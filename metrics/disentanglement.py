@@ -183,7 +183,16 @@ class DisentanglementMetric(Metric, ABC):
     def evaluate(cls, ground_truth: GroundTruth, represent: Represent, *, protocol: ProtocolName = "disentanglement_lib",
                  seed: int = 0, **sizes: Any) -> dict[str, float]:
         """The scores of ``represent`` (observations -> codes [n, D]) on ``ground_truth`` in one
-        call and one process; ``sizes`` override the protocol's (``defaults`` names them)."""
+        call and one process; ``sizes`` override the protocol's (``defaults`` names them).
+
+        Returns:
+            The scores by key (the class docstring's "Keys"), unitless, in [0, 1].
+
+        Raises:
+            ValueError: an unknown protocol, a ground truth with nothing to disentangle, or codes
+                not of shape [n, D] or not finite.
+            TypeError: a size the metric does not take.
+        """
         metric = cls(ground_truth, protocol=protocol, seed=seed, **sizes)
         metric.sync_on_compute = False  # one process observed everything
         with torch.no_grad():
@@ -209,7 +218,8 @@ def functional(name: str, metric_class: type[DisentanglementMetric]) -> Callable
     evaluate.__name__ = evaluate.__qualname__ = name
     evaluate.__doc__ = (
         f"{metric_class.__name__} of ``represent`` (observations -> codes [n, D]) on ``ground_truth``, "
-        f"in one call; ``sizes`` override the protocol's ({', '.join(metric_class.defaults)}).\n\n"
+        f"in one call; ``sizes`` override the protocol's ({', '.join(metric_class.defaults)}). Returns "
+        f"the scores by key, unitless, in [0, 1]; raises as ``{metric_class.__name__}.evaluate``.\n\n"
         f"{metric_class.__doc__}"
     )
     return evaluate

@@ -575,6 +575,15 @@ def test_a_datamodule_without_the_real_image_api_is_a_clear_error(tmp_path):
         tiny_evaluation(tmp_path).evaluate(tiny_dcgan(), Plain())
 
 
+def test_a_datamodule_that_states_no_data_settings_fails_at_start_up(tmp_path):
+    class Unstated(TinyImages):
+        data_settings = BaseDataModule.data_settings
+
+    callback = tiny_evaluation(tmp_path)
+    with pytest.raises(NotImplementedError, match=r"Unstated does not state its data_settings\(\)"):
+        callback.setup(SimpleNamespace(datamodule=Unstated()), tiny_dcgan(), "fit")
+
+
 def test_the_files_fingerprint(tmp_path):
     write_images(tmp_path / "data", 3)
     fingerprint = files_fingerprint(tmp_path / "data")

@@ -42,6 +42,9 @@ class Splits(BaseDataModule):
         super().__init__(batch_size=batch_size, value_range=value_range)
         self.data_shape, self.n = (1, size, size), n
 
+    def data_settings(self) -> dict:
+        return {"n": self.n}
+
     def setup(self, stage: str | None = None) -> None:
         low, high = self.value_range
         for seed, split in enumerate(("train", "val", "test")):
