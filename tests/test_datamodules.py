@@ -499,7 +499,7 @@ def test_every_datamodule_states_the_settings_that_choose_its_data() -> None:
 
     classes = [getattr(datamodules, name) for name in datamodules.__all__]
     image_modules = [c for c in classes if isinstance(c, type) and issubclass(c, datamodules.BaseDataModule) and c is not datamodules.BaseDataModule]
-    assert len(image_modules) == 5
+    assert {MNISTDataModule, DSpritesDataModule, CelebADataModule, LSUNBedroomsDataModule, GaussianMixtureDataModule} <= set(image_modules)
     for cls in image_modules:
         assert "data_settings" in vars(cls), f"{cls.__name__} does not state its data_settings()"
 
