@@ -8,7 +8,7 @@ The input is a 10-dim code of a 5-factor dataset with dSprites' factor sizes who
 are the factors (``FactorGroundTruth``): the standardised factors mixed with leakage between
 dimensions plus a deterministic pseudo-noise, 5 of the dimensions weakly informative. The
 reference is ``bench/reference_disentanglement.py`` (disentanglement_lib's algorithms with
-scikit-learn); ours is ``metrics.disentanglement``. Timings on a shared machine are noisy.
+scikit-learn); ours is ``metrics`` (``metrics.METRICS``). Timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ import torch
 
 from bench import reference_disentanglement as reference
 from datamodules.synthetic import FactorGroundTruth
-from metrics import disentanglement as ours
-from metrics.disentanglement import DCIScore
+from metrics import METRICS, DCIScore
 from tests.helpers import factor_codes
 
 FACTOR_SIZES = (3, 6, 40, 32, 32)
-METRICS = ("beta_vae_score", "factor_vae_score", "mig", "sap", "dci")
 FIXTURES = ("ideal", "rotated", "partial", "noise", "copies")
 
 
@@ -56,8 +54,9 @@ def fixtures(ground_truth: FactorGroundTruth, num_train: int, num_test: int, rep
     for kind in FIXTURES:
         represent = factor_codes(ground_truth, kind)
         scores = {}
-        for name in METRICS[:-1]:
-            scores.update(getattr(ours, name)(ground_truth, represent))
+        for name, metric_class in METRICS.items():
+            if name != "dci":  # below, with the reference's
+                scores.update(metric_class.evaluate(ground_truth, represent))
         print(f"{kind:8s} " + "  ".join(f"{key} {value:.3f}" for key, value in scores.items()), flush=True)
         metric = DCIScore(ground_truth, num_train=num_train, num_test=num_test)
         with torch.no_grad():
@@ -89,13 +88,13 @@ def main() -> None:
     represent = bench_code(ground_truth)
     print(f"{'metric':17s} {'ours s':>8s} {'ref s':>8s}  scores (ours / reference)", flush=True)
     totals = [0.0, 0.0]
-    for name in METRICS:
-        our_scores, our_seconds = timed(getattr(ours, name), ground_truth, represent)
+    for name, metric_class in METRICS.items():
+        our_scores, our_seconds = timed(metric_class.evaluate, ground_truth, represent)
         totals[0] += our_seconds
         if args.no_reference:
             print(f"{name:17s} {our_seconds:8.2f} {'-':>8s}  " + "  ".join(f"{k} {v:.3f}" for k, v in our_scores.items()), flush=True)
             continue
-        ref_scores, ref_seconds = timed(getattr(reference, name.removesuffix("_score")), ground_truth, represent)
+        ref_scores, ref_seconds = timed(getattr(reference, name), ground_truth, represent)
         totals[1] += ref_seconds
         ref_scores = {key: ref_scores[next(iter(ref_scores))] for key in our_scores} if len(ref_scores) == 1 else ref_scores
         print(f"{name:17s} {our_seconds:8.2f} {ref_seconds:8.2f}  "

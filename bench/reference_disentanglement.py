@@ -1,6 +1,6 @@
 """A straightforward re-implementation of google-research/disentanglement_lib's metrics
 (``evaluation/metrics/{beta_vae,factor_vae,mig,sap_score,dci}.py``), the yardstick for
-``metrics.disentanglement``: the same per-point sampling loops, scikit-learn estimators and
+``metrics`` (``metrics.METRICS``): the same per-point sampling loops, scikit-learn estimators and
 score formulas as the reference, with its defaults. Not part of the package.
 
 It takes the same ``ground_truth`` (``factor_sizes``, ``sample_factors(n, torch.Generator)``,

@@ -29,7 +29,7 @@ from bench.timing import StepTimer
 from datamodules import DSpritesDataModule
 from lightning_modules import BetaVAE
 from lightning_modules.optim import OptimizerConfig
-from metrics.disentanglement import METRICS
+from metrics import METRICS
 
 CONFIGS = ["quickstart_stage_one", "quickstart", "beta_vae_dsprites", "idgan_sc_dsprites", "idgan_sc_prior_dsprites",
            "infogan_dsprites", "infogan_cr_dsprites", "factor_vae_dsprites"]

@@ -3,17 +3,13 @@ under ``validate``/``test``."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import PositiveInt
 from pytorch_lightning.utilities import rank_zero_info
 
 from callbacks.periodic import EvaluationCallback
-from metrics.disentanglement import METRICS, DisentanglementMetric
-
-MetricName = Literal["beta_vae", "factor_vae", "mig", "sap", "dci"]
+from metrics import METRICS, DisentanglementMetric, MetricName, ProtocolName
 
 
 class DisentanglementEvaluation(EvaluationCallback):
@@ -32,8 +28,8 @@ class DisentanglementEvaluation(EvaluationCallback):
     generative process, as disentanglement_lib does), not read from a split.
 
     Args:
-        metrics: Which scores to compute.
-        protocol: ``disentanglement_lib`` or ``infogan_cr`` (see ``metrics.disentanglement``).
+        metrics: Which scores to compute (keys of ``metrics.METRICS``).
+        protocol: ``disentanglement_lib`` or ``infogan_cr`` (``metrics.PROTOCOLS``; see ``metrics.disentanglement``).
         seed: Seed of the sampled factors and classifiers: the same samples at every evaluation.
         sizes: Per metric, overrides of the protocol's sample counts and batch sizes, e.g.
             ``{"dci": {"num_train": 2000, "num_test": 1000}}``.
@@ -45,7 +41,7 @@ class DisentanglementEvaluation(EvaluationCallback):
     def __init__(
         self,
         metrics: list[MetricName] = ["beta_vae", "factor_vae", "mig", "sap", "dci"],  # noqa: B006 (never mutated)
-        protocol: Literal["disentanglement_lib", "infogan_cr"] = "disentanglement_lib",
+        protocol: ProtocolName = "disentanglement_lib",
         seed: int = 0,
         sizes: dict[str, dict[str, int | float]] | None = None,
         batch_size: PositiveInt = 256,

@@ -3,12 +3,8 @@ every N steps and at the end of fit, and once on the evaluated split under ``val
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import math
-import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +14,8 @@ import torch
 import torch.distributed as dist
 from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Subset
 
 from callbacks.periodic import EvaluationCallback
-from datamodules.base import BatchedDataset, pass_batch
 from metrics.fid import (
     SampleQuality,
     cache_path,
@@ -36,13 +30,13 @@ from metrics.fid import (
 )
 
 #: Bumped when the meaning of a cached file changes (conversion of images, states stored, key).
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 #: The first real images of the subset, whose pixels (as the network receives them) are part of the
 #: cache key: each run's first evaluation reads them again, so a change that alters every image
 #: (the data source resolved differently, a transform's code, a renderer) gives another key.
 CHECKED_IMAGES = 32
-#: Datamodule arguments that change how data is loaded, not which data: left out of the cache key.
-_LOADER_ARGUMENTS = frozenset({"batch_size", "num_workers"})
+#: What the callback asks of a datamodule (``datamodules.BaseDataModule`` has them).
+DATAMODULE_API = ("split_dataset", "subset_loader", "dataset_fingerprint")
 
 
 class FIDEvaluation(EvaluationCallback):
@@ -67,11 +61,11 @@ class FIDEvaluation(EvaluationCallback):
 
     The real side (FID's feature sums, KID's first ``kid_real_samples`` features) is computed at the
     first evaluation and cached in ``cache_dir``, keyed by what the statistics summarise, as read at
-    run time: the datamodule (class and arguments), the split and its size, the data shape and value
-    range, the dataset's transform, the number of real images, the files under the datamodule's
-    folders (names relative to them, sizes and modification times), the pixels of the first
-    ``CHECKED_IMAGES`` real images, and the feature extractor (the weights file's SHA-256, or a
-    custom module's class and parameters). Later evaluations, and later runs, only generate and
+    run time: the datamodule's ``dataset_fingerprint(split)`` (its class, the split and its size,
+    the data shape and value range, and the settings that choose its data, its folders by their
+    files' names, sizes and modification times), the number of real images, the pixels of the first
+    ``CHECKED_IMAGES`` real images (so a transform's or renderer's code change shows), and the
+    feature extractor (the weights file's SHA-256, or a custom module's class and parameters). Later evaluations, and later runs, only generate and
     embed fakes. Under DDP a cold cache is filled by every process embedding its share of the real
     images; process 0 alone computes the key, reads and writes the file (no shared file system
     needed) and then holds the real side, the others zeros.
@@ -89,8 +83,10 @@ class FIDEvaluation(EvaluationCallback):
         kid_subsets: Random subsets KID averages over.
         kid_subset_size: Real and fake features per KID subset.
         kid_real_samples: Real features kept for KID (the first of the real subset; FID uses all).
-        split: The datamodule's split the real images of fit's evaluations come from (its
-            ``<split>_set``); ``validate`` and ``test`` use the val and test splits.
+        split: The datamodule's split the real images of fit's evaluations come from (read through
+            ``split_dataset``, ``subset_loader`` and ``dataset_fingerprint``, as
+            ``datamodules.BaseDataModule`` provides them); ``validate`` and ``test`` use the val and
+            test splits.
         batch_size: Images generated and embedded at once (per process).
         seed: Seed of the samples, of the real subset and of KID's subsets.
         cache_dir: Where real statistics are cached; default ``$XDG_CACHE_HOME/idgan-lightning/fid``
@@ -158,7 +154,7 @@ class FIDEvaluation(EvaluationCallback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage in _STAGE_SPLITS:  # fail at start-up, not at the first evaluation
-            _split_dataset(trainer.datamodule, _STAGE_SPLITS[stage] or self.split)
+            _split_size(trainer.datamodule, _STAGE_SPLITS[stage] or self.split)
             self._load_inception()
 
     @property
@@ -210,71 +206,53 @@ class FIDEvaluation(EvaluationCallback):
     ) -> None:
         """Load the real side of ``split`` from the cache (process 0), or embed its real images
         (every process its share), sync, and cache the result."""
-        dataset = _split_dataset(datamodule, split)
-        indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))
+        size = _split_size(datamodule, split)
+        indices = torch.randperm(size, generator=torch.Generator().manual_seed(self.seed))
         indices = indices[: self.num_real_samples]
         if min(len(indices), self.kid_real_samples) < self.kid_subset_size:
             raise ValueError(
                 f"the {split} split has {len(indices)} images, fewer than kid_subset_size={self.kid_subset_size}"
             )
-        identity = self.cache_identity(datamodule, dataset, indices, split) if _rank() == 0 else None
+        identity = self.cache_identity(datamodule, indices, split) if _rank() == 0 else None
         path = cache_path(self.cache_dir, identity) if identity is not None else None
         state = load_cached_state(path, identity) if _rank() == 0 else None
         if not _broadcast_from_zero(state is not None):
-            state = self._embed_real(quality, datamodule, dataset, indices, device)
+            state = self._embed_real(quality, datamodule, split, indices, device)
             if _rank() == 0:
                 save_cached_state(path, identity, state)
         quality.load_real_state(state)
         self._real_split = split
 
-    def _embed_real(self, quality, datamodule, dataset: Dataset, indices: Tensor, device) -> dict[str, Tensor]:
+    def _embed_real(self, quality, datamodule, split: str, indices: Tensor, device) -> dict[str, Tensor]:
         batches = _my_batches(len(indices), self.batch_size)
         start, stop = batches.start * self.batch_size, min(batches.stop * self.batch_size, len(indices))
-        loader = self._loader(dataset, indices[start:stop], self.batch_size, getattr(datamodule, "num_workers", 0))
-        for x, _ in loader:
+        for x, _ in datamodule.subset_loader(split, indices[start:stop], self.batch_size, seed=self.seed):
             kid_count = max(0, self.kid_real_samples - start)
             quality.update(to_uint8_rgb(x.to(device), datamodule.value_range), real=True, kid_count=kid_count)
             start += len(x)
         return quality.real_state()
 
-    def _loader(self, dataset: Dataset, indices: Tensor, batch_size: int, num_workers: int = 0) -> DataLoader:
-        return DataLoader(
-            Subset(dataset, indices.tolist()), batch_size=batch_size, num_workers=num_workers,
-            collate_fn=pass_batch if isinstance(dataset, BatchedDataset) else None,
-            generator=torch.Generator().manual_seed(self.seed),  # its worker seeds: not from the global RNG
-        )
-
-    def cache_identity(
-        self, datamodule: pl.LightningDataModule, dataset: Dataset, indices: Tensor, split: str | None = None
-    ) -> dict[str, Any]:
-        """What the cached real statistics depend on (the cache file is named by its hash): what the
-        configuration says, and what is read, so that other images never meet these statistics."""
-        arguments = _datamodule_arguments(datamodule)
-        folders = {name: value for name, value in arguments.items() if isinstance(value, Path)}
+    def cache_identity(self, datamodule: pl.LightningDataModule, indices: Tensor, split: str | None = None) -> dict[str, Any]:
+        """What the cached real statistics depend on (the cache file is named by its hash): the
+        data as the datamodule identifies it, and what is read, so that other images never meet
+        these statistics."""
+        split = split or self.split
         return {
             "format": CACHE_FORMAT,
-            "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}",
-            # a folder by its files, not its path: the same files elsewhere are the same data
-            "datamodule_arguments": {name: _describe(value) for name, value in arguments.items() if name not in folders},
-            "files": {name: files_fingerprint(folder, skip=self.cache_dir) for name, folder in folders.items()},
-            "split": split or self.split,
-            "split_size": len(dataset),
-            "data_shape": list(datamodule.data_shape),
-            "value_range": list(datamodule.value_range),
-            "transform": _describe(getattr(dataset, "transform", None)),
+            "data": datamodule.dataset_fingerprint(split, ignore=self.cache_dir),
             "num_real_samples": len(indices),
             "kid_real_samples": min(len(indices), self.kid_real_samples),
             "seed": self.seed,
-            "first_images": self._pixels_digest(datamodule, dataset, indices[:CHECKED_IMAGES]),
+            "first_images": self._pixels_digest(datamodule, split, indices[:CHECKED_IMAGES]),
             "feature_extractor": self.extractor_identity,
         }
 
-    def _pixels_digest(self, datamodule: pl.LightningDataModule, dataset: Dataset, indices: Tensor) -> str:
+    def _pixels_digest(self, datamodule: pl.LightningDataModule, split: str, indices: Tensor) -> str:
         """SHA-256 of these real images as the network receives them (one batch, read in this process)."""
         digest = hashlib.sha256()
         with torch.random.fork_rng(devices=[]):  # a random transform would draw the same each time
             torch.manual_seed(self.seed)
-            for x, _ in self._loader(dataset, indices, batch_size=len(indices)):
+            for x, _ in datamodule.subset_loader(split, indices, batch_size=len(indices), seed=self.seed, num_workers=0):
                 digest.update(to_uint8_rgb(x, datamodule.value_range).contiguous().numpy().tobytes())
         return f"{len(indices)} images/sha256:{digest.hexdigest()}"
 
@@ -313,73 +291,21 @@ def _batch_seed(seed: int, batch: int) -> int:
     return int(np.random.SeedSequence([seed, batch]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def _split_dataset(datamodule: pl.LightningDataModule | None, split: str) -> Dataset:
+def _split_size(datamodule: pl.LightningDataModule | None, split: str) -> int:
+    """The number of images of ``split``, after checking that the datamodule serves real images as
+    the callback reads them."""
     if datamodule is None:
         raise ValueError("FIDEvaluation reads real images from a datamodule: fit with `datamodule=`, not dataloaders")
-    dataset = getattr(datamodule, f"{split}_set", None)
-    if dataset is None and callable(getattr(datamodule, "setup", None)):
-        datamodule.setup("fit")
-        dataset = getattr(datamodule, f"{split}_set", None)
-    if dataset is None or getattr(datamodule, "value_range", None) is None:
-        raise ValueError(
-            f"FIDEvaluation reads real images from the datamodule's `{split}_set` (split={split!r}) and "
-            f"needs image data with a value_range; {type(datamodule).__name__} has "
-            f"{'no such split' if dataset is None else 'no value_range'}"
+    missing = [name for name in DATAMODULE_API if not callable(getattr(datamodule, name, None))]
+    if missing:
+        raise TypeError(
+            f"FIDEvaluation reads real images through the datamodule's {', '.join(DATAMODULE_API)}; "
+            f"{type(datamodule).__name__} lacks {', '.join(missing)}: derive it from datamodules.BaseDataModule"
         )
-    return dataset
-
-
-def files_fingerprint(root: Path, skip: Path | None = None) -> str:
-    """The files under ``root`` (or ``root`` itself, a file) by name relative to it, size and
-    modification time (ns), hashed: any file added, removed, renamed, rewritten or touched changes
-    it; reading no file, it costs one ``stat`` per file (about 1 s per 200,000 on a local disk).
-    Symbolic links to files count as their targets; linked folders are not entered (as
-    ``Path.rglob``). ``skip`` (e.g. a cache folder inside ``root``) is left out."""
-    root = root.expanduser()
-    if root.is_file():
-        status = root.stat()
-        return f"file:{status.st_size}:{status.st_mtime_ns}"
-    if not root.is_dir():
-        return "absent"
-    skip = skip.expanduser().resolve() if skip is not None else None
-    entries = []
-    for folder, subfolders, names in os.walk(root):
-        if skip is not None:
-            subfolders[:] = [d for d in subfolders if Path(folder, d).resolve() != skip]
-        relative = os.path.relpath(folder, root)
-        for name in names:
-            try:
-                status = os.stat(os.path.join(folder, name))
-            except FileNotFoundError:  # a dangling link: nothing a dataset can read
-                continue
-            entries.append(f"{os.path.join(relative, name)}\0{status.st_size}\0{status.st_mtime_ns}")
-    digest = hashlib.sha256("\n".join(sorted(entries)).encode())
-    return f"{len(entries)} files/sha256:{digest.hexdigest()}"
-
-
-def _datamodule_arguments(datamodule: pl.LightningDataModule) -> dict[str, Any]:
-    """The constructor arguments of the datamodule's classes, read back from the attributes of
-    the same name (loader settings left out)."""
-    names = {
-        name
-        for cls in type(datamodule).__mro__
-        if issubclass(cls, pl.LightningDataModule) and "__init__" in vars(cls)
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) and name != "self"
-    }
-    return {name: getattr(datamodule, name) for name in sorted(names - _LOADER_ARGUMENTS) if hasattr(datamodule, name)}
-
-
-def _describe(value: Any) -> str:
-    """A text that stays the same across processes for the same setting (no memory addresses;
-    paths made absolute)."""
-    if isinstance(value, Path):
-        return str(value.expanduser().resolve())
-    if isinstance(value, functools.partial):
-        arguments = [_describe(a) for a in value.args] + [f"{k}={_describe(v)}" for k, v in sorted(value.keywords.items())]
-        return f"{_describe(value.func)}({', '.join(arguments)})"
-    if inspect.isfunction(value) or inspect.isclass(value):
-        return f"{value.__module__}.{value.__qualname__}"
-    if isinstance(value, (list, tuple)):
-        return f"[{', '.join(_describe(v) for v in value)}]"
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+    if getattr(datamodule, "value_range", None) is None:
+        raise ValueError(
+            f"FIDEvaluation needs image data with a value_range; {type(datamodule).__name__} has none (split={split!r})"
+        )
+    if callable(settings := getattr(datamodule, "data_settings", None)):
+        settings()  # a datamodule that states none fails here, at start-up, not at the first evaluation
+    return len(datamodule.split_dataset(split))

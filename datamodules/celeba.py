@@ -80,6 +80,9 @@ class CelebADataModule(BaseDataModule):
         self.attribute_names = list(CELEBA_ATTRIBUTES)
         self.data_shape = (3, image_size, image_size)
 
+    def data_settings(self) -> dict:
+        return {"root": self.root, "image_size": self.image_size, "crop_size": self.crop_size}
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return

@@ -297,6 +297,11 @@ class DSpritesDataModule(GroundTruthDataModule):
             return None
         return npz_path
 
+    def data_settings(self) -> dict:
+        # the folder only where it may be read: procedural sprites are the same whatever is there
+        root = None if self.source == "procedural" else self.root
+        return {"root": root, "source": self.source, "image_size": self.image_size, "val_size": self.val_size}
+
     @cached_property
     def ground_truth(self) -> DSpritesGroundTruth:
         """Built on first use."""
@@ -348,6 +353,9 @@ class ScreamDSpritesDataModule(DSpritesDataModule):
     ) -> None:
         super().__init__(root, source, val_size, image_size, **kwargs)
         self.scream_path = Path(scream_path) if scream_path else self.root / SCREAM_NAME
+
+    def data_settings(self) -> dict:
+        return {**super().data_settings(), "scream_path": self.scream_path}
 
     @cached_property
     def ground_truth(self) -> ScreamDSpritesGroundTruth:

@@ -57,6 +57,9 @@ class GaussianMixtureDataModule(BaseDataModule):
         self.centers = mixture_centers(layout, num_components, radius)
         self.data_shape = (2,)
 
+    def data_settings(self) -> dict:
+        return {"centers": self.centers.tolist(), "std": self.std, "num_samples": self.num_samples}
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return

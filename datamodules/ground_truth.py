@@ -175,6 +175,9 @@ class GroundTruthDataModule(BaseDataModule):
 
     ground_truth: GridGroundTruth  # a cached_property of each subclass
 
+    def data_settings(self) -> dict:
+        return {"root": self.root, "val_size": self.val_size}
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return

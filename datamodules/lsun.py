@@ -44,6 +44,9 @@ class LSUNBedroomsDataModule(BaseDataModule):
         self.val_size = val_size
         self.data_shape = (3, image_size, image_size)
 
+    def data_settings(self) -> dict:
+        return {"root": self.root, "image_size": self.image_size, "val_size": self.val_size}
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return

@@ -79,6 +79,9 @@ class MNISTDataModule(BaseDataModule):
         self.val_size = val_size
         self.data_shape = (1, image_size, image_size)
 
+    def data_settings(self) -> dict:
+        return {"root": self.root, "image_size": self.image_size, "train_split": self.train_split, "val_size": self.val_size}
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and self.train_set is None:
             images, labels = self._load(self.train_split)

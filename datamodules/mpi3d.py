@@ -135,6 +135,9 @@ class MPI3DDataModule(GroundTruthDataModule):
         super().__init__(root, val_size, **kwargs)
         self.variant = variant
 
+    def data_settings(self) -> dict:
+        return {**super().data_settings(), "variant": self.variant}
+
     @cached_property
     def ground_truth(self) -> MPI3DGroundTruth:
         return MPI3DGroundTruth(self.root, self.variant, self.value_range)

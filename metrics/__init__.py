@@ -1,21 +1,11 @@
-"""torchmetrics metrics: disentanglement scores and sample quality (FID/KID)."""
+"""torchmetrics metrics: disentanglement scores (one module each) and sample quality (FID/KID)."""
 
-from metrics.disentanglement import (
-    METRICS,
-    PROTOCOLS,
-    BetaVAEScore,
-    DCIScore,
-    DisentanglementMetric,
-    FactorVAEScore,
-    MutualInformationGap,
-    SAPScore,
-    beta_vae_score,
-    dci,
-    factor_vae_score,
-    mig,
-    sap,
-)
-from metrics.mixture import mixture_coverage, moment_distance
+from typing import Literal
+
+from metrics.beta_vae import BetaVAEScore, beta_vae_score
+from metrics.dci import DCIScore, dci
+from metrics.disentanglement import PROTOCOLS, DisentanglementMetric, ProtocolName
+from metrics.factor_vae import FactorVAEScore, factor_vae_score
 from metrics.fid import (
     INCEPTION_WEIGHTS_FILE,
     INCEPTION_WEIGHTS_URL,
@@ -25,6 +15,17 @@ from metrics.fid import (
     save_random_inception,
     to_uint8_rgb,
 )
+from metrics.mig import MutualInformationGap, mig
+from metrics.mixture import mixture_coverage, moment_distance
+from metrics.sap import SAPScore, sap
+
+#: The disentanglement metric classes by the short name the callback and the logged keys use: the
+#: one list of their names.
+METRICS: dict[str, type[DisentanglementMetric]] = {
+    "beta_vae": BetaVAEScore, "factor_vae": FactorVAEScore, "mig": MutualInformationGap, "sap": SAPScore, "dci": DCIScore,
+}
+#: A key of ``METRICS`` (as a type, for the callback's arguments).
+MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
 
 __all__ = [
     "INCEPTION_WEIGHTS_FILE",
@@ -35,7 +36,9 @@ __all__ = [
     "DCIScore",
     "DisentanglementMetric",
     "FactorVAEScore",
+    "MetricName",
     "MutualInformationGap",
+    "ProtocolName",
     "SAPScore",
     "SampleQuality",
     "beta_vae_score",

@@ -4,6 +4,9 @@ import pytest
 import torch
 import wandb
 
+from datamodules.synthetic import FactorGroundTruth
+from tests.helpers import DSPRITES_SIZES
+
 # Tests never talk to W&B servers, and never wait for them (read when a run starts, not at import).
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -33,3 +36,9 @@ def tests_write_only_under_tmp_path():
     yield
     new = sorted(set(os.listdir(root)) - before - ignored)
     assert not new, f"tests wrote {new} into the repository root {root}: give them tmp_path"
+
+
+@pytest.fixture(scope="session")
+def dsprites_like():
+    """A ground truth with dSprites' factor sizes whose observations are the factors (the metrics' tests)."""
+    return FactorGroundTruth(DSPRITES_SIZES)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 import tempfile
 import statistics
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
+from wandb.proto import wandb_internal_pb2 as pb
 from datamodules.loader import ResumableDataLoader
 
 from datamodules import GaussianMixtureDataModule
@@ -232,6 +236,12 @@ def metric_sizes(points: int, batch: int) -> dict[str, dict[str, int]]:
     }
 
 
+#: A dSprites-like ground truth's factor sizes (shape, scale, orientation, x, y) for the metrics' known answers.
+DSPRITES_SIZES = (3, 6, 40, 32, 32)
+#: Far below the protocols' sizes, enough for the known answers.
+SMALL_METRIC_SIZES = metric_sizes(2000, batch=16)
+
+
 def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
     """Known-answer representations of a ``FactorGroundTruth`` (whose observations are the factors):
 
@@ -357,6 +367,101 @@ def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict 
     written = tmp_path / config.name
     written.write_text(yaml.safe_dump(settings))
     return written
+
+
+class Points(pl.LightningDataModule):
+    """A fixed batch of 2-D points."""
+
+    data_shape, value_range = (2,), None
+
+    def __init__(self, n: int = 16, batch_size: int = 8) -> None:
+        super().__init__()
+        self.points = torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = TensorDataset(self.points, torch.zeros(len(self.points), dtype=torch.long))
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+
+#: The models' arguments of the CLI runs under DDP (64 px dSprites, tiny networks).
+TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
+METRIC_SIZES = metric_sizes(200, batch=4)  # a few hundred encoded observations per metric
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    tmp_path: Path,
+    model: dict,
+    strategy: str,
+    max_steps: int = 3,
+    value_range: tuple = (-1.0, 1.0),
+    callbacks: list[dict] = (),
+    logger: dict | bool = False,
+    checkpoint_dir: Path | None = None,
+    torchrun: bool = False,
+) -> subprocess.CompletedProcess:
+    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report;
+    with ``checkpoint_dir``, a ModelCheckpoint saves ``last.ckpt`` there. The processes are launched
+    by Lightning, or with ``torchrun`` by torch's elastic launcher (as on a cluster)."""
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 2,
+            "strategy": strategy,
+            "max_steps": max_steps,
+            "logger": logger,
+            "enable_checkpointing": checkpoint_dir is not None,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(tmp_path),
+            "callbacks": [
+                {"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}},
+                *callbacks,
+                *([{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(checkpoint_dir), "save_last": True}}] if checkpoint_dir else []),
+            ],
+        },
+        "model": model,
+        "data": {
+            "class_path": "datamodules.DSpritesDataModule",
+            "init_args": {"source": "procedural", "batch_size": 8, "value_range": list(value_range)},
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"] if torchrun else [sys.executable]
+    return subprocess.run(
+        [*launcher, "-m", "lightning_modules", "fit", "--config", str(path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def wandb_records(run_dir: Path) -> list[pb.Record]:
+    """The records of an offline run's transaction log ``run-<id>.wandb``, once complete (its exit
+    record written: wandb's service writes in the background). The format is LevelDB's log (wandb
+    0.31 has no Python reader): a 7-byte W&B header, then 32 KiB blocks of chunks, each with a
+    7-byte header (CRC, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
+    (run_file,) = run_dir.glob("run-*.wandb")
+    deadline = time.monotonic() + 60
+    while True:
+        records, data, position, pieces = [], run_file.read_bytes(), 7, b""
+        assert data[:4] == b":W&B", run_file
+        while position + 7 <= len(data):
+            if (left := 32768 - position % 32768) < 7:  # a block's zero-filled tail
+                position += left
+                continue
+            length, kind = int.from_bytes(data[position + 4 : position + 6], "little"), data[position + 6]
+            pieces += data[position + 7 : position + 7 + length]
+            position += 7 + length
+            if kind in (1, 4):
+                records.append(pb.Record.FromString(pieces))
+                pieces = b""
+        if any(record.HasField("exit") for record in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
 
 
 # ---------------------------------------------------------------- tiny files of the ground-truth datasets

@@ -14,24 +14,9 @@ from callbacks import Reconstructions
 from lightning_modules import BiGAN, OptimizerConfig
 from lightning_modules.losses import bidirectional_generator_loss
 from lightning_modules.nets import JointDiscriminator
-from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks, ring_figures
+from tests.helpers import Points, RandomImages, over_seeds, quiet_trainer, record_optimize_blocks, ring_figures
 
 POINTS = dict(latent_dim=3, data_shape=(2,), width=8, joint_hidden=8)
-
-
-class Points(pl.LightningDataModule):
-    """A fixed batch of 2-D points."""
-
-    data_shape, value_range = (2,), None
-
-    def __init__(self, n: int = 16, batch_size: int = 8) -> None:
-        super().__init__()
-        self.points = torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
-        self.batch_size = batch_size
-
-    def train_dataloader(self) -> DataLoader:
-        dataset = TensorDataset(self.points, torch.zeros(len(self.points), dtype=torch.long))
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
 
 
 def test_generator_and_encoder_minimise_the_discriminator_loss_with_swapped_labels():

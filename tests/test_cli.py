@@ -275,7 +275,7 @@ def test_a_shipped_config_keeps_the_best_checkpoints_by_fid_and_wandb_summarises
 
     import wandb
 
-    from tests.test_logging import wandb_records
+    from tests.helpers import wandb_records
 
     from metrics import save_random_inception
 

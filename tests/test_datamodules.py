@@ -489,3 +489,68 @@ def test_num_workers_capped_at_the_cpus_this_process_may_use(monkeypatch: pytest
         x, y = next(iter(loader))
     assert torch.equal(x, dm.ground_truth.images_for(y))
     assert DSpritesDataModule(source="procedural", num_workers=0).num_workers == 0
+
+
+# ------------------------------------------------------------- what identifies a dataset
+def test_every_datamodule_states_the_settings_that_choose_its_data() -> None:
+    """``dataset_fingerprint`` (e.g. FID's cache key) knows a datamodule's data only by what its
+    ``data_settings`` state: every constructor argument that chooses the data (its own or a base
+    class's) must be there, or two datasets would share keys. Left out: how the data is loaded
+    (batch size, workers, 3D Shapes' ``in_memory``), what the fingerprint holds itself (seed, value
+    range), and the mixture's layout arguments, which it states as the centres they place."""
+    import inspect
+
+    import datamodules
+
+    not_data = {"self", "kwargs", "batch_size", "num_workers", "seed", "value_range", "in_memory"}
+    stated_as_centres = {"layout", "num_components", "radius"}
+    classes = [getattr(datamodules, name) for name in datamodules.__all__]
+    image_modules = [
+        c for c in classes
+        if isinstance(c, type) and issubclass(c, datamodules.BaseDataModule) and not inspect.isabstract(c)
+        and c not in (datamodules.BaseDataModule, datamodules.GroundTruthDataModule)
+    ]
+    assert {MNISTDataModule, DSpritesDataModule, CelebADataModule, LSUNBedroomsDataModule, GaussianMixtureDataModule} <= set(image_modules)
+    for cls in image_modules:
+        arguments = {
+            name
+            for base in cls.__mro__ if "__init__" in vars(base) and issubclass(base, datamodules.BaseDataModule)
+            for name in inspect.signature(base.__init__).parameters
+        } - not_data
+        stated = set(cls().data_settings())
+        if "centers" in stated:
+            stated |= stated_as_centres
+        assert arguments <= stated, f"{cls.__name__}.data_settings() leaves out {sorted(arguments - stated)}"
+
+
+def test_the_same_data_has_the_same_fingerprint_and_other_data_another(tmp_path: Path) -> None:
+    write_mnist(tmp_path / "mnist", "train", 20, compress=False)
+
+    def fingerprint(split: str = "train", root: Path = tmp_path / "mnist", **settings) -> dict:
+        return MNISTDataModule(root=str(root), val_size=5, **settings).dataset_fingerprint(split)
+
+    same = fingerprint()
+    assert fingerprint(batch_size=3, num_workers=1) == same  # how it is loaded is not what it is
+    assert same["size"] == 15 and same["split"] == "train" and same["settings"]["image_size"] == 28
+    # the same files elsewhere are the same data (a folder by its files, not its path)
+    os.makedirs(tmp_path / "copy")
+    for name in os.listdir(tmp_path / "mnist"):
+        source, target = tmp_path / "mnist" / name, tmp_path / "copy" / name
+        target.write_bytes(source.read_bytes())
+        os.utime(target, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
+    assert fingerprint(root=tmp_path / "copy") == same
+    others = [fingerprint("val"), fingerprint(image_size=32), fingerprint(seed=1)]
+    assert all(other != same for other in others)
+    assert MNISTDataModule(root=str(tmp_path / "mnist"), val_size=6).dataset_fingerprint("train")["size"] == 14
+    (tmp_path / "mnist" / "train-images-idx3-ubyte").touch()  # rewritten files: other data
+    assert fingerprint() != same
+
+
+def test_a_datamodule_that_states_no_settings_is_a_clear_error() -> None:
+    from datamodules import BaseDataModule
+
+    class Unstated(BaseDataModule):
+        data_shape = (1, 4, 4)
+
+    with pytest.raises(NotImplementedError, match=r"Unstated does not state its data_settings\(\)"):
+        Unstated().dataset_fingerprint("train")

@@ -4,73 +4,16 @@ equal one process's."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from datamodules import DSpritesDataModule
 from metrics import METRICS
-from tests.helpers import metric_sizes
+from tests.helpers import METRIC_SIZES, TINY, run_cli
 from tests.probes import FixedCodesAutoencoder
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(
-    tmp_path: Path,
-    model: dict,
-    strategy: str,
-    max_steps: int = 3,
-    value_range: tuple = (-1.0, 1.0),
-    callbacks: list[dict] = (),
-    logger: dict | bool = False,
-    checkpoint_dir: Path | None = None,
-    torchrun: bool = False,
-) -> subprocess.CompletedProcess:
-    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report;
-    with ``checkpoint_dir``, a ModelCheckpoint saves ``last.ckpt`` there. The processes are launched
-    by Lightning, or with ``torchrun`` by torch's elastic launcher (as on a cluster)."""
-    config = {
-        "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 2,
-            "strategy": strategy,
-            "max_steps": max_steps,
-            "logger": logger,
-            "enable_checkpointing": checkpoint_dir is not None,
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "default_root_dir": str(tmp_path),
-            "callbacks": [
-                {"class_path": "tests.probes.RankConsistency", "init_args": {"out_dir": str(tmp_path / "ranks")}},
-                *callbacks,
-                *([{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(checkpoint_dir), "save_last": True}}] if checkpoint_dir else []),
-            ],
-        },
-        "model": model,
-        "data": {
-            "class_path": "datamodules.DSpritesDataModule",
-            "init_args": {"source": "procedural", "batch_size": 8, "value_range": list(value_range)},
-        },
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"] if torchrun else [sys.executable]
-    return subprocess.run(
-        [*launcher, "-m", "lightning_modules", "fit", "--config", str(path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-
-
-TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
 STAGE_TWO = {"image_size": 64, "channels": 1, "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
 SHAPED = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}  # the models that take data_shape
 UNIT = (0.0, 1.0)
@@ -166,9 +109,6 @@ def test_lightning_users_ddp_settings_train_with_gan_ddp(tmp_path, strategy):
         assert report["max_weight_difference"] == 0.0
     for key, value in reports[0]["state_dict"].items():
         assert torch.equal(value, reports[1]["state_dict"][key]), key
-
-
-METRIC_SIZES = metric_sizes(200, batch=4)  # a few hundred encoded observations per metric
 
 
 @pytest.mark.slow

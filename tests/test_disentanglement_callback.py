@@ -8,8 +8,7 @@ from pytorch_lightning.loggers import Logger
 from callbacks import DisentanglementEvaluation
 from datamodules import DSpritesDataModule
 from lightning_modules import DCGAN, BetaVAE
-from tests.helpers import RandomImages, TinyAutoencoder, quiet_trainer
-from tests.test_ddp import METRIC_SIZES
+from tests.helpers import METRIC_SIZES, RandomImages, TinyAutoencoder, quiet_trainer
 
 KEYS = ("beta_vae", "factor_vae", "mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness")
 

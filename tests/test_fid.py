@@ -23,22 +23,22 @@ from pytorch_lightning.loggers import CSVLogger
 from scipy import linalg
 
 from callbacks import FIDEvaluation
-from callbacks.fid import CHECKED_IMAGES, files_fingerprint
+from callbacks.fid import CHECKED_IMAGES
 from PIL import Image
 
 from datamodules import DSpritesDataModule, LSUNBedroomsDataModule
 from datamodules.dsprites import NPZ_NAME
-from datamodules.base import TensorPairDataset, pass_batch, uint8_to_range
+from datamodules import BaseDataModule
+from datamodules.base import TensorPairDataset, files_fingerprint, pass_batch, uint8_to_range
 import metrics.fid
 from lightning_modules import DCGAN
 from metrics import INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, SampleQuality, load_inception, save_random_inception, to_uint8_rgb
-from metrics.fid import file_digest
-from tests.helpers import quiet_trainer, write_fake_npz
+from metrics.fid import cache_path, file_digest
+from tests.helpers import TINY, quiet_trainer, run_cli, write_fake_npz
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 from tests.probes import TinyFeatures
-from tests.test_ddp import TINY, run_cli
 
 # --------------------------------------------------------------------------- reference values
 
@@ -386,16 +386,18 @@ class CountingImages(TensorPairDataset):
         return super().__getitems__(indices)
 
 
-class TinyImages(pl.LightningDataModule):
+class TinyImages(BaseDataModule):
     """Random 28 px grayscale images as a datamodule would serve them (a ``train_set`` whose
     ``transform`` maps uint8 to ``value_range``)."""
 
     def __init__(self, n: int = 48, seed: int = 0) -> None:
-        super().__init__()
-        self.n, self.seed = n, seed
-        self.data_shape, self.value_range = (1, 28, 28), (-1.0, 1.0)
+        super().__init__(seed=seed)
+        self.n, self.data_shape = n, (1, 28, 28)
         images = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
         self.train_set = CountingImages(images, torch.zeros(n, dtype=torch.long), partial(uint8_to_range, value_range=self.value_range))
+
+    def data_settings(self) -> dict:
+        return {"n": self.n}
 
     def train_dataloader(self):
         return torch.utils.data.DataLoader(self.train_set, batch_size=8, shuffle=True, drop_last=True, collate_fn=pass_batch)
@@ -544,6 +546,42 @@ def test_a_transform_that_reads_the_same_but_changes_the_pixels_gives_another_ke
     data.train_set.transform = Brighten(0.5)
     assert tiny_evaluation(tmp_path).evaluate(model, data) != first
     assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_the_cache_key_is_the_same_for_the_same_data_and_differs_with_its_size_or_split(tmp_path):
+    """The key of the real statistics: what the datamodule states of its data, not how it loads it."""
+    callback = tiny_evaluation(tmp_path)
+    indices = torch.arange(40)
+
+    def key(split: str = "train", **settings) -> str:
+        data = DSpritesDataModule(source="procedural", val_size=64, **settings)
+        return str(cache_path(tmp_path, callback.cache_identity(data, indices, split)))
+
+    assert key() == key() == key(batch_size=3, num_workers=2)
+    # another image size, split or held-out seed: other images, another key
+    assert len({key(), key(image_size=32), key(split="val"), key(seed=1)}) == 4
+    assert DSpritesDataModule(val_size=64, source="procedural").dataset_fingerprint("train") != (
+        DSpritesDataModule(val_size=65, source="procedural").dataset_fingerprint("train"))
+
+
+def test_a_datamodule_without_the_real_image_api_is_a_clear_error(tmp_path):
+    class Plain(pl.LightningDataModule):
+        value_range, data_shape = (-1.0, 1.0), (1, 28, 28)
+
+        def train_dataloader(self):
+            return TinyImages().train_dataloader()
+
+    with pytest.raises(TypeError, match=r"Plain lacks split_dataset, subset_loader, dataset_fingerprint: derive it from datamodules.BaseDataModule"):
+        tiny_evaluation(tmp_path).evaluate(tiny_dcgan(), Plain())
+
+
+def test_a_datamodule_that_states_no_data_settings_fails_at_start_up(tmp_path):
+    class Unstated(TinyImages):
+        data_settings = BaseDataModule.data_settings
+
+    callback = tiny_evaluation(tmp_path)
+    with pytest.raises(NotImplementedError, match=r"Unstated does not state its data_settings\(\)"):
+        callback.setup(SimpleNamespace(datamodule=Unstated()), tiny_dcgan(), "fit")
 
 
 def test_the_files_fingerprint(tmp_path):

@@ -27,7 +27,7 @@ from callbacks.periodic import PeriodicCallback
 from lightning_modules import WGANGP
 from lightning_modules.cli import main
 from lightning_modules.loggers import WandbLogger
-from tests.helpers import RandomImages, quiet_trainer
+from tests.helpers import RandomImages, quiet_trainer, wandb_records
 
 
 def logged_values(run_file: Path, key: str) -> list[float]:
@@ -176,31 +176,6 @@ def test_every_logged_value_is_indexed_by_generator_updates(tmp_path):
 
 
 # ---------------------------------------------------------------- what W&B recorded, read back
-def wandb_records(run_dir: Path) -> list[pb.Record]:
-    """The records of an offline run's transaction log ``run-<id>.wandb``, once complete (its exit
-    record written: wandb's service writes in the background). The format is LevelDB's log (wandb
-    0.31 has no Python reader): a 7-byte W&B header, then 32 KiB blocks of chunks, each with a
-    7-byte header (CRC, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
-    (run_file,) = run_dir.glob("run-*.wandb")
-    deadline = time.monotonic() + 60
-    while True:
-        records, data, position, pieces = [], run_file.read_bytes(), 7, b""
-        assert data[:4] == b":W&B", run_file
-        while position + 7 <= len(data):
-            if (left := 32768 - position % 32768) < 7:  # a block's zero-filled tail
-                position += left
-                continue
-            length, kind = int.from_bytes(data[position + 4 : position + 6], "little"), data[position + 6]
-            pieces += data[position + 7 : position + 7 + length]
-            position += 7 + length
-            if kind in (1, 4):
-                records.append(pb.Record.FromString(pieces))
-                pieces = b""
-        if any(record.HasField("exit") for record in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(0.5)
-
-
 def history_rows(records: list[pb.Record]) -> list[dict]:
     """Each history row as {key: value}, a logged image as {key: {"filenames": [...], ...}}."""
     rows = []

@@ -11,9 +11,8 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.precision import MixedPrecision
 
-from tests.helpers import RandomImages, flat_parameters, quiet_trainer
+from tests.helpers import RandomImages, flat_parameters, quiet_trainer, run_cli
 from tests.probes import POISONED_BATCH, PoisonedRegression
-from tests.test_ddp import run_cli
 
 
 class WeightsPerBatch(pl.Callback):

@@ -8,10 +8,7 @@ import torch
 
 from datamodules import DSpritesDataModule
 from lightning_modules import DCGAN
-from tests.helpers import RandomImages, quiet_trainer
-from tests.test_ddp import run_cli
-
-TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
+from tests.helpers import TINY, RandomImages, quiet_trainer, run_cli
 
 
 @pytest.mark.slow

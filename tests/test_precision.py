@@ -8,7 +8,7 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 
 from lightning_modules import BetaVAE, LatentConstraints, OptimizerConfig
 from tests.helpers import RandomImages, flat_parameters, quiet_trainer
-from tests.test_resume import CASES, tiny_vae_checkpoint
+from tests.cases import CASES, tiny_vae_checkpoint
 
 LOSS_SCALE = 256.0  # small enough that no tiny model's gradients overflow float16
 

@@ -21,10 +21,10 @@ from lightning_modules import CVAE, IDGANSC, VAEGAN, BetaVAE, BiGAN, FactorVAE, 
 from lightning_modules.cli import CLI, main
 from tests.helpers import TINY_FID, quiet_trainer
 from tests.probes import TinyFeatures
-from tests.test_resume import CASES, tiny_vae_checkpoint
+from tests.cases import CASES, tiny_vae_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-#: One case of tests/test_resume.py per model class: every class the package exports.
+#: One case of tests/cases.py per model class: every class the package exports.
 CLASS_CASES = ["dcgan-ema", "wgan-gp", "beta-vae", "idgan-sc-prior", "infogan", "infogan-cr", "factor-vae", "cvae",
                "latent-constraints", "bigan-ali", "vae-gan", "fgan", "lsgan", "ebgan", "wgan"]
 VAES = (BetaVAE, FactorVAE, CVAE)
@@ -41,6 +41,9 @@ class Splits(BaseDataModule):
     def __init__(self, size: int, value_range: tuple[float, float], n: int = 24, batch_size: int = 8) -> None:
         super().__init__(batch_size=batch_size, value_range=value_range)
         self.data_shape, self.n = (1, size, size), n
+
+    def data_settings(self) -> dict:
+        return {"n": self.n}
 
     def setup(self, stage: str | None = None) -> None:
         low, high = self.value_range

@@ -12,8 +12,7 @@ import torch.nn.functional as F
 
 from lightning_modules import VAEGAN, OptimizerConfig
 from lightning_modules.losses import feature_reconstruction_nll, vae_gan_discriminator_loss
-from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks, ring_figures
-from tests.test_bigan import Points
+from tests.helpers import Points, RandomImages, over_seeds, quiet_trainer, record_optimize_blocks, ring_figures
 
 NETWORKS = ("encoder", "decoder", "discriminator")
 
