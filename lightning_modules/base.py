@@ -34,11 +34,11 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, checkpoint_directory, model_class_path
-from lightning_modules.loggers import GeneratorUpdateLogging
+from lightning_modules.training.checkpoints import MODEL_CLASS_KEY, check_written_by, checkpoint_directory, model_class_path
+from lightning_modules.training.step_logging import GeneratorUpdateLogging
 from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.optim import OptimizerConfig
 
 # Lightning warns (with a code sample) that under manual optimization a step checkpoint holds the
 # weights after that step's update: exactly the state a resume must start from.
@@ -322,7 +322,7 @@ class GenerativeModule(pl.LightningModule):
         non-finite-loss flag appended (so every process takes the same decision for free).
         Returns the flag, summed over processes.
 
-        This is the DDP design of the framework (see ``lightning_modules.strategies``): the module
+        This is the DDP design of the framework (see ``lightning_modules.training.strategies``): the module
         is not wrapped in torch's DistributedDataParallel, so each backward is free to touch any
         subset of the networks, and only the network about to step pays for communication.
         """

@@ -27,9 +27,9 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lightning_modules.base import AdversarialModule
-from lightning_modules.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
 from lightning_modules.idgan_sc import PairCount
-from lightning_modules.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
+from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
 from lightning_modules.losses import (
     contrastive_regularization_loss,
     discriminator_loss,
@@ -38,8 +38,8 @@ from lightning_modules.losses import (
     supervised_contrastive_loss,
 )
 from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk
-from lightning_modules.optim import OptimizerConfig
-from lightning_modules.warm_start import WarmStart
+from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.training.warm_start import WarmStart
 
 Prior = Literal["uniform", "gaussian"]
 Pairing = Literal["share", "differ"]
@@ -93,7 +93,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         warm_start: A checkpoint of this network family (the ablation's InfoGAN pre-training,
             or any InfoGAN, InfoGAN-CR or InfoGAN-SC run) whose generator and D/Q network start
             this run; a regulariser's head starts fresh, so do the optimizers and the step count
-            (see ``lightning_modules.warm_start``). Not needed to resume.
+            (see ``lightning_modules.training.warm_start``). Not needed to resume.
     """
 
     output_range = (0.0, 1.0)

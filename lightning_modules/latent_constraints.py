@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from lightning_modules.base import AdversarialModule
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.conditional import ConditionalSampling, LabelKind
-from lightning_modules.latents import gated_residual, gaussian_posterior, reparameterize
+from lightning_modules.training.latents import gated_residual, gaussian_posterior, reparameterize
 from lightning_modules.losses import (
     gradient_penalty,
     latent_distance_penalty,
@@ -37,8 +37,8 @@ from lightning_modules.losses import (
     realism_critic_loss,
 )
 from lightning_modules.nets import MLP
-from lightning_modules.optim import OptimizerConfig
-from lightning_modules.pretrained_vae import PretrainedVAE
+from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.training.pretrained_vae import PretrainedVAE
 
 
 class LatentActor(nn.Module):

@@ -29,9 +29,9 @@ from pytorch_lightning.utilities import rank_zero_info
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
-from lightning_modules.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
-from lightning_modules.loggers import WandbLogger
-from lightning_modules.strategies import gan_strategy_for, strategy_problem
+from lightning_modules.training.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
+from lightning_modules.cli.loggers import WandbLogger
+from lightning_modules.training.strategies import gan_strategy_for, strategy_problem
 
 
 class _WithoutLitLoggerTip(logging.Filter):
@@ -174,7 +174,7 @@ class CLI(LightningCLI):
             default=False,
             help="Puts the run in its own folder, <default_root_dir>/seed_<seed_everything> (its checkpoints, config.yaml, "
             "scores.csv and W&B files), names its W&B run <name>-seed_<seed> and groups it under <name> "
-            "(`python -m lightning_modules.seeds` sets it).",
+            "(`python -m lightning_modules.cli.seeds` sets it).",
         )
 
     def before_instantiate_classes(self) -> None:

@@ -19,7 +19,7 @@ from lightning_modules.beta_vae import BetaVAE
 
 
 #: The repository's configs folder (what the README's commands name, relative to the clone).
-_SHIPPED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+_SHIPPED_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 class PretrainedVAE:

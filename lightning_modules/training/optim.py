@@ -105,5 +105,6 @@ def _as_tuple(value) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class.
-torch.serialization.add_safe_globals([OptimizerConfig])
+# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class, also by
+# the path that checkpoints written before lightning_modules/training/ existed name it by.
+torch.serialization.add_safe_globals([OptimizerConfig, (OptimizerConfig, "lightning_modules.optim.OptimizerConfig")])
