@@ -8,8 +8,8 @@ every parameter of every network on every backward.
 
 This strategy keeps Lightning's DDP process management (launch, process group, samplers,
 rank-zero logging, checkpoint saving) but does not wrap the module. Instead
-:meth:`GenerativeModule.optimize` all-reduces exactly the gradients of the network about to step,
-as one flat buffer, right before its optimizer step: identical updates on every rank, and no
+:meth:`GenerativeModule.optimize` all-reduces (:func:`average_gradients`) exactly the gradients of
+the network about to step, as one flat buffer, right before its optimizer step: identical updates on every rank, and no
 communication for networks that did not take part. ``bench/ddp.py`` measures it against
 ``ddp_find_unused_parameters_true``.
 """
@@ -23,7 +23,9 @@ import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import _sync_module_states
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy, StrategyRegistry
 from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
+from torch import Tensor
 from torch.nn import Module
+from torch.nn.parallel import DistributedDataParallel
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -43,6 +45,42 @@ class GANDDPStrategy(DDPStrategy):
         output = super().training_step(*args, **kwargs)
         broadcast_buffers(self.lightning_module)
         return output
+
+
+def average_gradients(optimizer: torch.optim.Optimizer, flags: Tensor, strategy: Strategy) -> Tensor:
+    """Average the gradients of ``optimizer``'s parameters across processes, as one flat buffer with
+    ``flags`` (a float tensor [k], e.g. the non-finite-loss flag) appended, so that every process
+    takes the same decision on them at no extra cost. Returns ``flags`` summed over processes.
+
+    One process, or torch's DDP wrapper (``ddp_find_unused_parameters_true``: it has averaged the
+    gradients in backward): only ``flags`` is summed. Each backward may touch any subset of the
+    networks, and only the network about to step pays for communication.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flags
+    if isinstance(strategy.model, DistributedDataParallel):
+        dist.all_reduce(flags)
+        return flags
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [flags.to(grads[0] if grads else flags)])
+    dist.all_reduce(flat)
+    flat[: -len(flags)] /= dist.get_world_size()
+    for grad, chunk in zip(grads, flat[: -len(flags)].split([g.numel() for g in grads])):
+        grad.copy_(chunk.view_as(grad))
+    return flat[-len(flags):].to(flags)
+
+
+def check_wrapped_model(strategy: Strategy) -> None:
+    """Raise RuntimeError when ``strategy`` wrapped the model in torch's DDP without
+    ``find_unused_parameters``: its backward hooks wait for gradients of every network, and a GAN's
+    discriminator step gives none to the generator (the run would hang or fail in backward)."""
+    wrapped = strategy.model
+    if isinstance(wrapped, DistributedDataParallel) and not wrapped.find_unused_parameters:
+        raise RuntimeError(
+            "Plain DDP cannot train a model whose backward passes each use only some networks. "
+            "Use `trainer.strategy: gan_ddp` (averages each stepped network's gradients itself), "
+            "or `ddp_find_unused_parameters_true` (slower: all-reduces every network every step)."
+        )
 
 
 def broadcast_buffers(module: Module, src: int = 0) -> None:
