@@ -38,7 +38,7 @@ from lightning_modules.losses import (
 )
 from lightning_modules.nets import MLP
 from lightning_modules.training.optim import OptimizerConfig
-from lightning_modules.training.pretrained_vae import PretrainedVAE
+from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 
 
 class LatentActor(nn.Module):
@@ -63,7 +63,19 @@ class LatentCritic(nn.Module):
         return self.net(torch.cat([latent, labels], 1))
 
 
-class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule):
+class LatentConstraints(
+    ConditionalSampling,
+    PretrainedVAE,
+    AdversarialModule,
+    frozen_vae=FrozenVAE(
+        checkpoint_argument="vae_checkpoint",
+        attribute="vae",
+        role="pretrained VAE",
+        config="configs/latent_constraints_vae_mnist.yaml",
+        latent_argument="latent_dim",
+        vae_class=BetaVAE,
+    ),
+):
     """Attribute-conditional latent constraints on a frozen β-VAE.
 
     Args:
@@ -88,12 +100,6 @@ class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule):
     step_network = "actor"
     sampling_network = "actor"
     output_range = (0.0, 1.0)
-    vae_checkpoint_argument = "vae_checkpoint"
-    vae_attribute = "vae"
-    vae_hparams_key = "vae_hparams"
-    vae_role = "pretrained VAE"
-    vae_config = "configs/latent_constraints_vae_mnist.yaml"
-    latent_argument = "latent_dim"
 
     def __init__(
         self,
