@@ -107,6 +107,12 @@ class GenerativeModule(pl.LightningModule):
         self._checkpoint_step: int | None = None  # global_step of the checkpoint the weights came from
 
     @property
+    def attached_trainer(self) -> pl.Trainer | None:
+        """The trainer, or None outside one (Lightning's public ``trainer`` raises instead; its
+        private ``_trainer`` is read here only)."""
+        return self._trainer
+
+    @property
     def nonfinite_updates(self) -> int:
         """Updates skipped for a non-finite loss or gradient so far (``nonfinite_loss``)."""
         return self.nonfinite.skipped
@@ -221,14 +227,14 @@ class GenerativeModule(pl.LightningModule):
         return predictions
 
     def _predict_generator(self, batch_idx: int) -> torch.Generator:
-        world_size = self.trainer.world_size if self._trainer is not None else 1
-        rank = self.trainer.global_rank if self._trainer is not None else 0
+        world_size = self.trainer.world_size if self.attached_trainer is not None else 1
+        rank = self.trainer.global_rank if self.attached_trainer is not None else 0
         return torch.Generator().manual_seed(batch_idx * world_size + rank)
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """``predict`` writes what it returns to files (``callbacks.PredictionGrid``), unless the
         trainer has a prediction writer of its own."""
-        trainer = self._trainer
+        trainer = self.attached_trainer
         if trainer is None or trainer.state.fn != TrainerFn.PREDICTING:
             return []
         if any(isinstance(callback, BasePredictionWriter) for callback in trainer.callbacks):
@@ -242,7 +248,7 @@ class GenerativeModule(pl.LightningModule):
         """The generator updates behind the current weights: the trainer's count in fit, the
         checkpoint's under ``validate``/``test``/``predict`` (which restore only the weights, so
         Lightning's ``global_step`` reads 0 there). Their logged rows sit at this step."""
-        trainer = self._trainer
+        trainer = self.attached_trainer
         if trainer is not None and trainer.state.fn == TrainerFn.FITTING:
             return trainer.global_step
         if self._checkpoint_step is not None:
@@ -354,9 +360,9 @@ class GenerativeModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         self._build_ema()
-        if self._trainer is not None:  # every logged row at generator updates, the step callbacks use
-            GeneratorUpdateLogging.install(self._trainer)
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        if self.attached_trainer is not None:  # every logged row at generator updates, the step callbacks use
+            GeneratorUpdateLogging.install(self.attached_trainer)
+        datamodule = self.attached_trainer.datamodule if self.attached_trainer is not None else None
         if datamodule is not None and (problems := data_mismatches(self, datamodule)):
             raise ValueError("\n".join(problems))
 
@@ -373,7 +379,7 @@ class GenerativeModule(pl.LightningModule):
         checkpoint.update(run_state(self))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        path = self._trainer.ckpt_path if self._trainer is not None else None
+        path = self.attached_trainer.ckpt_path if self.attached_trainer is not None else None
         check_written_by(checkpoint, type(self), path)
         self._build_ema()  # the EMA copy must exist before its weights are loaded
         check_network_shapes(checkpoint, self, path)

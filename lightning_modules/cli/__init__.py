@@ -268,6 +268,8 @@ class CLI(LightningCLI):
             raise InputError(problems)
 
     def _resolved_checkpoint_path(self) -> str | None:
+        # Lightning resolves "last"/"hpc" only inside trainer.fit/validate/...; its resolver is private
+        # (the one use of it; pyproject.toml bounds pytorch-lightning to the versions it is tested with).
         fn = {"fit": TrainerFn.FITTING, "validate": TrainerFn.VALIDATING, "test": TrainerFn.TESTING, "predict": TrainerFn.PREDICTING}
         return self.trainer._checkpoint_connector._parse_ckpt_path(
             fn[self.subcommand], self.config[self.subcommand].get("ckpt_path"), model_provided=True, model_connected=False

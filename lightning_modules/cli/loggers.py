@@ -9,7 +9,6 @@ import os
 import socket
 from urllib.parse import urlparse
 
-from lightning_fabric.utilities.logger import _add_prefix
 from pytorch_lightning.loggers import WandbLogger as LightningWandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -83,7 +82,8 @@ class WandbLogger(LightningWandbLogger):
         if step is None or self._wandb_init.get("sync_tensorboard"):
             super().log_metrics(metrics, step)
             return
-        metrics = _add_prefix(metrics, self._prefix, self.LOGGER_JOIN_CHAR)
+        if self._prefix:  # as Lightning's logger prefixes the keys
+            metrics = {f"{self._prefix}{self.LOGGER_JOIN_CHAR}{key}": value for key, value in metrics.items()}
         self.experiment.log({**metrics, "trainer/global_step": step}, step=step)
 
     def resume_run(self, run_id: str) -> None:

@@ -25,7 +25,6 @@ import torch
 from pytorch_lightning.loggers import WandbLogger
 from fsspec.implementations.local import LocalFileSystem
 from lightning_fabric.plugins import TorchCheckpointIO
-from lightning_fabric.utilities.cloud_io import _load as pl_load
 from lightning_fabric.utilities.cloud_io import get_filesystem
 
 #: The checkpoint entry naming the class that wrote it (``module.Class``).
@@ -74,7 +73,7 @@ def _fsync_directory(directory: Path) -> None:
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``; a file that fails is named, with why and what to do."""
     try:
-        return pl_load(path, map_location=map_location, weights_only=True)
+        return TorchCheckpointIO().load_checkpoint(path, map_location=map_location, weights_only=True)
     except Exception as error:
         unsafe = _unsafe_globals(path)
         if unsafe:

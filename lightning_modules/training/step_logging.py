@@ -14,7 +14,9 @@ class GeneratorUpdateLogging(_LoggerConnector):
     Lightning indexes ``self.log`` rows by the batches trained, while ``max_steps``, checkpoints and
     every callback count ``global_step``: with n_critic 5 a loss would sit 5 times further along
     the x-axis than the image and the score of the same moment. Lightning offers no setting for
-    this step, only this connector's default.
+    this step, only this connector's default: this class is the one place that reaches into the
+    trainer's private logger connector (``trainer._logger_connector``); pyproject.toml bounds
+    pytorch-lightning to the versions it is tested with.
     """
 
     #: ``trainer.global_step`` when the current training batch began (None before the first one).
@@ -36,7 +38,7 @@ class GeneratorUpdateLogging(_LoggerConnector):
         ``log_every_n_steps`` (so a logged row holds the generator's loss and the critic's of the
         same batch), or training stops."""
         trainer = self.trainer
-        if trainer.log_every_n_steps == 0 or not isinstance(trainer._active_loop, pl.loops._FitLoop):
+        if trainer.log_every_n_steps == 0 or not trainer.training:
             return super().should_update_logs
         start = self._global_step_at_batch_start
         updated = start is not None and trainer.global_step > start

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from pytorch_lightning.overrides.distributed import _sync_module_states
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy, StrategyRegistry
+# Private: Lightning has no public way to ask which strategy it would pick (gan_strategy_for).
 from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
 from torch import Tensor
 from torch.nn import Module
@@ -33,9 +33,11 @@ class GANDDPStrategy(DDPStrategy):
 
     strategy_name = "gan_ddp"
 
+    # _setup_model and _register_ddp_hooks are DDPStrategy's (private) steps that wrap the model in
+    # torch's DDP: Lightning offers no public way for a strategy to leave the model unwrapped.
     def _setup_model(self, model: Module) -> Module:
         # What DDP's constructor would do: start every rank from rank 0's weights and buffers.
-        _sync_module_states(model)
+        broadcast_tensors([*model.parameters(), *model.buffers()])
         return model
 
     def _register_ddp_hooks(self) -> None:
@@ -84,18 +86,25 @@ def check_wrapped_model(strategy: Strategy) -> None:
 
 
 def broadcast_buffers(module: Module, src: int = 0) -> None:
-    """Copy rank ``src``'s buffers (e.g. BatchNorm statistics) to every rank, one broadcast per
-    dtype. DDP does it before each forward; after each step instead, ranks also agree at the end."""
+    """Copy rank ``src``'s buffers (e.g. BatchNorm statistics) to every rank. DDP does it before
+    each forward; after each step instead, ranks also agree at the end."""
+    broadcast_tensors(list(module.buffers()), src)
+
+
+@torch.no_grad()
+def broadcast_tensors(tensors: list[Tensor], src: int = 0) -> None:
+    """Copy rank ``src``'s values of ``tensors`` (parameters, buffers) into every rank's, in place,
+    one broadcast per dtype. Nothing to do on one process."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return
-    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
-    for buffer in module.buffers():
-        by_dtype.setdefault(buffer.dtype, []).append(buffer)
-    for buffers in by_dtype.values():
-        flat = torch.cat([b.reshape(-1) for b in buffers])
+    by_dtype: dict[torch.dtype, list[Tensor]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append(tensor)
+    for group in by_dtype.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
         dist.broadcast(flat, src)
-        for buffer, chunk in zip(buffers, flat.split([b.numel() for b in buffers])):
-            buffer.copy_(chunk.view_as(buffer))
+        for tensor, chunk in zip(group, flat.split([t.numel() for t in group])):
+            tensor.copy_(chunk.view_as(tensor))
 
 
 StrategyRegistry.register(
@@ -156,6 +165,7 @@ def strategy_problem(strategy: str | Strategy) -> str | None:
     if issubclass(kind, (FSDPStrategy, ModelParallelStrategy)):
         return (f"trainer.strategy '{name}' gathers sharded weights in the forward of the wrapped model, which the models' "
                 f"steps bypass (they call each network directly): use gan_ddp (or leave trainer.strategy out).")
+    # _ddp_kwargs (private): a DDPStrategy instance shows its find_unused_parameters nowhere else.
     if kind is DDPStrategy and not isinstance(strategy, str) and not strategy._ddp_kwargs.get("find_unused_parameters"):
         return (f"trainer.strategy {name} (torch's DDP wrapper) cannot train a model whose backward passes each use "
                 f"only some networks: use gan_ddp (or leave trainer.strategy out).")
