@@ -88,3 +88,13 @@ def test_every_module_of_lightning_modules_is_in_a_layer_of_the_import_rules():
     modules = {path.stem for path in package.glob("*.py") if path.name != "__init__.py"}
     modules |= {path.name for path in package.iterdir() if (path / "__init__.py").is_file()}
     assert modules == layered, f"in the tree, not in a layer: {sorted(modules - layered)}; in a layer, not in the tree: {sorted(layered - modules)}"
+
+
+@pytest.mark.slow  # a subprocess of the CLI
+@pytest.mark.parametrize("command", ["lightning_modules.cli.report", "lightning_modules.cli.seeds"])
+def test_the_entry_points_the_readme_documents_run(command):
+    assert f"python -m {command} " in (ROOT / "README.md").read_text()
+    result = subprocess.run([sys.executable, "-m", command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: python -m {command} ")
