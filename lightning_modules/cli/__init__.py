@@ -145,6 +145,11 @@ def _closest_arguments(cls: type, name: str) -> str:
 
 
 class CLI(LightningCLI):
+    """LightningCLI for every ``GenerativeModule`` and ``LightningDataModule`` (by class path), with
+    the checks of :meth:`preflight` before anything starts, :class:`SafeCheckpointIO`, gan_ddp where
+    torch's DDP would fail, and resumes that continue their W&B run. Errors in the inputs raise
+    :class:`InputError` (``main`` prints them, exit status 2)."""
+
     def __init__(self, args=None, run: bool = True) -> None:
         super().__init__(
             GenerativeModule,

@@ -249,6 +249,7 @@ def write_figure(runs: list[Run], key: str, out: Path, paper: bool) -> bool:
 
 
 def main(args: list[str] | None = None) -> int:
+    """Write the table and figure of the module docstring for ``args`` (the command line); returns 0."""
     parser = argparse.ArgumentParser(prog="python -m lightning_modules.cli.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders, or folders of seed_<S> run folders")
     parser.add_argument("--out", type=Path, required=True, help="where table3.md, table3.csv and fig3.png go")

@@ -20,6 +20,7 @@ from lightning_modules.cli import main as run_command
 
 
 def main(args: list[str] | None = None) -> int:
+    """Run the command once per seed (see the module docstring); returns the exit status: 0, or 1 if any seed failed."""
     parser = argparse.ArgumentParser(
         prog="python -m lightning_modules.cli.seeds",
         description="Run one lightning_modules command once per seed, each in its own run folder, grouped in W&B.",

@@ -115,6 +115,7 @@ def checkpoint_directory(trainer: Any) -> Path:
 
 
 def model_class_path(model_class: type) -> str:
+    """``module.Class`` of a model class, as checkpoints record it (e.g. ``lightning_modules.dcgan.DCGAN``)."""
     return f"{model_class.__module__}.{model_class.__qualname__}"
 
 

@@ -51,6 +51,7 @@ class OptimizerConfig:
             raise ValueError(f"optimizer betas must each lie in [0, 1), got {self.betas}")
 
     def build(self, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The torch optimizer of ``algorithm`` over ``parameters`` with these settings."""
         if self.algorithm == "adam":
             return torch.optim.Adam(parameters, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
         if self.algorithm == "adamw":

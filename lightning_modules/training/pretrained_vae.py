@@ -54,6 +54,7 @@ class FrozenVAE:
 
     @property
     def hparams_key(self) -> str:
+        """The checkpoint entry holding the VAE's hyper-parameters: ``<attribute>_hparams``."""
         return f"{self.attribute}_hparams"
 
 
@@ -84,6 +85,7 @@ class PretrainedVAE:
             )
 
     def needs_vae(self) -> bool:
+        """Whether this run uses the VAE at all (a model may not, in some settings: then no file is needed)."""
         return True
 
     # ------------------------------------------------------------------------- lifecycle
