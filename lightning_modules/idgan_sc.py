@@ -23,8 +23,6 @@ from torch import Tensor, nn
 
 from lightning_modules.base import AdversarialModule
 from lightning_modules.beta_vae import BetaVAE
-from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
-from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, reparameterize
 from lightning_modules.losses import (
     discriminator_loss,
     gaussian_nll,
@@ -33,6 +31,8 @@ from lightning_modules.losses import (
 )
 from lightning_modules.nets import ConvDiscriminator, ConvGenerator
 from lightning_modules.nets.dcgan import Normalization
+from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, reparameterize
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 

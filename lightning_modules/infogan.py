@@ -27,9 +27,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lightning_modules.base import AdversarialModule
-from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
 from lightning_modules.idgan_sc import PairCount
-from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
 from lightning_modules.losses import (
     contrastive_regularization_loss,
     discriminator_loss,
@@ -38,6 +36,8 @@ from lightning_modules.losses import (
     supervised_contrastive_loss,
 )
 from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk
+from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.warm_start import WarmStart
 

@@ -29,7 +29,6 @@ from torch import Tensor, nn
 from lightning_modules.base import AdversarialModule
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.conditional import ConditionalSampling, LabelKind
-from lightning_modules.training.latents import gated_residual, gaussian_posterior, reparameterize
 from lightning_modules.losses import (
     gradient_penalty,
     latent_distance_penalty,
@@ -37,6 +36,7 @@ from lightning_modules.losses import (
     realism_critic_loss,
 )
 from lightning_modules.nets import MLP
+from lightning_modules.training.latents import gated_residual, gaussian_posterior, reparameterize
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 

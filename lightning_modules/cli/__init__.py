@@ -29,8 +29,8 @@ from pytorch_lightning.utilities import rank_zero_info
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
-from lightning_modules.training.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
 from lightning_modules.cli.loggers import WandbLogger
+from lightning_modules.training.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
 from lightning_modules.training.strategies import gan_strategy_for, strategy_problem
 
 
