@@ -39,19 +39,14 @@ from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 PairCount = restricted_number_type("PairCount", int, (">=", 2))
 
 
-class IDGANSC(
-    PretrainedVAE,
-    AdversarialModule,
-    frozen_vae=FrozenVAE(
-        checkpoint_argument="distiller_checkpoint",
-        attribute="distiller",
-        role="stage-one β-VAE distiller",
-        config="configs/beta_vae_dsprites.yaml",
-        latent_argument="code_dim",
-        vae_class=BetaVAE,
-        part=lambda vae: vae.encoder,  # q(c|x): the codes (and, with info_head="distiller", Q)
-    ),
-):
+#: The stage-one β-VAE: only its encoder q(c|x) is kept (the codes, and Q with info_head="distiller").
+DISTILLER = FrozenVAE(
+    "distiller_checkpoint", attribute="distiller", latent_argument="code_dim", vae_class=BetaVAE, part=lambda vae: vae.encoder,
+    role="stage-one β-VAE distiller", config="configs/beta_vae_dsprites.yaml",
+)
+
+
+class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
     """Information-distillation GAN with a supervised-contrastive regulariser.
 
     Args:

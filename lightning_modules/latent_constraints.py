@@ -63,19 +63,12 @@ class LatentCritic(nn.Module):
         return self.net(torch.cat([latent, labels], 1))
 
 
-class LatentConstraints(
-    ConditionalSampling,
-    PretrainedVAE,
-    AdversarialModule,
-    frozen_vae=FrozenVAE(
-        checkpoint_argument="vae_checkpoint",
-        attribute="vae",
-        role="pretrained VAE",
-        config="configs/latent_constraints_vae_mnist.yaml",
-        latent_argument="latent_dim",
-        vae_class=BetaVAE,
-    ),
-):
+#: The VAE whose latent space the actor and critic work in (kept whole: its encoder and decoder).
+PRETRAINED_VAE = FrozenVAE("vae_checkpoint", attribute="vae", latent_argument="latent_dim", vae_class=BetaVAE,
+                           role="pretrained VAE", config="configs/latent_constraints_vae_mnist.yaml")
+
+
+class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule, frozen_vae=PRETRAINED_VAE):
     """Attribute-conditional latent constraints on a frozen β-VAE.
 
     Args:
