@@ -28,7 +28,7 @@ import yaml
 from bench.timing import StepTimer
 from datamodules import DSpritesDataModule
 from lightning_modules import BetaVAE
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.optim import OptimizerConfig
 from metrics import METRICS
 
 CONFIGS = ["quickstart_stage_one", "quickstart", "beta_vae_dsprites", "idgan_sc_dsprites", "idgan_sc_prior_dsprites",

@@ -163,4 +163,6 @@ def _may_stop_after_this_batch(trainer: pl.Trainer) -> bool:
 
 
 def _under_slurm(trainer: pl.Trainer) -> bool:
-    return isinstance(trainer._accelerator_connector.cluster_environment, SLURMEnvironment)
+    # A single-device strategy has no cluster environment; Lightning then detects SLURM itself the same way.
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    return isinstance(environment, SLURMEnvironment) if environment is not None else SLURMEnvironment.detect()

@@ -57,7 +57,7 @@ class PeriodicCallback(StepCadence, ABC):
         every_n_steps: The cadence in training steps; None: only at the end of fit.
         at_start: Also before the first update of a run that starts at step 0 (the untrained, or
             warm-started, model): an untrained model's scores are the floor every trained score
-            is read against (``python -m lightning_modules.report``).
+            is read against (``python -m lightning_modules.cli.report``).
     """
 
     #: Where every published score is appended, in the run folder (beside config.yaml).
@@ -91,7 +91,7 @@ class PeriodicCallback(StepCadence, ABC):
         to ``scores.csv`` in the run folder (``trainer.log_dir``, where config.yaml is), one
         ``step,key,value`` row each.
 
-        The file is what ``lightning_modules.report`` reads offline: W&B keeps them only in its
+        The file is what ``lightning_modules.cli.report`` reads offline: W&B keeps them only in its
         binary run file. Lightning's CSVLogger would have to be added to every config, keeps the
         losses with the scores, opens a new version_N folder on every resume and rewrites its
         file when a new key appears; these rows are appended as they come, so a crash keeps every

@@ -9,36 +9,46 @@ networks as attributes, names which of them are trained with which :class:`Optim
 
 ``optimize`` makes only that network's parameters take gradients, and ``step`` zeroes, backprops,
 averages the gradients across processes (DDP), clips and steps that one optimizer.
+
+This file is the model contract only; what training does around it lives in
+``lightning_modules.training``: gradient averaging (``strategies``), the non-finite policy
+(``nonfinite``), EMA (``ema``), AMP loss scaling (``amp``), data checks (``data_checks``) and what a
+checkpoint holds besides the weights (``checkpoints``).
 """
 
 from __future__ import annotations
 
-import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from jsonargparse.typing import OpenUnitInterval, PositiveFloat, PositiveInt
-from torch import Tensor
-from torch.nn.parallel import DistributedDataParallel
 from pytorch_lightning.callbacks import BasePredictionWriter
-from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.trainer.states import TrainerFn
-from pytorch_lightning.utilities.rank_zero import rank_zero_warn
+from torch import Tensor
 from torch.optim.lr_scheduler import LRScheduler
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
-from lightning_modules.checkpoints import MODEL_CLASS_KEY, check_written_by, checkpoint_directory, model_class_path
-from lightning_modules.loggers import GeneratorUpdateLogging
 from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.amp import one_loss_scale_update
+from lightning_modules.training.checkpoints import (
+    check_network_shapes,
+    check_written_by,
+    plain_hyperparameter,
+    restore_rng_states,
+    run_state,
+)
+from lightning_modules.training.data_checks import data_mismatches
+from lightning_modules.training.ema import exponential_moving_average
+from lightning_modules.training.nonfinite import NonfiniteAction, NonfinitePolicy, nonfinite_gradients
+from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.training.step_logging import GeneratorUpdateLogging
+from lightning_modules.training.strategies import average_gradients, check_wrapped_model
 
 # Lightning warns (with a code sample) that under manual optimization a step checkpoint holds the
 # weights after that step's update: exactly the state a resume must start from.
@@ -59,9 +69,10 @@ class GenerativeModule(pl.LightningModule):
             network (a finite loss can have one), does, detected at the update it happens in (on any
             process) and logged with the step number and what went bad: "stop" skips that update,
             saves a checkpoint of the last good state (``nonfinite-step=N.ckpt`` beside the other
-            checkpoints) at the end of the batch and stops; "skip" skips that update and goes on.
-            Under float16 AMP non-finite gradients are the GradScaler's: a loss-scale overflow makes
-            them, and the scaler skips that step and lowers the scale.
+            checkpoints) at the end of the batch and stops; "skip" skips that update and goes on
+            (``lightning_modules.training.nonfinite``). Under float16 AMP non-finite gradients are
+            the GradScaler's: a loss-scale overflow makes them, and the scaler skips that step and
+            lowers the scale.
     """
 
     #: The network whose optimizer steps count as Lightning's ``global_step`` (so ``max_steps``
@@ -79,24 +90,32 @@ class GenerativeModule(pl.LightningModule):
         *,
         gradient_clip_norm: PositiveFloat | None = None,
         ema_decay: OpenUnitInterval | None = None,
-        nonfinite_loss: Literal["stop", "skip"] = "stop",
+        nonfinite_loss: NonfiniteAction = "stop",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.save_hyperparameters()
         for key, value in self.hparams.items():
-            self.hparams[key] = _plain(value)
+            self.hparams[key] = plain_hyperparameter(value)
         self.gradient_clip_norm = gradient_clip_norm
         self.ema_decay = ema_decay
-        self.nonfinite_loss = nonfinite_loss
-        self._nonfinite_stop_step: int | None = None
-        self._nonfinite_stop_reason = ""
-        self.nonfinite_updates = 0
+        self.nonfinite = NonfinitePolicy(nonfinite_loss)
         self._rng_states_to_restore: dict | None = None
         #: network attribute name -> its optimizer settings, filled in by the subclass.
         self.optimized_networks: dict[str, OptimizerConfig] = {}
         self.sampling_network_ema: AveragedModel | None = None
         self._checkpoint_step: int | None = None  # global_step of the checkpoint the weights came from
+
+    @property
+    def attached_trainer(self) -> pl.Trainer | None:
+        """The trainer, or None outside one (Lightning's public ``trainer`` raises instead; its
+        private ``_trainer`` is read here only)."""
+        return self._trainer
+
+    @property
+    def nonfinite_updates(self) -> int:
+        """Updates skipped for a non-finite loss or gradient so far (``nonfinite_loss``)."""
+        return self.nonfinite.skipped
 
     # ----------------------------------------------------------------- the model's interface
     latent_dim: int
@@ -208,14 +227,14 @@ class GenerativeModule(pl.LightningModule):
         return predictions
 
     def _predict_generator(self, batch_idx: int) -> torch.Generator:
-        world_size = self.trainer.world_size if self._trainer is not None else 1
-        rank = self.trainer.global_rank if self._trainer is not None else 0
+        world_size = self.trainer.world_size if self.attached_trainer is not None else 1
+        rank = self.trainer.global_rank if self.attached_trainer is not None else 0
         return torch.Generator().manual_seed(batch_idx * world_size + rank)
 
     def configure_callbacks(self) -> list[pl.Callback]:
         """``predict`` writes what it returns to files (``callbacks.PredictionGrid``), unless the
         trainer has a prediction writer of its own."""
-        trainer = self._trainer
+        trainer = self.attached_trainer
         if trainer is None or trainer.state.fn != TrainerFn.PREDICTING:
             return []
         if any(isinstance(callback, BasePredictionWriter) for callback in trainer.callbacks):
@@ -229,7 +248,7 @@ class GenerativeModule(pl.LightningModule):
         """The generator updates behind the current weights: the trainer's count in fit, the
         checkpoint's under ``validate``/``test``/``predict`` (which restore only the weights, so
         Lightning's ``global_step`` reads 0 there). Their logged rows sit at this step."""
-        trainer = self._trainer
+        trainer = self.attached_trainer
         if trainer is not None and trainer.state.fn == TrainerFn.FITTING:
             return trainer.global_step
         if self._checkpoint_step is not None:
@@ -269,19 +288,19 @@ class GenerativeModule(pl.LightningModule):
             self.manual_backward(loss)
             nonfinite = (~torch.isfinite(loss.detach())).float().reshape(1)
             for optimizer in optimizers.values():
-                nonfinite = self._average_gradients_across_processes(optimizer.optimizer, nonfinite)
+                nonfinite = average_gradients(optimizer.optimizer, nonfinite, self.trainer.strategy)
             scaler = getattr(self.trainer.precision_plugin, "scaler", None)
             if scaler is None:
                 # On the averaged gradients, the ones each optimizer would step with: the same on
                 # every process, so the decision is too. A scaler's loss-scaled gradients are
                 # non-finite whenever the scale overflows; it checks them itself (found_inf).
-                nonfinite = torch.cat([nonfinite, *(_nonfinite_gradients(o.optimizer, nonfinite) for o in optimizers.values())])
+                nonfinite = torch.cat([nonfinite, *(nonfinite_gradients(o.optimizer, nonfinite) for o in optimizers.values())])
             loss_flag, *gradient_flags = nonfinite.tolist()  # the one synchronisation of the step
             if loss_flag or any(gradient_flags):
                 bad_gradients = [name for name, flag in zip(optimizers, gradient_flags) if flag]
                 self._skip_nonfinite_update(networks, loss, bad_gradients if not loss_flag else [])
                 return
-            with _one_loss_scale_update(scaler):
+            with one_loss_scale_update(scaler):
                 for name, optimizer in optimizers.items():
                     if name == self.step_network:
                         optimizer.step()
@@ -317,129 +336,50 @@ class GenerativeModule(pl.LightningModule):
         if self.gradient_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_norm, gradient_clip_algorithm="norm")
 
-    def _average_gradients_across_processes(self, optimizer: torch.optim.Optimizer, nonfinite: Tensor) -> Tensor:
-        """All-reduce exactly the stepped network's gradients, as one flat buffer, with the
-        non-finite-loss flag appended (so every process takes the same decision for free).
-        Returns the flag, summed over processes.
-
-        This is the DDP design of the framework (see ``lightning_modules.strategies``): the module
-        is not wrapped in torch's DistributedDataParallel, so each backward is free to touch any
-        subset of the networks, and only the network about to step pays for communication.
-        """
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return nonfinite
-        if isinstance(self.trainer.strategy.model, DistributedDataParallel):
-            # torch DDP (find_unused_parameters=True) already averaged the gradients
-            dist.all_reduce(nonfinite)
-            return nonfinite
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads] + [nonfinite.to(grads[0] if grads else nonfinite)])
-        dist.all_reduce(flat)
-        flat[:-1] /= dist.get_world_size()
-        for grad, chunk in zip(grads, flat[:-1].split([g.numel() for g in grads])):
-            grad.copy_(chunk.view_as(grad))
-        return flat[-1:].to(nonfinite)
-
     def _skip_nonfinite_update(self, networks: Sequence[str], loss: Tensor, bad_gradients: Sequence[str]) -> None:
-        """Skip this update: ``bad_gradients`` names the networks whose gradients are non-finite
-        though the loss is finite; empty when the loss itself is."""
+        """Skip this update (see ``NonfinitePolicy.skip``); under "stop", training stops after the batch."""
         for name in networks:
             self.optimizer_of(name).zero_grad(set_to_none=True)
-        step = self.trainer.global_step
-        action = "stopping after this batch" if self.nonfinite_loss == "stop" else "skipped"
-        reason = f"non-finite gradient of {', '.join(bad_gradients)}" if bad_gradients else "non-finite loss"
-        detail = f"loss {loss.item():.6g}" if bad_gradients else f"{loss.item()}"
-        rank_zero_warn(
-            f"{reason} ({detail}) at step {step} in the update of {', '.join(networks)}: {action}. "
-            f"(nonfinite_loss={self.nonfinite_loss!r}; a lower learning rate or gradient_clip_norm may help)"
-        )
-        self.nonfinite_updates += 1
-        self.log("train/nonfinite_updates", float(self.nonfinite_updates))
-        if self.nonfinite_loss == "stop" and self._nonfinite_stop_step is None:
-            self._nonfinite_stop_step, self._nonfinite_stop_reason = step, reason
+        stopping = self.nonfinite.skip(networks, loss, bad_gradients, self.trainer.global_step)
+        self.log("train/nonfinite_updates", float(self.nonfinite.skipped))
+        if stopping:
             self.trainer.should_stop = True  # known before the batch's callbacks: the checkpoint callback saves the end state
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.trainer._logger_connector.should_update_logs:  # the loggers' cadence, as LearningRateMonitor's
-            for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers):
-                self.log(f"train/lr_{name}", float(optimizer.param_groups[0]["lr"]))
-        if self._nonfinite_stop_step is None:
-            return
-        # At a batch boundary, so that the checkpoint resumes like any step checkpoint.
-        path = checkpoint_directory(self.trainer) / f"nonfinite-step={self._nonfinite_stop_step}.ckpt"
-        self.trainer.save_checkpoint(path)
-        rank_zero_warn(
-            f"stopped at step {self._nonfinite_stop_step} after a {self._nonfinite_stop_reason}; last good state: {path}. "
-            f"To go on, resume from it with a lower learning rate or a gradient clip, which take effect on resume: "
-            f"--ckpt_path {path} --model.init_args.<network>_optimizer.lr=... or --model.init_args.gradient_clip_norm=..."
+        # Logged at every batch; the logger connector writes the rows of the batches at its cadence
+        # (generator updates, ``GeneratorUpdateLogging``), as it does for every other value.
+        self.log_dict(
+            {f"train/lr_{name}": float(optimizer.param_groups[0]["lr"]) for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers)}
         )
+        self.nonfinite.save_stop_checkpoint(self.trainer)
 
     # ------------------------------------------------------------------------- lifecycle
     def _build_ema(self) -> None:
         if self.ema_decay is not None and self.sampling_network_ema is None:
-            network = getattr(self, self.sampling_network)
-            self.sampling_network_ema = AveragedModel(
-                network, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True
-            )
-            self.sampling_network_ema.requires_grad_(False)
+            self.sampling_network_ema = exponential_moving_average(getattr(self, self.sampling_network), self.ema_decay)
 
     def setup(self, stage: str) -> None:
         self._build_ema()
-        if self._trainer is not None:  # every logged row at generator updates, the step callbacks use
-            GeneratorUpdateLogging.install(self._trainer)
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
-        if datamodule is not None and (problems := self._data_mismatches(datamodule)):
+        if self.attached_trainer is not None:  # every logged row at generator updates, the step callbacks use
+            GeneratorUpdateLogging.install(self.attached_trainer)
+        datamodule = self.attached_trainer.datamodule if self.attached_trainer is not None else None
+        if datamodule is not None and (problems := data_mismatches(self, datamodule)):
             raise ValueError("\n".join(problems))
 
     def check_inputs(self, datamodule: pl.LightningDataModule | None, resuming: bool = False) -> list[str]:
         """What keeps this model from running on ``datamodule`` (and, in models that load files,
         what is wrong with those), each one message naming the setting and the fix. ``resuming``:
         a checkpoint will give the state. The CLI asks before the run starts."""
-        return self._data_mismatches(datamodule) if datamodule is not None else []
-
-    def _data_mismatches(self, datamodule: pl.LightningDataModule) -> list[str]:
-        problems = []
-        data_shape = getattr(datamodule, "data_shape", None)
-        if data_shape is not None and tuple(data_shape) != tuple(self.data_shape):
-            problems.append(
-                f"{type(self).__name__} is built for data of shape {tuple(self.data_shape)} but "
-                f"{type(datamodule).__name__} yields {tuple(data_shape)}: set the model's data_shape (or image_size/channels) "
-                f"(or the data's image_size) so they agree."
-            )
-        value_range = getattr(datamodule, "value_range", None)
-        if value_range is not None and tuple(value_range) != tuple(self.output_range):
-            problems.append(
-                f"{type(self).__name__} generates values in {tuple(self.output_range)} but "
-                f"{type(datamodule).__name__} yields value_range={tuple(value_range)}: set the data's "
-                f"value_range to {list(self.output_range)}."
-            )
-        return problems
+        return data_mismatches(self, datamodule) if datamodule is not None else []
 
     def on_fit_start(self) -> None:
-        wrapped = self.trainer.strategy.model
-        if isinstance(wrapped, DistributedDataParallel) and not wrapped.find_unused_parameters:
-            raise RuntimeError(
-                "Plain DDP cannot train a model whose backward passes each use only some networks. "
-                "Use `trainer.strategy: gan_ddp` (averages each stepped network's gradients itself), "
-                "or `ddp_find_unused_parameters_true` (slower: all-reduces every network every step)."
-            )
+        check_wrapped_model(self.trainer.strategy)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[MODEL_CLASS_KEY] = model_class_path(type(self))  # a resume of another model is refused
-        # Restoring the RNG makes a resumed run draw the same noise and shuffles as an uninterrupted one.
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": _numpy_rng_state(),
-            "python": random.getstate(),
-            **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
-        }
-        # So that a resumed run, anywhere, continues the same W&B run (see cli.CLI.before_fit).
-        run_ids = [logger.version for logger in self.loggers if isinstance(logger, WandbLogger) and logger.version]
-        if run_ids:
-            checkpoint["wandb_run_id"] = run_ids[0]
+        checkpoint.update(run_state(self))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        path = self._trainer.ckpt_path if self._trainer is not None else None
+        path = self.attached_trainer.ckpt_path if self.attached_trainer is not None else None
         check_written_by(checkpoint, type(self), path)
         self._build_ema()  # the EMA copy must exist before its weights are loaded
         check_network_shapes(checkpoint, self, path)
@@ -458,11 +398,7 @@ class GenerativeModule(pl.LightningModule):
         states, self._rng_states_to_restore = self._rng_states_to_restore, None
         if states is None:
             return
-        torch.set_rng_state(states["torch"])
-        _set_numpy_rng_state(states["numpy"])
-        random.setstate(states["python"])
-        if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(states["cuda"])
+        restore_rng_states(states)
 
     # ----------------------------------------------------------------------------- helpers
     def _generator_device(self, generator: torch.Generator | None) -> torch.device:
@@ -479,93 +415,6 @@ class GenerativeModule(pl.LightningModule):
             yield
         finally:
             self.train(was_training)
-
-
-@contextmanager
-def _one_loss_scale_update(scaler: torch.amp.GradScaler | None) -> Iterator[None]:
-    """Lightning's AMP plugin updates the loss scale after each optimizer step. The optimizers of
-    one backward pass must all unscale by the scale it used: update once, after the last of them
-    (torch's multi-optimizer AMP recipe), with the overflow checks of all of them."""
-    if scaler is None:
-        yield
-        return
-    update = scaler.update
-    scaler.update = lambda new_scale=None: None
-    try:
-        yield
-    finally:
-        del scaler.update  # the class's method again
-    update()
-
-
-def check_network_shapes(checkpoint: dict, module: pl.LightningModule, path: Any) -> None:
-    """Refuse a checkpoint whose networks have other shapes than ``module``'s, naming the settings
-    it was written with that differ from this run's (on resume, settings like learning rates,
-    clipping, steps and cadences may change; those that shape the networks may not)."""
-    shapes = {key: tuple(value.shape) for key, value in module.state_dict().items()}
-    saved = checkpoint.get("state_dict", {})
-    mismatched = [key for key, value in saved.items() if key in shapes and tuple(value.shape) != shapes[key]]
-    if not mismatched:
-        return
-    key = mismatched[0]
-    then = checkpoint.get("hyper_parameters", {})
-    differ = {
-        name: value for name, value in then.items()
-        if not name.startswith("_") and name in module.hparams and _as_config(module.hparams[name]) != _as_config(value)
-    }
-    settings = ", ".join(f"{name}={value}" for name, value in differ.items())
-    now = ", ".join(f"{name}={_as_config(module.hparams[name])}" for name in differ)
-    fix = " ".join(f"--model.init_args.{name}={value}" for name, value in differ.items())
-    raise ValueError(
-        f"checkpoint '{path}' holds networks of other shapes than this run builds ({key}: {tuple(saved[key].shape)} "
-        f"in the checkpoint, {shapes[key]} here). "
-        + (f"It was written with {settings}; this run has {now}: pass {fix}, " if differ else "Pass ")
-        + "the settings it was written with (those that shape the networks must match on resume)."
-    )
-
-
-def _as_config(value: Any) -> Any:
-    """A setting as a config writes it (dataclasses as dicts, tuples as lists), for comparisons and messages."""
-    if hasattr(value, "__dataclass_fields__"):
-        value = vars(value)
-    if isinstance(value, dict):
-        return {key: _as_config(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_as_config(item) for item in value]
-    return value
-
-
-def _nonfinite_gradients(optimizer: torch.optim.Optimizer, like: Tensor) -> Tensor:
-    """1.0 if any gradient of the optimizer's parameters is NaN or infinite, else 0.0, on-device:
-    their largest magnitude (one fused norm per device and dtype) is finite exactly when all are."""
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    if not grads:
-        return torch.zeros_like(like)
-    largest = torch.nn.utils.get_total_norm(grads, norm_type=float("inf"))
-    return (~torch.isfinite(largest)).to(like).reshape(1)
-
-
-def _plain(value: Any) -> Any:
-    """jsonargparse's constrained types (PositiveInt, ...) as the built-in types they extend, so that
-    checkpoints load with ``torch.load(weights_only=True)``."""
-    for plain in (bool, int, float, str):
-        if isinstance(value, plain):
-            return plain(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    return value
-
-
-def _numpy_rng_state() -> dict:
-    """NumPy's global RNG state as tensors and numbers, which ``torch.load(weights_only=True)`` accepts."""
-    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    return {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-            "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
-
-
-def _set_numpy_rng_state(state: dict) -> None:
-    keys = state["keys"].numpy().astype(np.uint32)
-    np.random.set_state(("MT19937", keys, state["position"], state["has_gauss"], state["cached_gaussian"]))
 
 
 class AdversarialModule(GenerativeModule):

@@ -15,12 +15,12 @@ import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
-from lightning_modules.annealing import KLAnnealing
 from lightning_modules.base import GenerativeModule
-from lightning_modules.latents import gaussian_posterior, reparameterize
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
 from lightning_modules.nets import ConvEncoder, ConvGenerator
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.annealing import KLAnnealing
+from lightning_modules.training.latents import gaussian_posterior, reparameterize
+from lightning_modules.training.optim import OptimizerConfig
 
 
 class BetaVAE(GenerativeModule):

@@ -15,11 +15,11 @@ from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
 from lightning_modules.base import AdversarialModule
-from lightning_modules.latents import gaussian_code
 from lightning_modules.losses import bidirectional_generator_loss, discriminator_loss
 from lightning_modules.nets import JointDiscriminator, build_encoder, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.latents import gaussian_code
+from lightning_modules.training.optim import OptimizerConfig
 
 
 class BiGAN(AdversarialModule):

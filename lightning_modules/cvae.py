@@ -12,9 +12,9 @@ from torch import Tensor
 
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.conditional import ConditionalSampling, LabelKind
-from lightning_modules.latents import gaussian_posterior, reparameterize
 from lightning_modules.losses import kl_to_standard_normal
 from lightning_modules.nets import ConvEncoder, ConvGenerator
+from lightning_modules.training.latents import gaussian_posterior, reparameterize
 
 
 class CVAE(ConditionalSampling, BetaVAE):

@@ -10,7 +10,7 @@ from torch import Tensor
 from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import discriminator_loss, nonsaturating_generator_loss
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.optim import OptimizerConfig
 
 
 class DCGAN(AdversarialModule):

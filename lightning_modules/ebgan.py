@@ -12,7 +12,7 @@ from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import energy_discriminator_loss, pulling_away_term, reconstruction_energy
 from lightning_modules.nets import build_encoder, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.optim import OptimizerConfig
 
 
 class AutoencoderDiscriminator(nn.Module):

@@ -13,10 +13,10 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
 from lightning_modules.beta_vae import BetaVAE
-from lightning_modules.latents import gaussian_posterior, permute_dims, reparameterize
 from lightning_modules.losses import kl_to_standard_normal, tc_discriminator_loss, total_correlation_estimate
 from lightning_modules.nets import MLP
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.latents import gaussian_posterior, permute_dims, reparameterize
+from lightning_modules.training.optim import OptimizerConfig
 
 
 class FactorVAE(BetaVAE):

@@ -9,10 +9,10 @@ from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
 from lightning_modules.base import AdversarialModule
-from lightning_modules.divergences import DIVERGENCES, Divergence
 from lightning_modules.losses import fgan_minimax_generator_loss, fgan_practical_generator_loss, fgan_variational_bound
+from lightning_modules.losses.divergences import DIVERGENCES, Divergence
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.optim import OptimizerConfig
 
 GENERATOR_LOSSES = {"practical": fgan_practical_generator_loss, "minimax": fgan_minimax_generator_loss}
 

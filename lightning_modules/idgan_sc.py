@@ -23,8 +23,6 @@ from torch import Tensor, nn
 
 from lightning_modules.base import AdversarialModule
 from lightning_modules.beta_vae import BetaVAE
-from lightning_modules.contrastive import ContrastiveHead, SeparationWatch
-from lightning_modules.latents import gaussian_posterior, pairs_differing_in, reparameterize
 from lightning_modules.losses import (
     discriminator_loss,
     gaussian_nll,
@@ -33,13 +31,22 @@ from lightning_modules.losses import (
 )
 from lightning_modules.nets import ConvDiscriminator, ConvGenerator
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
-from lightning_modules.pretrained_vae import PretrainedVAE
+from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, reparameterize
+from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 
 PairCount = restricted_number_type("PairCount", int, (">=", 2))
 
 
-class IDGANSC(PretrainedVAE, AdversarialModule):
+#: The stage-one β-VAE: only its encoder q(c|x) is kept (the codes, and Q with info_head="distiller").
+DISTILLER = FrozenVAE(
+    "distiller_checkpoint", attribute="distiller", latent_argument="code_dim", vae_class=BetaVAE, part=lambda vae: vae.encoder,
+    role="stage-one β-VAE distiller", config="configs/beta_vae_dsprites.yaml",
+)
+
+
+class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
     """Information-distillation GAN with a supervised-contrastive regulariser.
 
     Args:
@@ -76,12 +83,6 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
     """
 
     output_range = (0.0, 1.0)
-    vae_checkpoint_argument = "distiller_checkpoint"
-    vae_attribute = "distiller"
-    vae_hparams_key = "distiller_hparams"
-    vae_role = "stage-one β-VAE distiller"
-    vae_config = "configs/beta_vae_dsprites.yaml"
-    latent_argument = "code_dim"
 
     def __init__(
         self,
@@ -209,7 +210,4 @@ class IDGANSC(PretrainedVAE, AdversarialModule):
     # ------------------------------------------------------------------------- the distiller
     def needs_vae(self) -> bool:
         return self.code_source == "distiller" or self.info_head_kind == "distiller"
-
-    def vae_part(self, vae: BetaVAE) -> nn.Module:
-        return vae.encoder
 

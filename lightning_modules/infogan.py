@@ -27,9 +27,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lightning_modules.base import AdversarialModule
-from lightning_modules.contrastive import ContrastiveHead, SeparationWatch
 from lightning_modules.idgan_sc import PairCount
-from lightning_modules.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
 from lightning_modules.losses import (
     contrastive_regularization_loss,
     discriminator_loss,
@@ -38,8 +36,10 @@ from lightning_modules.losses import (
     supervised_contrastive_loss,
 )
 from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk
-from lightning_modules.optim import OptimizerConfig
-from lightning_modules.warm_start import WarmStart
+from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
+from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.training.warm_start import WarmStart
 
 Prior = Literal["uniform", "gaussian"]
 Pairing = Literal["share", "differ"]
@@ -93,7 +93,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         warm_start: A checkpoint of this network family (the ablation's InfoGAN pre-training,
             or any InfoGAN, InfoGAN-CR or InfoGAN-SC run) whose generator and D/Q network start
             this run; a regulariser's head starts fresh, so do the optimizers and the step count
-            (see ``lightning_modules.warm_start``). Not needed to resume.
+            (see ``lightning_modules.training.warm_start``). Not needed to resume.
     """
 
     output_range = (0.0, 1.0)
@@ -128,11 +128,21 @@ class InfoGAN(WarmStart, AdversarialModule):
         self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        codes, fake = self.discriminator_step(batch)
+        if self.generator_turn():
+            with self.optimize("generator") as step:
+                g_loss = self.generator_loss(codes, fake)
+                step(g_loss)
+            self.log("train/g_loss", g_loss, prog_bar=True)
+
+    def discriminator_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Sample (c, z) ~ prior and x̃ = G(c, z) for the real batch; D and Q take one step on
+        L_adv + λ L_info. Returns the codes c [B, code_dim] and the fakes x̃ (with G's graph) for
+        the generator step."""
         real, _ = batch
         latent = self.sample_latent(len(real))
         codes = latent[:, : self.code_dim]
         fake = self.generator(latent)
-
         with self.optimize("discriminator") as step:  # D and Q
             real_logits, _ = self.discriminator(real)
             fake_logits, q_fake = self.discriminator(fake.detach())
@@ -149,21 +159,12 @@ class InfoGAN(WarmStart, AdversarialModule):
             },
             prog_bar=True,
         )
+        return codes, fake
 
-        if self.generator_turn():
-            with self.optimize("generator", *self.cooperating_networks()) as step:
-                fake_logits, q_fake = self.discriminator(fake)
-                g_loss = nonsaturating_generator_loss(fake_logits) + self.info_weight * gaussian_nll(codes, *q_fake)
-                step(g_loss + self.regularization_loss(len(real)))
-            self.log("train/g_loss", g_loss, prog_bar=True)
-
-    def cooperating_networks(self) -> tuple[str, ...]:
-        """Networks that minimise the generator's loss with it (none in InfoGAN)."""
-        return ()
-
-    def regularization_loss(self, n: int) -> Tensor | float:
-        """A term added to the generator's loss (none in InfoGAN)."""
-        return 0.0
+    def generator_loss(self, codes: Tensor, fake: Tensor) -> Tensor:
+        """G's InfoGAN loss on the fakes of ``codes``: non-saturating L_adv + λ L_info (a scalar)."""
+        fake_logits, q_fake = self.discriminator(fake)
+        return nonsaturating_generator_loss(fake_logits) + self.info_weight * gaussian_nll(codes, *q_fake)
 
     # ------------------------------------------------------------------------ sampling API
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -240,27 +241,30 @@ class InfoGANCR(InfoGAN):
         self.cr_discriminator = nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, self.code_dim)))
         self.optimized_networks["cr_discriminator"] = cr_optimizer
 
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        codes, fake = self.discriminator_step(batch)
+        if not self.generator_turn():
+            return
+        alpha = self.current_cr_weight()  # 0 before cr_start_step: H is neither used nor trained
+        with self.optimize("generator", *["cr_discriminator"] * (alpha > 0)) as step:  # G and H minimise together
+            g_loss = self.generator_loss(codes, fake)
+            cr_loss, cr_accuracy = self.cr_loss(len(fake)) if alpha > 0 else (None, None)
+            step(g_loss + alpha * cr_loss if alpha > 0 else g_loss)
+        self.log("train/cr_weight", alpha)
+        self.log("train/g_loss", g_loss, prog_bar=True)
+        if alpha > 0:
+            self.log_dict({"train/cr_loss": cr_loss, "train/cr_accuracy": cr_accuracy}, prog_bar=True)
+
     def current_cr_weight(self) -> float:
         """α of this step: 0 until ``cr_start_step`` generator steps are done, then ``cr_weight``."""
         return self.cr_weight if self.global_step >= self.cr_start_step else 0.0
 
-    def cooperating_networks(self) -> tuple[str, ...]:
-        return ("cr_discriminator",) if self.current_cr_weight() > 0 else ()
-
-    def regularization_loss(self, n: int) -> Tensor | float:
-        """α times the CR cross-entropy of ``n`` fresh pairs; H minimises it with G."""
-        weight = self.current_cr_weight()
-        self.log("train/cr_weight", weight)
-        if weight == 0:
-            return 0.0
+    def cr_loss(self, n: int) -> tuple[Tensor, Tensor]:
+        """H's cross-entropy on ``n`` fresh pairs (a scalar, the bound on -I(x1, x2; k)) and H's
+        accuracy at naming their code dimension k (a scalar in [0, 1], detached)."""
         dims, latent_1, latent_2 = self.cr_latent_pairs(n)
         logits = self.cr_discriminator(torch.cat([self.generator(latent_1), self.generator(latent_2)], 1))
-        cr_loss = contrastive_regularization_loss(logits, dims)
-        self.log_dict(
-            {"train/cr_loss": cr_loss, "train/cr_accuracy": (logits.detach().argmax(1) == dims).float().mean()},
-            prog_bar=True,
-        )
-        return weight * cr_loss
+        return contrastive_regularization_loss(logits, dims), (logits.detach().argmax(1) == dims).float().mean()
 
     def cr_latent_pairs(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """``n`` pairs built by ``pairing`` and ``gap`` (see ``InfoGAN.latent_pairs``)."""
@@ -315,25 +319,29 @@ class InfoGANSC(InfoGAN):
         self.separation = SeparationWatch("InfoGAN-SC")
         self.optimized_networks["contrastive_head"] = contrastive_optimizer
 
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        codes, fake = self.discriminator_step(batch)
+        if not self.generator_turn():
+            return
+        alpha = self.current_contrastive_weight()  # 0 before contrastive_start_step: E is neither used nor trained
+        with self.optimize("generator", *["contrastive_head"] * (alpha > 0)) as step:  # G and E minimise together
+            g_loss = self.generator_loss(codes, fake)
+            sc_loss, separation = self.contrastive_loss() if alpha > 0 else (None, {})
+            step(g_loss + alpha * sc_loss if alpha > 0 else g_loss)
+        self.log("train/sc_weight", alpha)
+        self.log("train/g_loss", g_loss, prog_bar=True)
+        if alpha > 0:
+            self.log_dict({"train/sc_loss": sc_loss, **separation}, prog_bar=True)
+
     def current_contrastive_weight(self) -> float:
         """α of this step: 0 until ``contrastive_start_step`` generator steps are done."""
         return self.contrastive_weight if self.global_step >= self.contrastive_start_step else 0.0
 
-    def cooperating_networks(self) -> tuple[str, ...]:
-        return ("contrastive_head",) if self.current_contrastive_weight() > 0 else ()
-
-    def regularization_loss(self, n: int) -> Tensor | float:
-        """α L_SC over ``num_pairs`` fresh pairs (not the batch size ``n``); E minimises it with G."""
-        weight = self.current_contrastive_weight()
-        self.log("train/sc_weight", weight)
-        if weight == 0:
-            return 0.0
+    def contrastive_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """L_SC (eq. 6, a scalar) over ``num_pairs`` fresh pairs built as IDGAN-SC §2.2 does, and
+        E's separation of them (``SeparationWatch.metrics``: the values to log)."""
         dims, latent_1, latent_2 = self.latent_pairs(self.num_pairs, "differ")
         pairs = torch.cat([self.generator(latent_1), self.generator(latent_2)], 1)
         representations = self.contrastive_head(pairs)
         sc_loss = supervised_contrastive_loss(representations, dims, self.tau_positive, self.tau_all, self.contrastive_reduction)
-        self.log_dict(
-            {"train/sc_loss": sc_loss, **self.separation.metrics(representations, dims, self.global_step)},
-            prog_bar=True,
-        )
-        return weight * sc_loss
+        return sc_loss, self.separation.metrics(representations, dims, self.global_step)

@@ -29,7 +29,6 @@ from torch import Tensor, nn
 from lightning_modules.base import AdversarialModule
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.conditional import ConditionalSampling, LabelKind
-from lightning_modules.latents import gated_residual, gaussian_posterior, reparameterize
 from lightning_modules.losses import (
     gradient_penalty,
     latent_distance_penalty,
@@ -37,8 +36,9 @@ from lightning_modules.losses import (
     realism_critic_loss,
 )
 from lightning_modules.nets import MLP
-from lightning_modules.optim import OptimizerConfig
-from lightning_modules.pretrained_vae import PretrainedVAE
+from lightning_modules.training.latents import gated_residual, gaussian_posterior, reparameterize
+from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 
 
 class LatentActor(nn.Module):
@@ -63,7 +63,12 @@ class LatentCritic(nn.Module):
         return self.net(torch.cat([latent, labels], 1))
 
 
-class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule):
+#: The VAE whose latent space the actor and critic work in (kept whole: its encoder and decoder).
+PRETRAINED_VAE = FrozenVAE("vae_checkpoint", attribute="vae", latent_argument="latent_dim", vae_class=BetaVAE,
+                           role="pretrained VAE", config="configs/latent_constraints_vae_mnist.yaml")
+
+
+class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule, frozen_vae=PRETRAINED_VAE):
     """Attribute-conditional latent constraints on a frozen β-VAE.
 
     Args:
@@ -88,12 +93,6 @@ class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule):
     step_network = "actor"
     sampling_network = "actor"
     output_range = (0.0, 1.0)
-    vae_checkpoint_argument = "vae_checkpoint"
-    vae_attribute = "vae"
-    vae_hparams_key = "vae_hparams"
-    vae_role = "pretrained VAE"
-    vae_config = "configs/latent_constraints_vae_mnist.yaml"
-    latent_argument = "latent_dim"
 
     def __init__(
         self,

@@ -22,7 +22,6 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
 from lightning_modules.base import GenerativeModule
-from lightning_modules.latents import gaussian_code, gaussian_posterior, reparameterize
 from lightning_modules.losses import (
     feature_reconstruction_nll,
     kl_to_standard_normal,
@@ -31,7 +30,8 @@ from lightning_modules.losses import (
 )
 from lightning_modules.nets import build_discriminator, build_encoder, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.latents import gaussian_code, gaussian_posterior, reparameterize
+from lightning_modules.training.optim import OptimizerConfig
 
 # The paper: RMSProp, lr 3e-4, for all three networks.
 RMSPROP = OptimizerConfig(lr=3e-4, algorithm="rmsprop")

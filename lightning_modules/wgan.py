@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from lightning_modules.base import AdversarialModule
 from lightning_modules.losses import wasserstein_critic_loss, wasserstein_generator_loss
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.optim import OptimizerConfig
+from lightning_modules.training.optim import OptimizerConfig
 
 
 def clip_weights_(network: nn.Module, clip_value: float) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from datamodules import DSpritesDataModule
 from lightning_modules import FactorVAE, OptimizerConfig
-from lightning_modules.latents import permute_dims
+from lightning_modules.training.latents import permute_dims
 from lightning_modules.losses import tc_discriminator_loss, total_correlation_estimate
 from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks
 

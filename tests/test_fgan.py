@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_modules import FGAN
-from lightning_modules.divergences import DIVERGENCES, Divergence
+from lightning_modules.losses.divergences import DIVERGENCES, Divergence
 from lightning_modules.losses import (
     discriminator_loss,
     fgan_minimax_generator_loss,

@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_modules import IDGANSC, BetaVAE, OptimizerConfig
-from lightning_modules.latents import pairs_differing_in, pairs_sharing
+from lightning_modules.training.latents import pairs_differing_in, pairs_sharing
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, supervised_contrastive_loss
 from tests.helpers import RandomImages, flat_parameters, over_seeds, quiet_trainer
 
@@ -171,7 +171,7 @@ def test_contrastive_pairs_share_z_and_vary_the_labelled_code_dimension():
 
 def test_supcon_trains_e_to_tell_apart_pairs_whose_variation_is_visible():
     """E learns from eq. 6 alone: pairs carrying a label-specific pattern end up nearest their own label."""
-    from lightning_modules.contrastive import nearest_neighbour_accuracy
+    from lightning_modules.training.contrastive import nearest_neighbour_accuracy
     from lightning_modules.nets import ConvDiscriminator
 
     def measure(seed):
@@ -219,7 +219,7 @@ def test_e_learns_to_separate_pairs_that_g_renders_differently():
     moved along x, along y or resized differ visibly even to random filters), so accuracy alone
     would pass without training; it stays a check that E did not collapse, as an uncentred E does
     (every r alike)."""
-    from lightning_modules.contrastive import label_cosines, nearest_neighbour_accuracy
+    from lightning_modules.training.contrastive import label_cosines, nearest_neighbour_accuracy
 
     def separation(model):
         """E on 600 pairs drawn from a fixed seed, the global RNG left as it was."""
@@ -373,7 +373,7 @@ def test_stage_two_trains_e_beyond_what_an_untrained_e_does(stage_one):
 
 
 def contrastive_accuracy(model: IDGANSC, pairs: int, rounds: int) -> float:
-    from lightning_modules.contrastive import nearest_neighbour_accuracy
+    from lightning_modules.training.contrastive import nearest_neighbour_accuracy
 
     model.num_pairs, trained_pairs = pairs, model.num_pairs
     accuracies = []
@@ -423,7 +423,7 @@ def test_every_supervised_contrastive_model_centres_its_e():
     """The collapse the centring prevents is eq. 6's, whichever model trains E (IDGAN-SC, and the
     ablation's InfoGAN-SC arm): every model with a contrastive head uses the centred one."""
     from lightning_modules import InfoGANSC
-    from lightning_modules.contrastive import ContrastiveHead
+    from lightning_modules.training.contrastive import ContrastiveHead
 
     for model in (IDGANSC(code_source="prior", image_size=28, width=4), InfoGANSC()):
         assert isinstance(model.contrastive_head, ContrastiveHead), type(model).__name__

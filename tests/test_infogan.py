@@ -10,7 +10,7 @@ import torch
 
 from datamodules import DSpritesDataModule
 from lightning_modules import InfoGAN, InfoGANCR, OptimizerConfig
-from lightning_modules.latents import uniform_pairs_apart
+from lightning_modules.training.latents import uniform_pairs_apart
 from lightning_modules.losses import contrastive_regularization_loss
 from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks
 

@@ -16,7 +16,7 @@ from torchvision.io import read_image
 
 from datamodules import LabelsDataModule
 from lightning_modules import BetaVAE, LatentConstraints, OptimizerConfig
-from lightning_modules.latents import gated_residual
+from lightning_modules.training.latents import gated_residual
 from lightning_modules.losses import latent_distance_penalty, realism_critic_loss
 from metrics import moment_distance
 from tests.helpers import flat_parameters, over_seeds, quiet_trainer, record_optimize_blocks
@@ -107,7 +107,7 @@ def test_critic_sees_posterior_codes_as_real_and_prior_and_actor_codes_as_fake(t
 
 
 def test_posterior_codes_sample_q_and_average_its_std(tiny_vae):
-    from lightning_modules.latents import gaussian_posterior
+    from lightning_modules.training.latents import gaussian_posterior
 
     path, vae = tiny_vae
     model = LatentConstraints(vae_checkpoint=path, **TINY)

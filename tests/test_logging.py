@@ -26,7 +26,7 @@ from callbacks import SampleGrid
 from callbacks.periodic import PeriodicCallback
 from lightning_modules import WGANGP
 from lightning_modules.cli import main
-from lightning_modules.loggers import WandbLogger
+from lightning_modules.cli.loggers import WandbLogger
 from tests.helpers import RandomImages, quiet_trainer, wandb_records
 
 
@@ -47,7 +47,7 @@ def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
         "trainer": {
             "accelerator": "cpu", "max_steps": 4, "log_every_n_steps": 1, "default_root_dir": "run",
             "enable_progress_bar": False, "enable_checkpointing": False,
-            "logger": {"class_path": "lightning_modules.loggers.WandbLogger",
+            "logger": {"class_path": "lightning_modules.cli.loggers.WandbLogger",
                        "init_args": {"project": "tests", "name": "offline", "save_dir": "run"}},
             "callbacks": [{"class_path": "callbacks.SampleGrid", **every}, {"class_path": "callbacks.LatentTraversal", **every}],
         },
@@ -89,7 +89,7 @@ def no_login(monkeypatch, tmp_path):
 def test_no_login_means_offline_with_one_warning_line(monkeypatch, tmp_path, caplog):
     """Said when the run starts: building the logger (before the CLI's start-up checks) says and writes nothing."""
     no_login(monkeypatch, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.cli.loggers"):
         logger = WandbLogger(project="tests", save_dir=str(tmp_path / "run"))
         assert not caplog.records and not (tmp_path / "run").exists()
         logger.experiment
@@ -102,7 +102,7 @@ def test_unreachable_server_means_offline(monkeypatch, tmp_path, caplog):
     no_login(monkeypatch, tmp_path)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
-    with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.cli.loggers"):
         logger = WandbLogger(project="tests", save_dir=str(tmp_path))
         logger.experiment
     assert logger._offline
@@ -113,7 +113,7 @@ def test_unreachable_server_means_offline(monkeypatch, tmp_path, caplog):
 def test_wandb_mode_is_respected_silently(monkeypatch, tmp_path, caplog, mode):
     no_login(monkeypatch, tmp_path)
     monkeypatch.setenv("WANDB_MODE", mode)
-    with caplog.at_level(logging.WARNING, logger="lightning_modules.loggers"):
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.cli.loggers"):
         assert WandbLogger(project="tests", save_dir=str(tmp_path))._offline
     assert not caplog.records
 
@@ -125,7 +125,7 @@ def test_a_resumed_run_continues_the_wandb_run_of_its_checkpoint(tmp_path, monke
         "seed_everything": 0,
         "trainer": {
             "accelerator": "cpu", "max_steps": 2, "default_root_dir": "run", "enable_progress_bar": False,
-            "logger": {"class_path": "lightning_modules.loggers.WandbLogger", "init_args": {"project": "tests", "save_dir": "run"}},
+            "logger": {"class_path": "lightning_modules.cli.loggers.WandbLogger", "init_args": {"project": "tests", "save_dir": "run"}},
             "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                            "init_args": {"dirpath": "run/checkpoints", "save_last": True, "every_n_train_steps": 1}}],
         },
@@ -202,7 +202,7 @@ def wgan_gp_config(**trainer) -> dict:
         "seed_everything": 0,
         "trainer": {
             "accelerator": "cpu", "default_root_dir": "run", "enable_progress_bar": False,
-            "logger": {"class_path": "lightning_modules.loggers.WandbLogger", "init_args": {"project": "tests", "save_dir": "run"}},
+            "logger": {"class_path": "lightning_modules.cli.loggers.WandbLogger", "init_args": {"project": "tests", "save_dir": "run"}},
             **trainer,
         },
         "model": {"class_path": "lightning_modules.WGANGP",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lightning_modules import report, seeds
+from lightning_modules.cli import report, seeds
 from tests.helpers import TINY_DISENTANGLEMENT, evaluations
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -17,7 +17,7 @@ import pytest
 import torch
 from lightning_fabric.utilities.cloud_io import _atomic_save
 
-from lightning_modules.checkpoints import SafeCheckpointIO
+from lightning_modules.training.checkpoints import SafeCheckpointIO
 from lightning_modules.cli import CLI, UploadConfig, main
 
 DCGAN_DSPRITES = str(Path(__file__).resolve().parents[1] / "configs" / "dcgan_dsprites.yaml")

@@ -51,6 +51,7 @@ class OptimizerConfig:
             raise ValueError(f"optimizer betas must each lie in [0, 1), got {self.betas}")
 
     def build(self, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The torch optimizer of ``algorithm`` over ``parameters`` with these settings."""
         if self.algorithm == "adam":
             return torch.optim.Adam(parameters, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
         if self.algorithm == "adamw":
@@ -105,5 +106,6 @@ def _as_tuple(value) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class.
-torch.serialization.add_safe_globals([OptimizerConfig])
+# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class, also by
+# the path that checkpoints written before lightning_modules/training/ existed name it by.
+torch.serialization.add_safe_globals([OptimizerConfig, (OptimizerConfig, "lightning_modules.optim.OptimizerConfig")])

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
-from lightning_modules.checkpoints import MODEL_CLASS_KEY, read_checkpoint
+from lightning_modules.training.checkpoints import MODEL_CLASS_KEY, read_checkpoint
 
 
 class WarmStart:

@@ -29,9 +29,9 @@ from pytorch_lightning.utilities import rank_zero_info
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
-from lightning_modules.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
-from lightning_modules.loggers import WandbLogger
-from lightning_modules.strategies import gan_strategy_for, strategy_problem
+from lightning_modules.cli.loggers import WandbLogger
+from lightning_modules.training.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
+from lightning_modules.training.strategies import gan_strategy_for, strategy_problem
 
 
 class _WithoutLitLoggerTip(logging.Filter):
@@ -145,6 +145,11 @@ def _closest_arguments(cls: type, name: str) -> str:
 
 
 class CLI(LightningCLI):
+    """LightningCLI for every ``GenerativeModule`` and ``LightningDataModule`` (by class path), with
+    the checks of :meth:`preflight` before anything starts, :class:`SafeCheckpointIO`, gan_ddp where
+    torch's DDP would fail, and resumes that continue their W&B run. Errors in the inputs raise
+    :class:`InputError` (``main`` prints them, exit status 2)."""
+
     def __init__(self, args=None, run: bool = True) -> None:
         super().__init__(
             GenerativeModule,
@@ -174,7 +179,7 @@ class CLI(LightningCLI):
             default=False,
             help="Puts the run in its own folder, <default_root_dir>/seed_<seed_everything> (its checkpoints, config.yaml, "
             "scores.csv and W&B files), names its W&B run <name>-seed_<seed> and groups it under <name> "
-            "(`python -m lightning_modules.seeds` sets it).",
+            "(`python -m lightning_modules.cli.seeds` sets it).",
         )
 
     def before_instantiate_classes(self) -> None:
@@ -268,6 +273,8 @@ class CLI(LightningCLI):
             raise InputError(problems)
 
     def _resolved_checkpoint_path(self) -> str | None:
+        # Lightning resolves "last"/"hpc" only inside trainer.fit/validate/...; its resolver is private
+        # (the one use of it; pyproject.toml bounds pytorch-lightning to the versions it is tested with).
         fn = {"fit": TrainerFn.FITTING, "validate": TrainerFn.VALIDATING, "test": TrainerFn.TESTING, "predict": TrainerFn.PREDICTING}
         return self.trainer._checkpoint_connector._parse_ckpt_path(
             fn[self.subcommand], self.config[self.subcommand].get("ckpt_path"), model_provided=True, model_connected=False

@@ -50,5 +50,6 @@ class KLAnnealing:
         return min(1.0, step / self.warmup_steps)
 
 
-# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class.
-torch.serialization.add_safe_globals([KLAnnealing])
+# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept this class, also by
+# the path that checkpoints written before lightning_modules/training/ existed name it by.
+torch.serialization.add_safe_globals([KLAnnealing, (KLAnnealing, "lightning_modules.annealing.KLAnnealing")])

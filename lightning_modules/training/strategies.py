@@ -8,8 +8,8 @@ every parameter of every network on every backward.
 
 This strategy keeps Lightning's DDP process management (launch, process group, samplers,
 rank-zero logging, checkpoint saving) but does not wrap the module. Instead
-:meth:`GenerativeModule.optimize` all-reduces exactly the gradients of the network about to step,
-as one flat buffer, right before its optimizer step: identical updates on every rank, and no
+:meth:`GenerativeModule.optimize` all-reduces (:func:`average_gradients`) exactly the gradients of
+the network about to step, as one flat buffer, right before its optimizer step: identical updates on every rank, and no
 communication for networks that did not take part. ``bench/ddp.py`` measures it against
 ``ddp_find_unused_parameters_true``.
 """
@@ -20,10 +20,12 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from pytorch_lightning.overrides.distributed import _sync_module_states
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy, StrategyRegistry
+# Private: Lightning has no public way to ask which strategy it would pick (gan_strategy_for).
 from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
+from torch import Tensor
 from torch.nn import Module
+from torch.nn.parallel import DistributedDataParallel
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -31,9 +33,11 @@ class GANDDPStrategy(DDPStrategy):
 
     strategy_name = "gan_ddp"
 
+    # _setup_model and _register_ddp_hooks are DDPStrategy's (private) steps that wrap the model in
+    # torch's DDP: Lightning offers no public way for a strategy to leave the model unwrapped.
     def _setup_model(self, model: Module) -> Module:
         # What DDP's constructor would do: start every rank from rank 0's weights and buffers.
-        _sync_module_states(model)
+        broadcast_tensors([*model.parameters(), *model.buffers()])
         return model
 
     def _register_ddp_hooks(self) -> None:
@@ -45,19 +49,62 @@ class GANDDPStrategy(DDPStrategy):
         return output
 
 
+def average_gradients(optimizer: torch.optim.Optimizer, flags: Tensor, strategy: Strategy) -> Tensor:
+    """Average the gradients of ``optimizer``'s parameters across processes, as one flat buffer with
+    ``flags`` (a float tensor [k], e.g. the non-finite-loss flag) appended, so that every process
+    takes the same decision on them at no extra cost. Returns ``flags`` summed over processes.
+
+    One process, or torch's DDP wrapper (``ddp_find_unused_parameters_true``: it has averaged the
+    gradients in backward): only ``flags`` is summed. Each backward may touch any subset of the
+    networks, and only the network about to step pays for communication.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flags
+    if isinstance(strategy.model, DistributedDataParallel):
+        dist.all_reduce(flags)
+        return flags
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads] + [flags.to(grads[0] if grads else flags)])
+    dist.all_reduce(flat)
+    flat[: -len(flags)] /= dist.get_world_size()
+    for grad, chunk in zip(grads, flat[: -len(flags)].split([g.numel() for g in grads])):
+        grad.copy_(chunk.view_as(grad))
+    return flat[-len(flags):].to(flags)
+
+
+def check_wrapped_model(strategy: Strategy) -> None:
+    """Raise RuntimeError when ``strategy`` wrapped the model in torch's DDP without
+    ``find_unused_parameters``: its backward hooks wait for gradients of every network, and a GAN's
+    discriminator step gives none to the generator (the run would hang or fail in backward)."""
+    wrapped = strategy.model
+    if isinstance(wrapped, DistributedDataParallel) and not wrapped.find_unused_parameters:
+        raise RuntimeError(
+            "Plain DDP cannot train a model whose backward passes each use only some networks. "
+            "Use `trainer.strategy: gan_ddp` (averages each stepped network's gradients itself), "
+            "or `ddp_find_unused_parameters_true` (slower: all-reduces every network every step)."
+        )
+
+
 def broadcast_buffers(module: Module, src: int = 0) -> None:
-    """Copy rank ``src``'s buffers (e.g. BatchNorm statistics) to every rank, one broadcast per
-    dtype. DDP does it before each forward; after each step instead, ranks also agree at the end."""
+    """Copy rank ``src``'s buffers (e.g. BatchNorm statistics) to every rank. DDP does it before
+    each forward; after each step instead, ranks also agree at the end."""
+    broadcast_tensors(list(module.buffers()), src)
+
+
+@torch.no_grad()
+def broadcast_tensors(tensors: list[Tensor], src: int = 0) -> None:
+    """Copy rank ``src``'s values of ``tensors`` (parameters, buffers) into every rank's, in place,
+    one broadcast per dtype. Nothing to do on one process."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return
-    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
-    for buffer in module.buffers():
-        by_dtype.setdefault(buffer.dtype, []).append(buffer)
-    for buffers in by_dtype.values():
-        flat = torch.cat([b.reshape(-1) for b in buffers])
+    by_dtype: dict[torch.dtype, list[Tensor]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append(tensor)
+    for group in by_dtype.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
         dist.broadcast(flat, src)
-        for buffer, chunk in zip(buffers, flat.split([b.numel() for b in buffers])):
-            buffer.copy_(chunk.view_as(buffer))
+        for tensor, chunk in zip(group, flat.split([t.numel() for t in group])):
+            tensor.copy_(chunk.view_as(tensor))
 
 
 StrategyRegistry.register(
@@ -118,6 +165,7 @@ def strategy_problem(strategy: str | Strategy) -> str | None:
     if issubclass(kind, (FSDPStrategy, ModelParallelStrategy)):
         return (f"trainer.strategy '{name}' gathers sharded weights in the forward of the wrapped model, which the models' "
                 f"steps bypass (they call each network directly): use gan_ddp (or leave trainer.strategy out).")
+    # _ddp_kwargs (private): a DDPStrategy instance shows its find_unused_parameters nowhere else.
     if kind is DDPStrategy and not isinstance(strategy, str) and not strategy._ddp_kwargs.get("find_unused_parameters"):
         return (f"trainer.strategy {name} (torch's DDP wrapper) cannot train a model whose backward passes each use "
                 f"only some networks: use gan_ddp (or leave trainer.strategy out).")

@@ -1,10 +1,10 @@
-"""``python -m lightning_modules.report RUN_DIR... --out DIR [--paper]``: the IDGAN-SC paper's
+"""``python -m lightning_modules.cli.report RUN_DIR... --out DIR [--paper]``: the IDGAN-SC paper's
 Table 3 and Fig. 3 from finished runs, offline.
 
 Reads what every run leaves in its folder: ``config.yaml`` (the model, its seed and settings) and
 ``scores.csv`` (every evaluation callback's scores, ``step,key,value``; see
 ``callbacks.periodic.PeriodicCallback.publish``). A RUN_DIR may also be a folder of ``seed_<S>``
-runs (``python -m lightning_modules.seeds``). Runs are grouped into models by folder: the runs
+runs (``python -m lightning_modules.cli.seeds``). Runs are grouped into models by folder: the runs
 ``runs/<model>/seed_<S>`` are the model ``<model>``.
 
 Writes to DIR:
@@ -249,7 +249,8 @@ def write_figure(runs: list[Run], key: str, out: Path, paper: bool) -> bool:
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lightning_modules.report", description=__doc__.split("\n\n")[0])
+    """Write the table and figure of the module docstring for ``args`` (the command line); returns 0."""
+    parser = argparse.ArgumentParser(prog="python -m lightning_modules.cli.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders, or folders of seed_<S> run folders")
     parser.add_argument("--out", type=Path, required=True, help="where table3.md, table3.csv and fig3.png go")
     parser.add_argument("--paper", action="store_true", help="add the paper's Table 3 and Fig. 3 numbers beside ours")

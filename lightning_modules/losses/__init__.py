@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lightning_modules.divergences import FDivergence
+from lightning_modules.losses.divergences import FDivergence
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:

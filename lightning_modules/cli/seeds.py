@@ -1,4 +1,4 @@
-"""``python -m lightning_modules.seeds --seeds 0 1 2 -- fit --config configs/X.yaml [...]``: the same
+"""``python -m lightning_modules.cli.seeds --seeds 0 1 2 -- fit --config configs/X.yaml [...]``: the same
 command once per seed, one after the other, each run in its own folder
 ``<default_root_dir>/seed_<S>`` and its W&B run in one group (``--run_per_seed``, see
 ``lightning_modules.cli``). On a cluster, run the seeds as N jobs instead: each job runs
@@ -20,10 +20,11 @@ from lightning_modules.cli import main as run_command
 
 
 def main(args: list[str] | None = None) -> int:
+    """Run the command once per seed (see the module docstring); returns the exit status: 0, or 1 if any seed failed."""
     parser = argparse.ArgumentParser(
-        prog="python -m lightning_modules.seeds",
+        prog="python -m lightning_modules.cli.seeds",
         description="Run one lightning_modules command once per seed, each in its own run folder, grouped in W&B.",
-        epilog="example: python -m lightning_modules.seeds --seeds 0 1 2 -- fit --config configs/ablation_idgan_sc_dsprites.yaml",
+        epilog="example: python -m lightning_modules.cli.seeds --seeds 0 1 2 -- fit --config configs/ablation_idgan_sc_dsprites.yaml",
     )
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="the values of seed_everything, one run each")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="after --: the command, as `python -m lightning_modules` takes it")

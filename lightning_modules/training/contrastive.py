@@ -27,6 +27,7 @@ class ContrastiveHead(nn.Sequential):
         super().__init__(network, nn.BatchNorm1d(representation_dim, affine=False))
 
     def forward(self, pairs: Tensor) -> Tensor:
+        """r [m, d], each row of unit L2 norm, for channel-concatenated pairs [m, 2C, H, W]."""
         return F.normalize(super().forward(pairs), dim=1)
 
 
