@@ -9,12 +9,11 @@ from __future__ import annotations
 import inspect
 from abc import abstractmethod
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from typing import Literal
-
 from jsonargparse.typing import NonNegativeFloat, PositiveInt
 from PIL.Image import Image
 from pytorch_lightning.callbacks import BasePredictionWriter
