@@ -9,11 +9,12 @@ from __future__ import annotations
 import inspect
 from abc import abstractmethod
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import NonNegativeFloat, PositiveInt
 from PIL.Image import Image
 from pytorch_lightning.callbacks import BasePredictionWriter
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
@@ -89,17 +90,48 @@ class LatentTraversal(ImageGridCallback):
         dims: The latent dimensions to sweep (default: the model's ``traversal_dims()``).
         seed: Seed of the fixed latent the rows start from.
         every_n_steps: Logging cadence in training steps.
+        order: "index": the dimensions in order. "kl": for models with ``code_kl(x)`` (the β-VAE,
+            IDGAN-SC from its distiller), the dimensions by how much the code carries about the
+            first training batch, KL(q(c_j|x) || N(0, 1)) in nats, largest first; those under
+            ``min_kl`` (collapsed to the prior: their rows would not change) are left out.
+        min_kl: The KL in nats under which a dimension counts as collapsed ("kl" only).
     """
 
     key = "traversal"
 
-    def __init__(self, steps: PositiveInt = 7, dims: list[int] | None = None, seed: int = 0, every_n_steps: PositiveInt = 500) -> None:
+    def __init__(self, steps: PositiveInt = 7, dims: list[int] | None = None, seed: int = 0, every_n_steps: PositiveInt = 500,
+                 order: Literal["index", "kl"] = "index", min_kl: NonNegativeFloat = 0.01) -> None:
         super().__init__(every_n_steps)
-        self.steps, self.dims, self.seed = steps, dims, seed
+        self.steps, self.dims, self.seed, self.order, self.min_kl = steps, dims, seed, order, min_kl
+        self._images: Tensor | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.order == "kl" and not callable(getattr(pl_module, "code_kl", None)):
+            raise TypeError(
+                f"LatentTraversal(order='kl') needs a model with a posterior over its code (a `code_kl` "
+                f"method); {type(pl_module).__name__} has none: use order: index."
+            )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.order == "kl" and self._images is None:
+            self._images = batch[0].detach().clone()
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def make_grid(self, trainer, pl_module) -> Tensor:
-        images = pl_module.traverse(dims=self.dims, steps=self.steps, generator=torch.Generator().manual_seed(self.seed))
+        images = pl_module.traverse(dims=self.ranked_dims(pl_module), steps=self.steps, generator=torch.Generator().manual_seed(self.seed))
         return to_grid(images.flatten(0, 1), self.steps, pl_module.output_range)
+
+    def ranked_dims(self, pl_module) -> list[int] | None:
+        """The dimensions the rows sweep, in row order (None: the model's default)."""
+        if self.order == "index" or self._images is None:
+            return self.dims
+        with torch.no_grad(), pl_module.evaluating():
+            kl = pl_module.code_kl(self._images.to(pl_module.device))
+        if kl is None:  # a code with no posterior to rank by (IDGAN-SC's codes from the prior)
+            return self.dims
+        candidates = list(pl_module.traversal_dims() if self.dims is None else self.dims)
+        ranked = sorted(candidates, key=lambda dim: -float(kl[dim]))
+        return [dim for dim in ranked if kl[dim] >= self.min_kl] or ranked
 
 
 class Reconstructions(ImageGridCallback):

@@ -16,7 +16,7 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
 from lightning_modules.base import GenerativeModule
-from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
+from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_per_dimension, kl_to_standard_normal
 from lightning_modules.nets import ConvEncoder, ConvGenerator
 from lightning_modules.training.annealing import KLAnnealing
 from lightning_modules.training.latents import gaussian_posterior, reparameterize
@@ -114,3 +114,8 @@ class BetaVAE(GenerativeModule):
 
     def reconstruct(self, x: Tensor) -> Tensor:
         return self.generate(self.encode(x))
+
+    def code_kl(self, x: Tensor) -> Tensor:
+        """KL(q(z_j|x) || N(0, 1)) of each code dimension j in nats, averaged over ``x``: what each
+        dimension carries (about 0 for one collapsed to the prior)."""
+        return kl_per_dimension(*gaussian_posterior(self.encoder, x))

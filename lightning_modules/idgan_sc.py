@@ -26,6 +26,7 @@ from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.losses import (
     discriminator_loss,
     gaussian_nll,
+    kl_per_dimension,
     nonsaturating_generator_loss,
     supervised_contrastive_loss,
 )
@@ -206,6 +207,14 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
     def encode(self, x: Tensor) -> Tensor:
         """Q's mean code of real images (the representation disentanglement metrics score)."""
         return self.q_posterior(x)[0]
+
+    def code_kl(self, x: Tensor) -> Tensor | None:
+        """Per code dimension, KL(q(c_j|x) || N(0, 1)) in nats under the distiller the codes come
+        from, averaged over ``x`` (about 0: a dimension the distiller left at the prior, which G
+        gets as pure noise); None for codes drawn from the prior."""
+        if self.code_source == "prior":
+            return None
+        return kl_per_dimension(*gaussian_posterior(self.distiller, x))
 
     # ------------------------------------------------------------------------- the distiller
     def needs_vae(self) -> bool:

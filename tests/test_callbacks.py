@@ -7,7 +7,7 @@ import torch
 from torchvision.io import decode_png
 
 from callbacks import LatentTraversal, Reconstructions, SampleGrid
-from lightning_modules import DCGAN, BetaVAE
+from lightning_modules import DCGAN, BetaVAE, OptimizerConfig
 from tests.helpers import RandomImages, TinyAutoencoder, quiet_trainer
 
 
@@ -47,6 +47,25 @@ def test_traversal_shows_every_code_dimension_up_to_32():
     assert not torch.equal(last_row[:, :, :28], last_row[:, :, 30:58])  # dimension 19 moves the image
     wide = DCGAN(image_size=28, channels=1, width=4, latent_dim=100)
     assert LatentTraversal(steps=3).make_grid(None, wide).shape[1] == 32 * 30 + 2
+
+
+def test_traversal_ordered_by_kl_puts_the_informative_dimensions_first_and_leaves_out_collapsed_ones(tmp_path):
+    """`order: kl` (the quick start): rows by KL(q(z_j|x) || N(0, 1)) on the first training batch,
+    the largest first; a dimension at the prior (KL ~0: a constant row) is left out."""
+    model = BetaVAE(latent_dim=4, image_size=28, channels=1, width=4, optimizer=OptimizerConfig(lr=1e-12))  # the step leaves it
+    with torch.no_grad():  # q(z|x) = N((0, 1, 0, 3), I) whatever x: KL per dim 0, 0.5, 0, 4.5
+        model.encoder.head.weight.zero_()
+        model.encoder.head.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(model.code_kl(torch.rand(5, 1, 28, 28)), torch.tensor([0.0, 0.5, 0.0, 4.5]))
+    trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[LatentTraversal(steps=3, order="kl")])
+    trainer.fit(model, RandomImages(size=28, value_range=(0.0, 1.0)))
+    expected = LatentTraversal(steps=3, dims=[3, 1]).make_grid(None, model)
+    grid = png(tmp_path / "images" / "traversal_step0000001.png")
+    assert grid.shape[1:] == (2 * 30 + 2, 3 * 30 + 2)  # two rows: dims 3 and 1
+    assert torch.equal(grid, (expected * 255 + 0.5).clamp(0, 255).to(torch.uint8))
+    with pytest.raises(TypeError, match="order='kl'.*DCGAN has none: use order: index"):
+        quiet_trainer(max_steps=1, callbacks=[LatentTraversal(order="kl")]).fit(
+            DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
 
 
 def test_reconstructions_pair_each_image_with_its_reconstruction(tmp_path):

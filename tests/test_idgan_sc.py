@@ -11,7 +11,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_modules import IDGANSC, BetaVAE, OptimizerConfig
-from lightning_modules.training.latents import pairs_differing_in, pairs_sharing
+from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, supervised_contrastive_loss
 from tests.helpers import RandomImages, flat_parameters, over_seeds, quiet_trainer
 
@@ -384,6 +384,23 @@ def contrastive_accuracy(model: IDGANSC, pairs: int, rounds: int) -> float:
             accuracies.append(nearest_neighbour_accuracy(representations, dims).item())
     model.num_pairs = trained_pairs
     return sum(accuracies) / rounds
+
+
+def test_stage_two_ranks_its_code_dimensions_by_the_distillers_kl(stage_one, tmp_path):
+    """The quick start's traversal (`order: kl`): stage two's rows are ranked by what the distiller's
+    dimensions carry, the β-VAE's own per-dimension KL, whose sum is the KL it trained with; codes
+    from the prior have nothing to rank by."""
+    path, vae, _ = stage_one
+    dm = dsprites()
+    dm.setup("fit")
+    x = next(iter(dm.train_dataloader()))[0]
+    model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
+    model.setup("fit")
+    with torch.no_grad(), vae.evaluating():
+        expected = vae.code_kl(x)
+        total = kl_to_standard_normal(*gaussian_posterior(vae.encoder, x))
+    assert torch.allclose(model.code_kl(x), expected) and torch.allclose(expected.sum(), total, rtol=1e-5)
+    assert IDGANSC(distiller_checkpoint=str(path), code_source="prior", info_head="trainable", **STAGE_TWO).code_kl(x) is None
 
 
 def test_stage_two_checkpoint_embeds_the_distiller(stage_one, tmp_path):

@@ -129,7 +129,13 @@ def gaussian_nll(target: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
 def kl_to_standard_normal(mean: Tensor, log_var: Tensor) -> Tensor:
     """KL(N(mean, exp(log_var)) || N(0, I)) = ½ Σ_j (μ_j² + σ_j² - log σ_j² - 1) (Kingma & Welling
     2014, appendix B): the regulariser of IDGAN-SC eq. 1, summed over dims, averaged over the batch."""
-    return 0.5 * (mean**2 + log_var.exp() - log_var - 1).sum(-1).mean()
+    return kl_per_dimension(mean, log_var).sum()
+
+
+def kl_per_dimension(mean: Tensor, log_var: Tensor) -> Tensor:
+    """The terms of ``kl_to_standard_normal``, ½ (μ_j² + σ_j² - log σ_j² - 1) for each dimension j,
+    averaged over the batch: shape [dims]."""
+    return 0.5 * (mean**2 + log_var.exp() - log_var - 1).mean(0)
 
 
 def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
