@@ -17,7 +17,7 @@ from torch import Tensor
 
 from lightning_modules.base import GenerativeModule
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_per_dimension, kl_to_standard_normal
-from lightning_modules.nets import ConvEncoder, ConvGenerator
+from lightning_modules.nets import ConvEncoder, ConvGenerator, SpatialBroadcastDecoder
 from lightning_modules.training.annealing import KLAnnealing
 from lightning_modules.training.latents import gaussian_posterior, reparameterize
 from lightning_modules.training.optim import OptimizerConfig
@@ -38,6 +38,10 @@ class BetaVAE(GenerativeModule):
         optimizer: Encoder and decoder optimizer (paper: Adam, lr 2e-4).
         kl_annealing: Schedule of the KL weight: β times its factor at each step (logged as
             ``train/kl_weight``). Constant by default.
+        decoder: "dcgan" (transposed convolutions, the paper's) or "spatial_broadcast" (Watters
+            et al. 2019: the code tiled over the image with x/y coordinate channels, four 3x3
+            convolutions of ``width`` maps), which learns axis-aligned position latents on
+            dSprites within a few thousand steps where "dcgan" mixes x and y.
     """
 
     step_network = "decoder"
@@ -55,6 +59,7 @@ class BetaVAE(GenerativeModule):
         width: PositiveInt = 32,
         optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.9, 0.999)),
         kl_annealing: KLAnnealing = KLAnnealing(),
+        decoder: Literal["dcgan", "spatial_broadcast"] = "dcgan",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,7 +67,10 @@ class BetaVAE(GenerativeModule):
         self.decoder_log_var = 2 * math.log(decoder_std)
         self.data_shape = (channels, image_size, image_size)
         self.encoder = ConvEncoder(image_size, channels, width, out_features=2 * latent_dim)
-        self.decoder = ConvGenerator(latent_dim, image_size, channels, width, activation="identity")
+        if decoder == "spatial_broadcast":
+            self.decoder = SpatialBroadcastDecoder(latent_dim, image_size, channels, width)
+        else:
+            self.decoder = ConvGenerator(latent_dim, image_size, channels, width, activation="identity")
         self.optimized_networks = {"encoder": optimizer, "decoder": optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -41,3 +41,37 @@ def test_spectral_normalization_bounds_every_layer_of_the_discriminator(shape):
     assert weights
     for weight in weights:
         assert torch.linalg.matrix_norm(weight.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("image_size,channels", [(28, 1), (32, 1), (64, 3)])
+def test_the_spatial_broadcast_decoder_gives_every_pixel_the_whole_code_and_its_place(image_size, channels):
+    """Watters et al. 2019: each output pixel is a function of the whole code and of its (x, y)."""
+    from lightning_modules.nets import SpatialBroadcastDecoder
+
+    torch.manual_seed(0)
+    decoder = SpatialBroadcastDecoder(5, image_size, channels, width=8, layers=3)
+    latent = torch.randn(4, 5, requires_grad=True)
+    image = decoder(latent)
+    assert image.shape == (4, channels, image_size, image_size)
+    for row, col in [(0, 0), (image_size // 2, 3), (image_size - 1, image_size - 1)]:
+        (grad,) = torch.autograd.grad(image[0, 0, row, col], latent, retain_graph=True)
+        assert (grad[0] != 0).all() and (grad[1:] == 0).all()  # all of its own code, nothing of the others'
+    blank = decoder(torch.zeros(1, 5))
+    assert blank.std() > 1e-3  # the same code draws differently at different places
+
+
+def test_a_beta_vae_with_a_spatial_broadcast_decoder_comes_back_from_its_checkpoint(tmp_path):
+    from lightning_modules import BetaVAE
+    from lightning_modules.nets import SpatialBroadcastDecoder
+    from tests.helpers import quiet_trainer
+    from datamodules import DSpritesDataModule
+
+    model = BetaVAE(latent_dim=3, image_size=32, width=4, decoder="spatial_broadcast")
+    data = DSpritesDataModule(source="procedural", batch_size=8, value_range=(0.0, 1.0), image_size=32)
+    trainer = quiet_trainer(max_steps=2, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(tmp_path / "vae.ckpt")
+    restored = BetaVAE.load_from_checkpoint(tmp_path / "vae.ckpt")
+    assert isinstance(restored.decoder, SpatialBroadcastDecoder)
+    code = torch.randn(2, 3)
+    torch.testing.assert_close(restored.eval().generate(code), model.eval().generate(code))
