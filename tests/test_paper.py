@@ -159,3 +159,16 @@ def test_run_per_seed_needs_an_integer_seed(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     assert "--run_per_seed names the run folder after seed_everything, which is False: pass an integer" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("name, epochs", [("infogan_dsprites", 28), ("infogan_cr_dsprites", 28), ("idgan_sc_dsprites", 28),
+                                          ("idgan_sc_prior_dsprites", 28), ("beta_vae_dsprites", 50)])
+def test_paper_scale_configs_train_the_papers_number_of_iterations(name, epochs):
+    """The paper's epochs are passes over all 737,280 dSprites images in batches of 64 (11,520 iterations;
+    28 epochs = 322,560): counted in steps, since the datamodule's training split is smaller by its
+    validation hold-out, so max_epochs would stop short."""
+    trainer = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["trainer"]
+    data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["data"]["init_args"]
+    assert data["batch_size"] == 64
+    assert trainer.get("max_steps") == epochs * 737_280 // 64
+    assert trainer.get("max_epochs") in (None, -1)
