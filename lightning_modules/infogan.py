@@ -56,9 +56,9 @@ class InfoGANDiscriminator(nn.Module):
             log-variance per code dimension.
     """
 
-    def __init__(self, channels: int, code_dim: int, info_std: float | None = None) -> None:
+    def __init__(self, channels: int, code_dim: int, info_std: float | None = None, image_size: int = 64) -> None:
         super().__init__()
-        self.trunk = InfoGANCRTrunk(channels)
+        self.trunk = InfoGANCRTrunk(channels, image_size)
         self.head = spectral_norm(nn.Linear(self.trunk.feature_dim, 1))
         self.info_head = spectral_norm(nn.Linear(self.trunk.feature_dim, code_dim if info_std else 2 * code_dim))
         self.info_log_var = None if info_std is None else 2 * math.log(info_std)
@@ -85,6 +85,8 @@ class InfoGAN(WarmStart, AdversarialModule):
             "gaussian" N(0, 1) (the IDGAN-SC paper's §3.1 ablation: "the generator follows a
             Gaussian prior").
         channels: Image channels.
+        image_size: 64 (the reference) or 32 (the small-scale protocol, configs/small/: G and D's
+            trunk one stride-2 layer shorter, each step about 4x cheaper on a CPU).
         info_weight: λ, on Q's Gaussian negative log-likelihood in both the D/Q and the G loss (0.05).
         info_std: Fix Q's σ (the reference code: 1.0, so its info loss is a squared error); the
             default ``None`` learns Q's log-variance (InfoGAN's factored Gaussian).
@@ -99,7 +101,7 @@ class InfoGAN(WarmStart, AdversarialModule):
     output_range = (0.0, 1.0)
     traversal_span = 1.0  # the reference's codes are U[-1, 1]; 2.0 (the bulk of N(0, 1)) under a Gaussian prior
     warm_start_networks = ("generator", "discriminator")
-    warm_start_settings = ("code_dim", "noise_dim", "prior", "channels", "info_std")
+    warm_start_settings = ("code_dim", "noise_dim", "prior", "channels", "image_size", "info_std")
     warm_start_role = "InfoGAN generator and discriminator"
     warm_start_config = "configs/ablation_infogan_pretrain_dsprites.yaml"
 
@@ -109,6 +111,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         noise_dim: PositiveInt = 5,
         prior: Prior = "uniform",
         channels: PositiveInt = 1,
+        image_size: Literal[32, 64] = 64,
         info_weight: NonNegativeFloat = 0.05,
         info_std: PositiveFloat | None = None,
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
@@ -122,9 +125,9 @@ class InfoGAN(WarmStart, AdversarialModule):
         if prior == "gaussian":
             self.traversal_span = 2.0
         self.info_weight = info_weight
-        self.data_shape = (channels, 64, 64)
-        self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid")
-        self.discriminator = InfoGANDiscriminator(channels, code_dim, info_std)
+        self.data_shape = (channels, image_size, image_size)
+        self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid", image_size=image_size)
+        self.discriminator = InfoGANDiscriminator(channels, code_dim, info_std, image_size)
         self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -237,7 +240,7 @@ class InfoGANCR(InfoGAN):
             raise ValueError(f"gap={gap} keeps uniform codes apart; with prior='gaussian' set gap: 0")
         self.pairing, self.gap, self.cr_weight, self.cr_start_step = pairing, gap, cr_weight, cr_start_step
         channels = self.data_shape[0]
-        trunk = InfoGANCRTrunk(2 * channels)
+        trunk = InfoGANCRTrunk(2 * channels, self.data_shape[-1])
         self.cr_discriminator = nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, self.code_dim)))
         self.optimized_networks["cr_discriminator"] = cr_optimizer
 
@@ -312,7 +315,7 @@ class InfoGANSC(InfoGAN):
         self.contrastive_weight, self.contrastive_start_step = contrastive_weight, contrastive_start_step
         self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
         self.contrastive_reduction = contrastive_reduction
-        trunk = InfoGANCRTrunk(2 * self.data_shape[0])
+        trunk = InfoGANCRTrunk(2 * self.data_shape[0], self.data_shape[-1])
         self.contrastive_head = ContrastiveHead(
             nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, representation_dim))), representation_dim
         )

@@ -129,3 +129,18 @@ def test_q_recovers_the_codes():
     # three seeds still on the plateau: the median of three seeds could fail.
     assert median["before"] > 0.25
     assert median["after"] < 0.7 * median["before"]
+
+
+@pytest.mark.parametrize("model_class", [InfoGAN, InfoGANCR])
+def test_the_networks_take_32_px_images(model_class):
+    """image_size 32 (the small-scale protocol's dSprites) drops one stride-2 layer from G and from D's trunk."""
+    torch.manual_seed(0)
+    model = model_class(image_size=32, cr_start_step=0) if model_class is InfoGANCR else model_class(image_size=32)
+    samples = model.generator(model.sample_latent(4))
+    assert samples.shape == (4, 1, 32, 32) and model.data_shape == (1, 32, 32)
+    data = DSpritesDataModule(source="procedural", batch_size=8, num_workers=0, value_range=(0.0, 1.0), image_size=32)
+    trainer = quiet_trainer(max_steps=2)
+    trainer.fit(model, data)
+    assert trainer.global_step == 2
+    with pytest.raises(ValueError, match="image_size"):
+        model_class(image_size=28)

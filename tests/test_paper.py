@@ -18,11 +18,12 @@ STEPS = 4
 MODELS = {"idgan_sc_prior_dsprites": {"width": 4, "num_pairs": 8, "representation_dim": 8}, "beta_vae_dsprites": {"width": 4}}
 
 
-def tiny_config(name: str, tmp_path: Path) -> Path:
-    """A shipped config at a few steps and tiny sizes, scoring itself at step 0 (the floor) and at the
+def tiny_config(name: str, tmp_path: Path, configs: Path = CONFIGS, model: dict | None = None) -> Path:
+    """A shipped config (``configs/<name>.yaml``; ``model``: its model's tiny sizes, by default
+    ``MODELS[name]``) at a few steps and tiny sizes, scoring itself at step 0 (the floor) and at the
     end; the curve's score also at step 2. The disentanglement_lib suite is cut to its two cheapest
     scores (seconds, not minutes, on a loaded CPU)."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    config = yaml.safe_load((configs / f"{name}.yaml").read_text())
     config["trainer"].update(max_steps=STEPS, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
     for callback in evaluations(config):
         arguments = callback["init_args"]
@@ -31,7 +32,7 @@ def tiny_config(name: str, tmp_path: Path) -> Path:
         else:
             arguments.update(every_n_steps=2)
         arguments.update(at_start=True, batch_size=64, sizes={metric: TINY_DISENTANGLEMENT[metric] for metric in arguments["metrics"]})
-    config["model"]["init_args"].update(MODELS[name])
+    config["model"]["init_args"].update(MODELS[name] if model is None else model)
     config["data"]["init_args"].update(source="procedural", batch_size=8, num_workers=0)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -159,3 +160,55 @@ def test_run_per_seed_needs_an_integer_seed(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     assert "--run_per_seed names the run folder after seed_everything, which is False: pass an integer" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("name, epochs", [("infogan_dsprites", 28), ("infogan_cr_dsprites", 28), ("idgan_sc_dsprites", 28),
+                                          ("idgan_sc_prior_dsprites", 28), ("beta_vae_dsprites", 50)])
+def test_paper_scale_configs_train_the_papers_number_of_iterations(name, epochs):
+    """The paper's epochs are passes over all 737,280 dSprites images in batches of 64 (11,520 iterations;
+    28 epochs = 322,560): counted in steps, since the datamodule's training split is smaller by its
+    validation hold-out, so max_epochs would stop short."""
+    trainer = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["trainer"]
+    data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["data"]["init_args"]
+    assert data["batch_size"] == 64
+    assert trainer.get("max_steps") == epochs * 737_280 // 64
+    assert trainer.get("max_epochs") in (None, -1)
+
+
+#: configs/small/: Table 3's models (and IDGAN-SC's stage one) at tiny sizes, keyed by config name.
+SMALL = {"beta_vae": {"width": 4}, "infogan": {}, "infogan_cr": {"cr_start_step": 2},
+         "idgan_sc_prior": {"width": 4, "num_pairs": 8, "representation_dim": 8},
+         "factor_vae": {"width": 4, "discriminator_hidden": [8]},
+         "idgan_sc": {"width": 4, "num_pairs": 8, "representation_dim": 8}}
+
+
+@pytest.mark.slow
+def test_the_small_scale_protocol_runs_every_model_over_seeds_then_the_report(tmp_path):
+    """configs/small/run.sh as a user runs it (its configs cut to tiny sizes, two seeds): every model's
+    seeds, IDGAN-SC's stage two on its own seed's distiller, then Table 3 and Fig. 3."""
+    import os
+    import shutil
+    import subprocess
+
+    protocol = tmp_path / "configs" / "small"
+    protocol.mkdir(parents=True)
+    for name, model in SMALL.items():
+        tiny_config(name, protocol, configs=CONFIGS / "small", model=model)
+    shutil.copy(CONFIGS / "small" / "run.sh", protocol)
+    environment = {**os.environ, "SEEDS": "0 1", "PYTHONPATH": str(CONFIGS.parent), "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(["bash", str(protocol / "run.sh")], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "report: 12 runs" in result.stdout
+
+    runs = tmp_path / "runs" / "small"
+    for seed in (0, 1):
+        stage_two = yaml.safe_load((runs / "idgan_sc" / f"seed_{seed}" / "config.yaml").read_text())
+        assert stage_two["model"]["init_args"]["distiller_checkpoint"] == f"runs/small/beta_vae/seed_{seed}/checkpoints/last.ckpt"
+    table = list(csv.DictReader(open(tmp_path / "report_small" / "table3.csv", newline="")))
+    for name in SMALL:
+        for protocol_name, score in (("infogan_cr", "factor_vae"), ("disentanglement_lib", "mig")):
+            rows = {r["row"]: r for r in table if (r["model"], r["protocol"], r["score"]) == (name, protocol_name, score)}
+            assert int(rows["trained"]["n"]) == 2 and int(rows["floor"]["n"]) == 2, (name, protocol_name, rows)
+    paper = {r["model"]: r["paper_mean"] for r in table if (r["row"], r["protocol"], r["score"]) == ("trained", "infogan_cr", "factor_vae")}
+    assert paper == {"beta_vae": "", "infogan": "0.82", "infogan_cr": "0.88", "idgan_sc_prior": "0.9", "factor_vae": "0.82", "idgan_sc": "0.91"}
+    assert (tmp_path / "report_small" / "fig3.png").stat().st_size > 10_000

@@ -13,10 +13,18 @@ from torch.nn.utils.parametrizations import spectral_norm
 from lightning_modules.nets.dcgan import OutputActivation, output_activation
 
 
-class InfoGANCRGenerator(nn.Sequential):
-    """latent [B, latent_dim] -> image [B, channels, 64, 64]."""
+def check_image_size(image_size: int) -> None:
+    if image_size not in (32, 64):
+        raise ValueError(f"InfoGAN-CR's networks take image_size 64 (the reference) or 32, got {image_size}; "
+                         "set the model's and the datamodule's image_size to one of them")
 
-    def __init__(self, latent_dim: int, channels: int = 1, activation: OutputActivation = "tanh") -> None:
+
+class InfoGANCRGenerator(nn.Sequential):
+    """latent [B, latent_dim] -> image [B, channels, image_size, image_size] (64 as the reference;
+    32 leaves out the last 32-channel up-sampling)."""
+
+    def __init__(self, latent_dim: int, channels: int = 1, activation: OutputActivation = "tanh", image_size: int = 64) -> None:
+        check_image_size(image_size)
         def up(c_in: int, c_out: int) -> list[nn.Module]:
             return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
@@ -30,24 +38,27 @@ class InfoGANCRGenerator(nn.Sequential):
             nn.Unflatten(1, (64, 4, 4)),
             *up(64, 64),
             *up(64, 32),
-            *up(32, 32),
+            *(up(32, 32) if image_size == 64 else []),
             nn.ConvTranspose2d(32, channels, 4, 2, 1),
             output_activation(activation),
         )
 
 
 class InfoGANCRTrunk(nn.Sequential):
-    """image [B, channels, 64, 64] -> features [B, 128]; heads (D, Q, CR) sit on top."""
+    """image [B, channels, image_size, image_size] -> features [B, 128]; heads (D, Q, CR) sit on top
+    (64 as the reference; 32 leaves out the second 32-channel down-sampling)."""
 
     feature_dim = 128
 
-    def __init__(self, channels: int = 1) -> None:
+    def __init__(self, channels: int = 1, image_size: int = 64) -> None:
+        check_image_size(image_size)
+
         def down(c_in: int, c_out: int) -> list[nn.Module]:
             return [spectral_norm(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
 
         super().__init__(
             *down(channels, 32),
-            *down(32, 32),
+            *(down(32, 32) if image_size == 64 else []),
             *down(32, 64),
             *down(64, 64),
             nn.Flatten(),
