@@ -12,7 +12,7 @@ runs=runs/small
 report=${REPORT:-report_small}
 status=0
 fit() {  # fit <config> [overrides...]: one run per seed
-  python -m lightning_modules.seeds --seeds "${seeds[@]}" -- fit --config "$@" || status=1
+  python -m lightning_modules.cli.seeds --seeds "${seeds[@]}" -- fit --config "$@" || status=1
 }
 here=$(dirname "$0")
 fit "$here/beta_vae.yaml" "$@"  # IDGAN-SC stage one
@@ -21,6 +21,6 @@ fit "$here/idgan_sc.yaml" \
 for model in infogan infogan_cr idgan_sc_prior factor_vae; do
   fit "$here/$model.yaml" "$@"
 done
-python -m lightning_modules.report "$runs"/{beta_vae,infogan,infogan_cr,idgan_sc_prior,idgan_sc,factor_vae} \
+python -m lightning_modules.cli.report "$runs"/{beta_vae,infogan,infogan_cr,idgan_sc_prior,idgan_sc,factor_vae} \
   --out "$report" --paper || status=1
 exit $status
