@@ -43,7 +43,7 @@ def build_model(config: dict, tmp: Path) -> pl.LightningModule:
     module, name = config["model"]["class_path"].rsplit(".", 1)
     args = dict(config["model"]["init_args"])
     if "distiller_checkpoint" in args and args.get("code_source") != "prior":
-        vae = BetaVAE(latent_dim=args["code_dim"], image_size=64, channels=1, width=32)
+        vae = BetaVAE(latent_dim=args["code_dim"], data_shape=(1, 64, 64), width=32)
         trainer = pl.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
         trainer.strategy.connect(vae)
         trainer.save_checkpoint(tmp / "distiller.ckpt")

@@ -16,10 +16,10 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
 from lightning_modules.annealing import KLAnnealing
-from lightning_modules.base import GenerativeModule
+from lightning_modules.base import GenerativeModule, ImageShape
 from lightning_modules.latents import gaussian_posterior, reparameterize
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
-from lightning_modules.nets import ConvEncoder, ConvGenerator
+from lightning_modules.nets import ConvEncoder, ConvGenerator, image_shape
 from lightning_modules.optim import OptimizerConfig
 
 
@@ -32,8 +32,7 @@ class BetaVAE(GenerativeModule):
         likelihood: "bernoulli" for binary data (dSprites, MNIST), "gaussian" (fixed σ) otherwise.
         decoder_std: σ of the Gaussian decoder; √0.5 makes -log p(x|z) the summed squared error
             plus a constant.
-        image_size: Height and width of the images (28, 32 or 64).
-        channels: Image channels.
+        data_shape: Shape of one image: [channels, size, size] with size 28, 32 or 64.
         width: Feature maps of the conv layers next to the image.
         optimizer: Encoder and decoder optimizer (paper: Adam, lr 2e-4).
         kl_annealing: Schedule of the KL weight: β times its factor at each step (logged as
@@ -43,6 +42,9 @@ class BetaVAE(GenerativeModule):
     step_network = "decoder"
     sampling_network = "decoder"
     output_range = (0.0, 1.0)
+    #: Width of a label vector y the networks also take (the encoder as constant image channels,
+    #: the decoder beside z): none here; a conditional VAE's labels.
+    label_dim: int = 0
 
     def __init__(
         self,
@@ -50,8 +52,7 @@ class BetaVAE(GenerativeModule):
         beta: PositiveFloat = 8.0,
         likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         decoder_std: PositiveFloat = math.sqrt(0.5),
-        image_size: Literal[28, 32, 64] = 64,
-        channels: PositiveInt = 1,
+        data_shape: ImageShape = (1, 64, 64),
         width: PositiveInt = 32,
         optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.9, 0.999)),
         kl_annealing: KLAnnealing = KLAnnealing(),
@@ -60,9 +61,10 @@ class BetaVAE(GenerativeModule):
         super().__init__(**kwargs)
         self.latent_dim, self.beta, self.kl_annealing, self.likelihood = latent_dim, beta, kl_annealing, likelihood
         self.decoder_log_var = 2 * math.log(decoder_std)
-        self.data_shape = (channels, image_size, image_size)
-        self.encoder = ConvEncoder(image_size, channels, width, out_features=2 * latent_dim)
-        self.decoder = ConvGenerator(latent_dim, image_size, channels, width, activation="identity")
+        channels, size = image_shape(data_shape, type(self).__name__)
+        self.data_shape = (channels, size, size)
+        self.encoder = ConvEncoder(size, channels + self.label_dim, width, out_features=2 * latent_dim)
+        self.decoder = ConvGenerator(latent_dim + self.label_dim, size, channels, width, activation="identity")
         self.optimized_networks = {"encoder": optimizer, "decoder": optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

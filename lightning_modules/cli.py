@@ -117,7 +117,8 @@ def without_credentials(value: Any) -> Any:
     return value
 
 
-_NOT_ACCEPTED = re.compile(r"class_path '(?P<class_path>[\w.]+)':\s+Option '(?P<option>\w+)' is not accepted")
+# An init argument a class does not take, from a config file (also a nested one, "x.lr") or the command line.
+_NOT_ACCEPTED = re.compile(r"class_path '(?P<class_path>[\w.]+)':\s+(?:Option '|unrecognized arguments: --)(?P<option>\w+)")
 
 
 class ArgumentParser(LightningArgumentParser):
@@ -129,7 +130,19 @@ class ArgumentParser(LightningArgumentParser):
         super().error(message, ex)
 
 
+#: Model arguments renamed when the models took one vocabulary (data_shape for every datum, the
+#: discriminator for every GAN's second network, a WGAN's critic included), and what to write instead.
+RENAMED_ARGUMENTS = {
+    "image_size": "data_shape: [channels, size, size]",
+    "channels": "data_shape: [channels, size, size]",
+    "critic_optimizer": "discriminator_optimizer",
+    "critic_normalization": "discriminator_normalization",
+}
+
+
 def _closest_arguments(cls: type, name: str) -> str:
+    if issubclass(cls, GenerativeModule) and name in RENAMED_ARGUMENTS:
+        return f"\n  {cls.__name__} takes no '{name}': it was renamed; write {RENAMED_ARGUMENTS[name]}."
     # Our classes pass **kwargs on to their bases, so the arguments are those of the whole MRO.
     taken = [
         parameter.name

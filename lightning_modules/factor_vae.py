@@ -31,7 +31,7 @@ class FactorVAE(BetaVAE):
             leaky ReLU 0.2, then two logits).
         discriminator_optimizer: The paper: Adam, lr 1e-4, betas (0.5, 0.9).
         optimizer: Encoder and decoder. The paper: Adam, lr 1e-4, betas (0.9, 0.999).
-        **kwargs: The β-VAE's (latent_dim, likelihood, image_size, ...); ``beta`` weights the KL
+        **kwargs: The β-VAE's (latent_dim, likelihood, data_shape, ...); ``beta`` weights the KL
             term and stays 1 in FactorVAE; ``kl_annealing`` schedules it.
     """
 

@@ -37,7 +37,7 @@ from lightning_modules.losses import (
     nonsaturating_generator_loss,
     supervised_contrastive_loss,
 )
-from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk
+from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk, image_shape
 from lightning_modules.optim import OptimizerConfig
 from lightning_modules.warm_start import WarmStart
 
@@ -84,7 +84,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         prior: Of every dimension of (c, z): "uniform" U[-1, 1] (InfoGAN-CR's reference) or
             "gaussian" N(0, 1) (the IDGAN-SC paper's §3.1 ablation: "the generator follows a
             Gaussian prior").
-        channels: Image channels.
+        data_shape: Shape of one image: [channels, 64, 64] (the networks are for 64x64).
         info_weight: λ, on Q's Gaussian negative log-likelihood in both the D/Q and the G loss (0.05).
         info_std: Fix Q's σ (the reference code: 1.0, so its info loss is a squared error); the
             default ``None`` learns Q's log-variance (InfoGAN's factored Gaussian).
@@ -99,7 +99,7 @@ class InfoGAN(WarmStart, AdversarialModule):
     output_range = (0.0, 1.0)
     traversal_span = 1.0  # the reference's codes are U[-1, 1]; 2.0 (the bulk of N(0, 1)) under a Gaussian prior
     warm_start_networks = ("generator", "discriminator")
-    warm_start_settings = ("code_dim", "noise_dim", "prior", "channels", "info_std")
+    warm_start_settings = ("code_dim", "noise_dim", "prior", "data_shape", "info_std")
     warm_start_role = "InfoGAN generator and discriminator"
     warm_start_config = "configs/ablation_infogan_pretrain_dsprites.yaml"
 
@@ -108,7 +108,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         code_dim: PositiveInt = 5,
         noise_dim: PositiveInt = 5,
         prior: Prior = "uniform",
-        channels: PositiveInt = 1,
+        data_shape: tuple[PositiveInt, Literal[64], Literal[64]] = (1, 64, 64),
         info_weight: NonNegativeFloat = 0.05,
         info_std: PositiveFloat | None = None,
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
@@ -122,7 +122,8 @@ class InfoGAN(WarmStart, AdversarialModule):
         if prior == "gaussian":
             self.traversal_span = 2.0
         self.info_weight = info_weight
-        self.data_shape = (channels, 64, 64)
+        channels, size = image_shape(data_shape, type(self).__name__, sizes=(64,))
+        self.data_shape = (channels, size, size)
         self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid")
         self.discriminator = InfoGANDiscriminator(channels, code_dim, info_std)
         self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
@@ -139,15 +140,8 @@ class InfoGAN(WarmStart, AdversarialModule):
             info_nll = gaussian_nll(codes, *q_fake)  # -L_info without the constant H(c)
             d_loss = discriminator_loss(real_logits, fake_logits) + self.info_weight * info_nll
             step(d_loss)
-        self.log_dict(
-            {
-                "train/d_loss": d_loss,
-                "train/d_real": real_logits.detach().sigmoid().mean(),
-                "train/d_fake": fake_logits.detach().sigmoid().mean(),
-                "train/info_nll": info_nll,
-                "train/code_recovery_mse": (q_fake[0].detach() - codes).pow(2).mean(),
-            },
-            prog_bar=True,
+        self.log_discriminator(
+            d_loss, real_logits, fake_logits, info_nll=info_nll, code_recovery_mse=(q_fake[0].detach() - codes).pow(2).mean()
         )
 
         if self.generator_turn():

@@ -21,7 +21,7 @@ import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
-from lightning_modules.base import GenerativeModule
+from lightning_modules.base import GenerativeModule, DataShape
 from lightning_modules.latents import gaussian_code, gaussian_posterior, reparameterize
 from lightning_modules.losses import (
     feature_reconstruction_nll,
@@ -59,7 +59,7 @@ class VAEGAN(GenerativeModule):
     def __init__(
         self,
         latent_dim: PositiveInt = 128,
-        data_shape: tuple[PositiveInt, ...] = (3, 64, 64),
+        data_shape: DataShape = (3, 64, 64),
         gamma: PositiveFloat = 1e-5,
         width: PositiveInt = 64,
         discriminator_normalization: Normalization = "batch",

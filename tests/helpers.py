@@ -262,14 +262,12 @@ def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
     return represent
 
 
-def toy_gan_arguments(critic: bool = False) -> dict:
+def toy_gan_arguments() -> dict:
     """Small MLP GAN settings for the ring (not the papers' image settings): width 64, latent 4,
-    Adam 1e-3 β (0.5, 0.999) for both networks, no normalization in D. ``critic`` names D's
-    arguments as WGANs do."""
+    Adam 1e-3 β (0.5, 0.999) for both networks, no normalization in D."""
     adam = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999))
-    d = "critic" if critic else "discriminator"
     return {"latent_dim": 4, "data_shape": (2,), "width": 64, "generator_optimizer": adam,
-            f"{d}_optimizer": adam, f"{d}_normalization": "none"}
+            "discriminator_optimizer": adam, "discriminator_normalization": "none"}
 
 
 def assert_learns_ring(

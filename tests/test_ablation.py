@@ -157,7 +157,7 @@ def bad_checkpoints(tmp_path: Path) -> dict[str, tuple[str, str]]:
     """Warm-start files a user could name by mistake, each with the message it must get."""
     dcgan = tmp_path / "dcgan.ckpt"
     trainer = quiet_trainer(max_steps=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="dcgan")])
-    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=4), RandomImages(size=28))
+    trainer.fit(DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=4), RandomImages(size=28))
     other_codes = tmp_path / "codes.ckpt"
     trainer = quiet_trainer(max_steps=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="codes")])
     trainer.fit(InfoGAN(code_dim=4, noise_dim=5, prior="gaussian"), images())

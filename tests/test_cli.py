@@ -30,9 +30,10 @@ def distiller_override(config: Path, tmp_path: Path) -> list[str]:
         argument, latent_dim = "vae_checkpoint", args["latent_dim"]
     else:
         return []
-    vae = BetaVAE(latent_dim=latent_dim, image_size=args["image_size"], channels=args["channels"], width=4)
+    channels, size, _ = args["data_shape"]
+    vae = BetaVAE(latent_dim=latent_dim, data_shape=args["data_shape"], width=4)
     trainer = quiet_trainer(max_steps=1)
-    trainer.fit(vae, RandomImages(size=args["image_size"], channels=args["channels"], value_range=(0.0, 1.0)))
+    trainer.fit(vae, RandomImages(size=size, channels=channels, value_range=(0.0, 1.0)))
     trainer.save_checkpoint(tmp_path / "pretrained_vae.ckpt")
     return [f"--model.init_args.{argument}={tmp_path / 'pretrained_vae.ckpt'}"]
 
@@ -43,7 +44,7 @@ def warm_start_override(config: Path, tmp_path: Path) -> list[str]:
     args = model["init_args"]
     if not args.get("warm_start"):
         return []
-    settings = {name: args[name] for name in ("code_dim", "noise_dim", "prior", "channels")}
+    settings = {name: args[name] for name in ("code_dim", "noise_dim", "prior", "data_shape")}
     trainer = quiet_trainer(max_steps=1)
     trainer.fit(InfoGAN(**settings), RandomImages(size=64, n=4, batch_size=4, value_range=(0.0, 1.0)))
     trainer.save_checkpoint(tmp_path / "pretraining.ckpt")

@@ -70,8 +70,8 @@ def run_cli(
     )
 
 
-TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
-STAGE_TWO = {"image_size": 64, "channels": 1, "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
+TINY = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}
+STAGE_TWO = {"data_shape": [1, 64, 64], "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
 SHAPED = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}  # the models that take data_shape
 UNIT = (0.0, 1.0)
 MODELS = {
@@ -91,7 +91,7 @@ MODELS = {
     "cvae": ({"class_path": "lightning_modules.CVAE", "init_args": {**TINY, "label_kind": "attributes", "num_labels": 5}}, UNIT),
     "latent-constraints": (
         {"class_path": "lightning_modules.LatentConstraints",
-         "init_args": {"latent_dim": 3, "image_size": 64, "channels": 1, "label_kind": "attributes", "num_labels": 5,
+         "init_args": {"latent_dim": 3, "data_shape": [1, 64, 64], "label_kind": "attributes", "num_labels": 5,
                        "hidden": [8], "n_critic": 2}},
         UNIT,
     ),
@@ -121,7 +121,7 @@ def tiny_distiller(path: Path) -> str:
     from tests.helpers import RandomImages, quiet_trainer
 
     trainer = quiet_trainer(max_steps=1)
-    trainer.fit(BetaVAE(image_size=64, channels=1, width=4, latent_dim=3), RandomImages(size=64, value_range=UNIT))
+    trainer.fit(BetaVAE(data_shape=(1, 64, 64), width=4, latent_dim=3), RandomImages(size=64, value_range=UNIT))
     trainer.save_checkpoint(path)
     return str(path)
 

@@ -11,7 +11,7 @@ from lightning_modules import DCGAN
 from tests.helpers import RandomImages, quiet_trainer
 from tests.test_ddp import run_cli
 
-TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
+TINY = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}
 
 
 @pytest.mark.slow
@@ -37,7 +37,7 @@ def save_as_if_on_cuda(checkpoint: dict, path, monkeypatch) -> None:
 
 
 def test_a_checkpoint_written_on_a_gpu_resumes_on_a_cpu(tmp_path, monkeypatch):
-    model = DCGAN(**{**TINY, "image_size": 32})
+    model = DCGAN(**{**TINY, "data_shape": [1, 32, 32]})
     trainer = quiet_trainer(max_steps=2)
     trainer.fit(model, RandomImages(size=32, n=32))
     trainer.save_checkpoint(tmp_path / "cpu.ckpt")
@@ -46,7 +46,7 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_a_cpu(tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="CUDA"):
             torch.load(tmp_path / "gpu.ckpt", weights_only=True)
 
-    resumed = DCGAN(**{**TINY, "image_size": 32})
+    resumed = DCGAN(**{**TINY, "data_shape": [1, 32, 32]})
     trainer = quiet_trainer(max_steps=4)
     trainer.fit(resumed, RandomImages(size=32, n=32), ckpt_path=tmp_path / "gpu.ckpt")
     assert trainer.global_step == 4 and next(resumed.parameters()).device.type == "cpu"

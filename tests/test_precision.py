@@ -41,7 +41,7 @@ def test_the_optimizers_of_one_loss_all_unscale_by_the_scale_it_used():
 
     def sgd_update_norms(plugins):
         pl.seed_everything(0)
-        model = BetaVAE(image_size=32, channels=1, width=4, latent_dim=4, optimizer=OptimizerConfig(algorithm="sgd", lr=1e-3))
+        model = BetaVAE(data_shape=(1, 32, 32), width=4, latent_dim=4, optimizer=OptimizerConfig(algorithm="sgd", lr=1e-3))
         before = {name: flat_parameters(getattr(model, name)) for name in ("encoder", "decoder")}
         quiet_trainer(max_steps=1, plugins=plugins).fit(model, RandomImages(size=32, value_range=(0.0, 1.0)))
         return {name: (flat_parameters(getattr(model, name)) - weights).norm().item() for name, weights in before.items()}

@@ -14,7 +14,7 @@ from lightning_modules import (
 from tests.helpers import RandomImages, quiet_trainer
 from tests.probes import PreemptAfterBatch
 
-SMALL_GAN = dict(image_size=32, channels=1, width=4, latent_dim=6)
+SMALL_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)
 SHAPED_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)  # models that take data_shape
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
 # model class, its arguments, the data's (image size, value range, number of images): 8 images a batch
@@ -31,10 +31,10 @@ CASES = {
         ),
         (32, SIGNED, 48),
     ),
-    "beta-vae": (BetaVAE, dict(image_size=32, channels=1, width=4, latent_dim=4), (32, UNIT, 48)),
+    "beta-vae": (BetaVAE, dict(data_shape=(1, 32, 32), width=4, latent_dim=4), (32, UNIT, 48)),
     "idgan-sc-prior": (
         IDGANSC,
-        dict(code_source="prior", image_size=32, channels=1, width=4, code_dim=3, noise_dim=2, num_pairs=8, representation_dim=8),
+        dict(code_source="prior", data_shape=(1, 32, 32), width=4, code_dim=3, noise_dim=2, num_pairs=8, representation_dim=8),
         (32, UNIT, 48),
     ),
     # CR switches on mid-run (step 4), so the schedule must resume with the step count
@@ -42,10 +42,10 @@ CASES = {
     "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
     "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
     # the KL weight is still rising at the resume (step 6 of a 10-step warm-up)
-    "vae-annealed": (BetaVAE, dict(image_size=32, channels=1, width=4, latent_dim=4, beta=1.0, kl_annealing=KLAnnealing("linear", 10)), (32, UNIT, 48)),
-    "cvae": (CVAE, dict(image_size=32, channels=1, width=4, latent_dim=4), (32, UNIT, 48)),
+    "vae-annealed": (BetaVAE, dict(data_shape=(1, 32, 32), width=4, latent_dim=4, beta=1.0, kl_annealing=KLAnnealing("linear", 10)), (32, UNIT, 48)),
+    "cvae": (CVAE, dict(data_shape=(1, 32, 32), width=4, latent_dim=4), (32, UNIT, 48)),
     # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
-    "latent-constraints": (LatentConstraints, dict(latent_dim=4, image_size=32, channels=1, hidden=(8,), n_critic=4), (32, UNIT, 48)),
+    "latent-constraints": (LatentConstraints, dict(latent_dim=4, data_shape=(1, 32, 32), hidden=(8,), n_critic=4), (32, UNIT, 48)),
     "bigan-ali": (BiGAN, dict(SHAPED_GAN, joint_hidden=8, stochastic_encoder=True), (32, SIGNED, 48)),
     "vae-gan": (VAEGAN, SHAPED_GAN, (32, SIGNED, 48)),
     "fgan": (FGAN, dict(SHAPED_GAN, divergence="jensen_shannon"), (32, SIGNED, 48)),
@@ -62,7 +62,7 @@ def tiny_vae_checkpoint(directory) -> str:
     path = directory / "vae.ckpt"
     if not path.exists():
         trainer = quiet_trainer(max_steps=1)
-        trainer.fit(BetaVAE(image_size=32, channels=1, width=4, latent_dim=4), RandomImages(size=32, value_range=UNIT))
+        trainer.fit(BetaVAE(data_shape=(1, 32, 32), width=4, latent_dim=4), RandomImages(size=32, value_range=UNIT))
         trainer.save_checkpoint(path)
     return str(path)
 

@@ -162,7 +162,7 @@ def test_validate_scores_disentanglement_on_data_with_ground_truth(tmp_path):
     from tests.helpers import TINY_DISENTANGLEMENT
 
     data = DSpritesDataModule(source="procedural", val_size=16, batch_size=8, value_range=(0.0, 1.0))
-    model = BetaVAE(image_size=64, channels=1, width=4, latent_dim=4)
+    model = BetaVAE(data_shape=(1, 64, 64), width=4, latent_dim=4)
     evaluation = DisentanglementEvaluation(metrics=["mig"], sizes={"mig": TINY_DISENTANGLEMENT["mig"]}, every_n_steps=None)
     (results,) = quiet_trainer(callbacks=[evaluation]).validate(model, data)
     assert {"val/disentanglement/disentanglement_lib/mig", "val/negative_elbo", "val/reconstruction_error"} <= set(results)

@@ -7,6 +7,7 @@ from lightning_modules.nets.factory import (
     build_encoder,
     build_generator,
     check_data_shape,
+    image_shape,
     is_image,
 )
 from lightning_modules.nets.infogan_cr import InfoGANCRGenerator, InfoGANCRTrunk
@@ -15,5 +16,5 @@ from lightning_modules.nets.mlp import MLP
 
 __all__ = [
     "ConvDiscriminator", "ConvEncoder", "ConvGenerator", "InfoGANCRGenerator", "InfoGANCRTrunk", "JointDiscriminator", "MLP",
-    "VectorDiscriminator", "build_discriminator", "build_encoder", "build_generator", "check_data_shape", "is_image",
+    "VectorDiscriminator", "build_discriminator", "build_encoder", "build_generator", "check_data_shape", "image_shape", "is_image",
 ]
