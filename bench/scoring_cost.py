@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import yaml
 
 from bench.timing import StepTimer
 from datamodules import DSpritesDataModule
 from lightning_modules import BetaVAE
+from lightning_modules.cli import resolved_config
 from lightning_modules.optim import OptimizerConfig
 from metrics.disentanglement import METRICS
 
@@ -94,7 +94,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.configs:
-            config = yaml.safe_load(Path(path).read_text())
+            config = resolved_config(path)
             model = build_model(config, Path(tmp))
             step = step_seconds(model, config["data"]["init_args"]["batch_size"], args.batches)
             model.eval()

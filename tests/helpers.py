@@ -21,6 +21,7 @@ from datamodules.loader import ResumableDataLoader
 
 from datamodules import GaussianMixtureDataModule
 from lightning_modules import GenerativeModule, OptimizerConfig
+from lightning_modules.cli import resolved_config
 from lightning_modules.nets import ConvEncoder, ConvGenerator
 from metrics import mixture_coverage, moment_distance
 
@@ -299,7 +300,7 @@ def shrunk_ring_config(tmp_path: Path, name: str, every_n_train_steps: int, peri
     """Shipped ring config ``name`` (``lsgan_ring``, ``wgan_ring``, ...) shrunk to seconds: 64 ring points in batches of 16 (4 batches an
     epoch), a narrow network, no logger; checkpoints every ``every_n_train_steps`` steps into
     ``tmp_path/checkpoints``, and a ``RecordSteps`` probe every ``periodic_every`` steps."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    config = resolved_config(CONFIGS / f"{name}.yaml")
     config["trainer"].update(
         logger=False, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
         default_root_dir=str(tmp_path), **trainer,
@@ -337,7 +338,7 @@ def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict 
     tmp_path; FID on ``feature_extractor``, by default a tiny stand-in of the Inception), written
     to tmp_path. Without their step-0 scores (``at_start``, tested in test_paper.py), which would
     double the evaluations of every config's test run."""
-    settings = yaml.safe_load(config.read_text())
+    settings = resolved_config(config)
     for callback in evaluations(settings):
         arguments = callback["init_args"]
         arguments.pop("at_start", None)

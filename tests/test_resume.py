@@ -7,97 +7,40 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from callbacks import RunCheckpoint
 
-from lightning_modules import (
-    CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN,
-    WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, KLAnnealing, LatentConstraints, OptimizerConfig,
-)
-from tests.helpers import RandomImages, quiet_trainer
+from tests.helpers import quiet_trainer
+from tests.models import MODELS
 from tests.probes import PreemptAfterBatch
 
-SMALL_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)
-SHAPED_GAN = dict(data_shape=(1, 32, 32), width=4, latent_dim=6)  # models that take data_shape
-SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
-# model class, its arguments, the data's (image size, value range, number of images): 8 images a batch
-CASES = {
-    "dcgan-ema": (DCGAN, dict(SMALL_GAN, ema_decay=0.9), (32, SIGNED, 48)),
-    "wgan-gp": (WGANGP, dict(SMALL_GAN, n_critic=4), (32, SIGNED, 48)),
-    # the schedulers' positions are part of the state (the learning rates are compared too)
-    "dcgan-lr-schedules": (
-        DCGAN,
-        dict(
-            SMALL_GAN,
-            generator_optimizer=OptimizerConfig(lr_schedule="linear", schedule_steps=16),
-            discriminator_optimizer=OptimizerConfig(lr_schedule="cosine", schedule_steps=16),
-        ),
-        (32, SIGNED, 48),
-    ),
-    "beta-vae": (BetaVAE, dict(data_shape=(1, 32, 32), width=4, latent_dim=4), (32, UNIT, 48)),
-    "idgan-sc-prior": (
-        IDGANSC,
-        dict(code_source="prior", data_shape=(1, 32, 32), width=4, code_dim=3, noise_dim=2, num_pairs=8, representation_dim=8),
-        (32, UNIT, 48),
-    ),
-    # CR switches on mid-run (step 4), so the schedule must resume with the step count
-    "infogan": (InfoGAN, dict(), (64, UNIT, 24)),
-    "infogan-cr": (InfoGANCR, dict(cr_start_step=4), (64, UNIT, 24)),
-    "factor-vae": (FactorVAE, dict(width=4, discriminator_hidden=(8,)), (64, UNIT, 24)),
-    # the KL weight is still rising at the resume (step 6 of a 10-step warm-up)
-    "vae-annealed": (BetaVAE, dict(data_shape=(1, 32, 32), width=4, latent_dim=4, beta=1.0, kl_annealing=KLAnnealing("linear", 10)), (32, UNIT, 48)),
-    "cvae": (CVAE, dict(data_shape=(1, 32, 32), width=4, latent_dim=4), (32, UNIT, 48)),
-    # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
-    "latent-constraints": (LatentConstraints, dict(latent_dim=4, data_shape=(1, 32, 32), hidden=(8,), n_critic=4), (32, UNIT, 48)),
-    "bigan-ali": (BiGAN, dict(SHAPED_GAN, joint_hidden=8, stochastic_encoder=True), (32, SIGNED, 48)),
-    "vae-gan": (VAEGAN, SHAPED_GAN, (32, SIGNED, 48)),
-    "fgan": (FGAN, dict(SHAPED_GAN, divergence="jensen_shannon"), (32, SIGNED, 48)),
-    "lsgan": (LSGAN, SHAPED_GAN, (32, SIGNED, 48)),
-    "ebgan": (EBGAN, dict(SHAPED_GAN, code_dim=8), (32, SIGNED, 48)),
-    "wgan": (WGAN, dict(SHAPED_GAN, n_critic=4), (32, SIGNED, 48)),
-    # rounds of 3, 2, 3, 2, ... critic updates (the reference code's boosted rounds, scaled down)
-    "wgan-boosted": (WGAN, dict(SHAPED_GAN, n_critic=2, boosted_n_critic=3, boost_first=1, boost_every=2), (32, SIGNED, 48)),
-}
-
-
-def tiny_vae_checkpoint(directory) -> str:
-    """The frozen VAE of the latent-constraints case, after one training step."""
-    path = directory / "vae.ckpt"
-    if not path.exists():
-        trainer = quiet_trainer(max_steps=1)
-        trainer.fit(BetaVAE(data_shape=(1, 32, 32), width=4, latent_dim=4), RandomImages(size=32, value_range=UNIT))
-        trainer.save_checkpoint(path)
-    return str(path)
-
-
 def train(case, tmp_path, ckpt_path=None, callbacks=(), **trainer_args):
-    model_class, kwargs, (size, value_range, n) = CASES[case]
-    if model_class is LatentConstraints:
-        kwargs = {**kwargs, "vae_checkpoint": tiny_vae_checkpoint(tmp_path.parent)}
+    entry = MODELS[case]
     pl.seed_everything(0)
-    model = model_class(**kwargs)
+    model = entry.build(tmp_path.parent)
     checkpoint = RunCheckpoint(dirpath=tmp_path, every_n_train_steps=1)
     trainer = quiet_trainer(enable_checkpointing=True, callbacks=[checkpoint, *callbacks], **trainer_args)
-    trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
+    trainer.fit(model, entry.data(), ckpt_path=ckpt_path)
     return model, trainer
 
 
 def first_run_stop(case: str, stop: str) -> dict:
     """Trainer arguments that end the first run at the end of epoch 1, or halfway through it."""
-    _, kwargs, (_, _, n) = CASES[case]
+    entry = MODELS[case]
     if stop == "epoch end":
         return {"max_epochs": 1}
-    return {"max_steps": max(1, n // 8 // 2 // kwargs.get("n_critic", 1))}
+    return {"max_steps": max(1, entry.images // 8 // 2 // entry.init_args.get("n_critic", 1))}
 
 
 @pytest.mark.parametrize("stop", ["epoch end", "mid-epoch"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(MODELS))
 def test_resume_reproduces_the_uninterrupted_weights_and_optimizer_states(tmp_path, case, stop):
     uninterrupted, _ = train(case, tmp_path / "a", max_epochs=2)
 
     _, first = train(case, tmp_path / "b", **first_run_stop(case, stop))
-    assert first.fit_loop.epoch_loop.total_batch_idx + 1 < 2 * CASES[case][2][2] // 8
+    batches = 2 * MODELS[case].images // 8
+    assert first.fit_loop.epoch_loop.total_batch_idx + 1 < batches
     torch.manual_seed(12345)  # whatever the process did in between must not matter
     resumed, trainer = train(case, tmp_path / "b", ckpt_path="last", max_epochs=2)
 
-    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 2 * CASES[case][2][2] // 8
+    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == batches
     assert any("sampling_network_ema" in key for key in resumed.state_dict()) == case.endswith("ema")
     assert_same_training_state(uninterrupted, resumed)
 
