@@ -174,11 +174,13 @@ DEFAULTS = Path(__file__).resolve().parents[1] / "configs" / "defaults.yaml"
 
 class CLI(LightningCLI):
     def __init__(self, args=None, run: bool = True) -> None:
+        defaults = {"default_config_files": [str(DEFAULTS)]}
         super().__init__(
             GenerativeModule,
             LightningDataModule,
             parser_class=ArgumentParser,
-            parser_kwargs={command: {"default_config_files": [str(DEFAULTS)]} for command in ("fit", "validate", "test", "predict")},
+            # each command's parser reads the defaults; without commands (run=False) the one parser does
+            parser_kwargs={command: defaults for command in ("fit", "validate", "test", "predict")} if run else defaults,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=UploadConfig,
