@@ -33,7 +33,7 @@ def seconds_per_batch(strategy: str, args: argparse.Namespace, workdir: Path) ->
             "callbacks": [{"class_path": "bench.timing.StepTimer", "init_args": {"warmup": args.warmup, "out": str(out)}}],
         },
         "model": {"class_path": "lightning_modules.DCGAN",
-                  "init_args": {"image_size": 64, "channels": 1, "width": args.width, "latent_dim": 10}},
+                  "init_args": {"data_shape": [1, 64, 64], "width": args.width, "latent_dim": 10}},
         "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": args.batch_size}},
     }
     path = workdir / f"{strategy}.yaml"

@@ -76,7 +76,7 @@ def main() -> None:
             kid_real_samples=kid_real_samples, kid_subset_size=min(1000, args.num_samples, kid_real_samples),
             batch_size=args.batch_size, cache_dir=str(Path(tmp) / "cache"),
         )
-        model = DCGAN(image_size=64, channels=1).to(device)
+        model = DCGAN(data_shape=(1, 64, 64)).to(device)
         generator = ForwardTimer(model.generator, device)
         data = DSpritesDataModule(source="procedural")
         rows = []

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import yaml
 
 from bench.timing import StepTimer
 from datamodules import DSpritesDataModule
 from lightning_modules import BetaVAE
+from lightning_modules.cli import resolved_config
 from lightning_modules.training.optim import OptimizerConfig
 from metrics import METRICS
 
@@ -43,7 +43,7 @@ def build_model(config: dict, tmp: Path) -> pl.LightningModule:
     module, name = config["model"]["class_path"].rsplit(".", 1)
     args = dict(config["model"]["init_args"])
     if "distiller_checkpoint" in args and args.get("code_source") != "prior":
-        vae = BetaVAE(latent_dim=args["code_dim"], image_size=64, channels=1, width=32)
+        vae = BetaVAE(latent_dim=args["code_dim"], data_shape=(1, 64, 64), width=32)
         trainer = pl.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
         trainer.strategy.connect(vae)
         trainer.save_checkpoint(tmp / "distiller.ckpt")
@@ -94,7 +94,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.configs:
-            config = yaml.safe_load(Path(path).read_text())
+            config = resolved_config(path)
             model = build_model(config, Path(tmp))
             step = step_seconds(model, config["data"]["init_args"]["batch_size"], args.batches)
             model.eval()

@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    template = DCGAN(latent_dim=100, image_size=args.image_size, channels=1, width=args.width)
+    template = DCGAN(latent_dim=100, data_shape=(1, args.image_size, args.image_size), width=args.width)
     loader = dsprites_loader(args.batch_size, batches=8)
     seconds: dict[str, list[float]] = {"plain": [], "plain_toggled": [], "ours": []}
     for _ in range(args.repeats):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal, Union
 
 import pytorch_lightning as pl
 import torch
@@ -33,7 +33,11 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel
 
-from lightning_modules.nets import build_discriminator, build_generator, check_data_shape
+from lightning_modules.nets import (
+    build_discriminator,
+    build_generator,
+    check_data_shape,
+)
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.training.amp import one_loss_scale_update
 from lightning_modules.training.checkpoints import (
@@ -45,7 +49,11 @@ from lightning_modules.training.checkpoints import (
 )
 from lightning_modules.training.data_checks import data_mismatches
 from lightning_modules.training.ema import exponential_moving_average
-from lightning_modules.training.nonfinite import NonfiniteAction, NonfinitePolicy, nonfinite_gradients
+from lightning_modules.training.nonfinite import (
+    NonfiniteAction,
+    NonfinitePolicy,
+    nonfinite_gradients,
+)
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.step_logging import GeneratorUpdateLogging
 from lightning_modules.training.strategies import average_gradients, check_wrapped_model
@@ -56,6 +64,14 @@ warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual opt
 # validation_step serves the validate command; fit scores the model with the evaluation callbacks, on
 # their step cadence, and has no validation loop (the datamodules offer no val loader to it).
 warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
+
+
+#: Sizes of the images the conv nets are built for.
+ImageSize = Literal[28, 32, 64]
+#: The shape of an image, [channels, size, size], for models whose networks are conv nets only.
+ImageShape = tuple[PositiveInt, ImageSize, ImageSize]
+#: The shape of one datum: an image, or [features] for vector data (MLPs); checked as the config is parsed.
+DataShape = Union[ImageShape, tuple[PositiveInt]]
 
 
 class GenerativeModule(pl.LightningModule):
@@ -445,6 +461,20 @@ class AdversarialModule(GenerativeModule):
         if self._round_batches >= self.critic_updates(self.global_step):
             self._round_batches = 0
 
+    def log_discriminator(self, d_loss: Tensor, real_logits: Tensor, fake_logits: Tensor, **more: Tensor) -> None:
+        """Logs, on the progress bar too, a logistic D's loss and its mean probabilities D(x) of the
+        data and D(G(z)) of the fakes (``train/d_loss``, ``train/d_real``, ``train/d_fake``: the usual
+        diagnostics), and ``more`` as ``train/<name>``."""
+        self.log_dict(
+            {
+                "train/d_loss": d_loss,
+                "train/d_real": real_logits.detach().sigmoid().mean(),
+                "train/d_fake": fake_logits.detach().sigmoid().mean(),
+                **{f"train/{name}": value for name, value in more.items()},
+            },
+            prog_bar=True,
+        )
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["discriminator_round_batches"] = self._round_batches
@@ -453,22 +483,38 @@ class AdversarialModule(GenerativeModule):
         super().on_load_checkpoint(checkpoint)
         self._round_batches = checkpoint.get("discriminator_round_batches", 0)
 
-    def build_gan(
+
+class TwoPlayerGAN(AdversarialModule):
+    """A GAN of two networks built for ``data_shape`` (conv nets for images, MLPs for vectors): the
+    ``generator`` (latent -> data) and a one-logit ``discriminator`` (a WGAN's critic), each with its
+    optimizer. The defaults are DCGAN's (Radford et al. 2016), which LSGAN and f-GAN build on; a
+    model whose paper sets other values declares them in its own signature.
+
+    Args:
+        latent_dim: Size of the noise vector z ~ N(0, I).
+        data_shape: Shape of one datum: [channels, size, size] (size 28, 32 or 64) or [features].
+        width: Feature maps of the conv layers next to the image (doubling away from it), or the
+            MLPs' hidden units.
+        discriminator_normalization: D's normalization ("batch", "layer", "spectral": Miyato et al.
+            2018, or "none").
+        generator_optimizer: G's optimizer (DCGAN: Adam, lr 2e-4, β1 0.5).
+        discriminator_optimizer: D's optimizer (DCGAN: Adam, lr 2e-4, β1 0.5).
+    """
+
+    def __init__(
         self,
-        latent_dim: int,
-        data_shape: Sequence[int],
-        width: int,
-        normalization: Normalization,
-        generator_optimizer: OptimizerConfig,
-        discriminator_optimizer: OptimizerConfig,
-        discriminator_name: str = "discriminator",
+        *,
+        latent_dim: PositiveInt = 100,
+        data_shape: DataShape = (3, 64, 64),
+        width: PositiveInt = 64,
+        discriminator_normalization: Normalization = "batch",
+        generator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
+        discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
+        **kwargs,
     ) -> None:
-        """The usual pair for ``data_shape`` (conv nets for images, MLPs for vectors): ``generator``
-        (latent -> data) and a one-logit discriminator named ``discriminator_name`` ("critic" for
-        WGANs) with ``normalization``, each with its optimizer."""
+        super().__init__(**kwargs)
         self.latent_dim = latent_dim
         self.data_shape = check_data_shape(data_shape)
         self.generator = build_generator(latent_dim, self.data_shape, width)
-        setattr(self, discriminator_name, build_discriminator(self.data_shape, width, normalization=normalization))
-        self.optimized_networks = {discriminator_name: discriminator_optimizer, "generator": generator_optimizer}
-
+        self.discriminator = build_discriminator(self.data_shape, width, normalization=discriminator_normalization)
+        self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}

@@ -15,9 +15,19 @@ import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
-from lightning_modules.base import GenerativeModule
-from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_per_dimension, kl_to_standard_normal
-from lightning_modules.nets import ConvEncoder, ConvGenerator, SpatialBroadcastDecoder
+from lightning_modules.base import GenerativeModule, ImageShape
+from lightning_modules.losses import (
+    bernoulli_nll,
+    gaussian_nll,
+    kl_per_dimension,
+    kl_to_standard_normal,
+)
+from lightning_modules.nets import (
+    ConvEncoder,
+    ConvGenerator,
+    SpatialBroadcastDecoder,
+    image_shape,
+)
 from lightning_modules.training.annealing import KLAnnealing
 from lightning_modules.training.latents import gaussian_posterior, reparameterize
 from lightning_modules.training.optim import OptimizerConfig
@@ -32,8 +42,7 @@ class BetaVAE(GenerativeModule):
         likelihood: "bernoulli" for binary data (dSprites, MNIST), "gaussian" (fixed σ) otherwise.
         decoder_std: σ of the Gaussian decoder; √0.5 makes -log p(x|z) the summed squared error
             plus a constant.
-        image_size: Height and width of the images (28, 32 or 64).
-        channels: Image channels.
+        data_shape: Shape of one image: [channels, size, size] with size 28, 32 or 64.
         width: Feature maps of the conv layers next to the image.
         optimizer: Encoder and decoder optimizer (paper: Adam, lr 2e-4).
         kl_annealing: Schedule of the KL weight: β times its factor at each step (logged as
@@ -47,6 +56,9 @@ class BetaVAE(GenerativeModule):
     step_network = "decoder"
     sampling_network = "decoder"
     output_range = (0.0, 1.0)
+    #: Width of a label vector y the networks also take (the encoder as constant image channels,
+    #: the decoder beside z): none here; a conditional VAE's labels.
+    label_dim: int = 0
 
     def __init__(
         self,
@@ -54,8 +66,7 @@ class BetaVAE(GenerativeModule):
         beta: PositiveFloat = 8.0,
         likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         decoder_std: PositiveFloat = math.sqrt(0.5),
-        image_size: Literal[28, 32, 64] = 64,
-        channels: PositiveInt = 1,
+        data_shape: ImageShape = (1, 64, 64),
         width: PositiveInt = 32,
         optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.9, 0.999)),
         kl_annealing: KLAnnealing = KLAnnealing(),
@@ -65,12 +76,13 @@ class BetaVAE(GenerativeModule):
         super().__init__(**kwargs)
         self.latent_dim, self.beta, self.kl_annealing, self.likelihood = latent_dim, beta, kl_annealing, likelihood
         self.decoder_log_var = 2 * math.log(decoder_std)
-        self.data_shape = (channels, image_size, image_size)
-        self.encoder = ConvEncoder(image_size, channels, width, out_features=2 * latent_dim)
+        channels, size = image_shape(data_shape, type(self).__name__)
+        self.data_shape = (channels, size, size)
+        self.encoder = ConvEncoder(size, channels + self.label_dim, width, out_features=2 * latent_dim)
         if decoder == "spatial_broadcast":
-            self.decoder = SpatialBroadcastDecoder(latent_dim, image_size, channels, width)
+            self.decoder = SpatialBroadcastDecoder(latent_dim + self.label_dim, size, channels, width)
         else:
-            self.decoder = ConvGenerator(latent_dim, image_size, channels, width, activation="identity")
+            self.decoder = ConvGenerator(latent_dim + self.label_dim, size, channels, width, activation="identity")
         self.optimized_networks = {"encoder": optimizer, "decoder": optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -14,9 +14,14 @@ from __future__ import annotations
 from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
-from lightning_modules.base import AdversarialModule
+from lightning_modules.base import AdversarialModule, DataShape
 from lightning_modules.losses import bidirectional_generator_loss, discriminator_loss
-from lightning_modules.nets import JointDiscriminator, build_encoder, build_generator, check_data_shape
+from lightning_modules.nets import (
+    JointDiscriminator,
+    build_encoder,
+    build_generator,
+    check_data_shape,
+)
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.training.latents import gaussian_code
 from lightning_modules.training.optim import OptimizerConfig
@@ -42,7 +47,7 @@ class BiGAN(AdversarialModule):
     def __init__(
         self,
         latent_dim: PositiveInt = 50,
-        data_shape: tuple[PositiveInt, ...] = (1, 28, 28),
+        data_shape: DataShape = (1, 28, 28),
         stochastic_encoder: bool = False,
         width: PositiveInt = 64,
         joint_hidden: PositiveInt = 512,
@@ -76,15 +81,7 @@ class BiGAN(AdversarialModule):
             fake_logits = self.discriminator(generated.detach(), z)
             d_loss = discriminator_loss(real_logits, fake_logits)
             step(d_loss)
-        self.log_dict(
-            {
-                "train/d_loss": d_loss,
-                "train/d_real": real_logits.detach().sigmoid().mean(),
-                "train/d_fake": fake_logits.detach().sigmoid().mean(),
-                "train/reconstruction_error": self.reconstruction_error(x),
-            },
-            prog_bar=True,
-        )
+        self.log_discriminator(d_loss, real_logits, fake_logits, reconstruction_error=self.reconstruction_error(x))
 
         if self.generator_turn():
             with self.optimize("generator", "encoder") as step:

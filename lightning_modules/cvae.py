@@ -13,7 +13,6 @@ from torch import Tensor
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.conditional import ConditionalSampling, LabelKind
 from lightning_modules.losses import kl_to_standard_normal
-from lightning_modules.nets import ConvEncoder, ConvGenerator
 from lightning_modules.training.latents import gaussian_posterior, reparameterize
 
 
@@ -30,7 +29,7 @@ class CVAE(ConditionalSampling, BetaVAE):
         num_labels: Number of classes, or length of the attribute vector.
         beta: The KL weight (1: the CVAE of Sohn et al.); ``kl_annealing`` schedules it (seed 000:
             linear warm-up over the first half of training).
-        **kwargs: The β-VAE's (latent_dim, kl_annealing, likelihood, image_size, channels, width, ...).
+        **kwargs: The β-VAE's (latent_dim, kl_annealing, likelihood, data_shape, width, ...).
     """
 
     def __init__(
@@ -40,13 +39,8 @@ class CVAE(ConditionalSampling, BetaVAE):
         beta: PositiveFloat = 1.0,
         **kwargs,
     ) -> None:
+        self.label_kind, self.num_labels = label_kind, num_labels  # first: they size y, which the β-VAE's networks take
         super().__init__(beta=beta, **kwargs)
-        self.label_kind, self.num_labels = label_kind, num_labels
-        # the β-VAE's networks, rebuilt with room for y
-        channels, image_size, _ = self.data_shape
-        width = self.hparams["width"]
-        self.encoder = ConvEncoder(image_size, channels + self.label_dim, width, out_features=2 * self.latent_dim)
-        self.decoder = ConvGenerator(self.latent_dim + self.label_dim, image_size, channels, width, activation="identity")
 
     def negative_elbo_terms(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         labels = self.label_vector(y)

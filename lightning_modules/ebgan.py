@@ -8,8 +8,12 @@ from collections.abc import Sequence
 from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
-from lightning_modules.base import AdversarialModule
-from lightning_modules.losses import energy_discriminator_loss, pulling_away_term, reconstruction_energy
+from lightning_modules.base import AdversarialModule, DataShape
+from lightning_modules.losses import (
+    energy_discriminator_loss,
+    pulling_away_term,
+    reconstruction_energy,
+)
 from lightning_modules.nets import build_encoder, build_generator, check_data_shape
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.training.optim import OptimizerConfig
@@ -47,7 +51,7 @@ class EBGAN(AdversarialModule):
     def __init__(
         self,
         latent_dim: PositiveInt = 100,
-        data_shape: tuple[PositiveInt, ...] = (3, 64, 64),
+        data_shape: DataShape = (3, 64, 64),
         width: PositiveInt = 64,
         code_dim: PositiveInt = 256,
         margin: PositiveFloat = 1.0,

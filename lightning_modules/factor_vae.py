@@ -13,9 +13,17 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
 from lightning_modules.beta_vae import BetaVAE
-from lightning_modules.losses import kl_to_standard_normal, tc_discriminator_loss, total_correlation_estimate
+from lightning_modules.losses import (
+    kl_to_standard_normal,
+    tc_discriminator_loss,
+    total_correlation_estimate,
+)
 from lightning_modules.nets import MLP
-from lightning_modules.training.latents import gaussian_posterior, permute_dims, reparameterize
+from lightning_modules.training.latents import (
+    gaussian_posterior,
+    permute_dims,
+    reparameterize,
+)
 from lightning_modules.training.optim import OptimizerConfig
 
 
@@ -31,7 +39,7 @@ class FactorVAE(BetaVAE):
             leaky ReLU 0.2, then two logits).
         discriminator_optimizer: The paper: Adam, lr 1e-4, betas (0.5, 0.9).
         optimizer: Encoder and decoder. The paper: Adam, lr 1e-4, betas (0.9, 0.999).
-        **kwargs: The β-VAE's (latent_dim, likelihood, image_size, ...); ``beta`` weights the KL
+        **kwargs: The β-VAE's (latent_dim, likelihood, data_shape, ...); ``beta`` weights the KL
             term and stays 1 in FactorVAE; ``kl_annealing`` schedules it.
     """
 

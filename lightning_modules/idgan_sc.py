@@ -18,10 +18,15 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import (
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    restricted_number_type,
+)
 from torch import Tensor, nn
 
-from lightning_modules.base import AdversarialModule
+from lightning_modules.base import AdversarialModule, ImageShape
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.losses import (
     discriminator_loss,
@@ -30,10 +35,14 @@ from lightning_modules.losses import (
     nonsaturating_generator_loss,
     supervised_contrastive_loss,
 )
-from lightning_modules.nets import ConvDiscriminator, ConvGenerator
+from lightning_modules.nets import ConvDiscriminator, ConvGenerator, image_shape
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
-from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, reparameterize
+from lightning_modules.training.latents import (
+    gaussian_posterior,
+    pairs_differing_in,
+    reparameterize,
+)
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 
@@ -60,8 +69,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
             encoder is Q (ID-GAN's practice).
         code_dim: Size k of the code c; must equal the distiller's latent_dim.
         noise_dim: Size d of the noise z ~ N(0, I).
-        image_size: Height and width of the images (28, 32 or 64).
-        channels: Image channels.
+        data_shape: Shape of one image: [channels, size, size] with size 28, 32 or 64.
         width: Feature maps of the conv layers next to the image.
         discriminator_normalization: D's normalization (batch norm, the DCGAN practice the paper
             follows; "spectral": Miyato et al. 2018).
@@ -92,8 +100,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         info_head: Literal["trainable", "distiller"] = "trainable",
         code_dim: PositiveInt = 10,
         noise_dim: PositiveInt = 5,
-        image_size: Literal[28, 32, 64] = 64,
-        channels: PositiveInt = 1,
+        data_shape: ImageShape = (1, 64, 64),
         width: PositiveInt = 32,
         discriminator_normalization: Normalization = "batch",
         info_weight: NonNegativeFloat = 0.05,
@@ -114,12 +121,13 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         self.info_weight, self.contrastive_weight = info_weight, contrastive_weight
         self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
         self.contrastive_reduction = contrastive_reduction
-        self.data_shape = (channels, image_size, image_size)
+        channels, size = image_shape(data_shape, "IDGANSC")
+        self.data_shape = (channels, size, size)
 
-        self.generator = ConvGenerator(self.latent_dim, image_size, channels, width, activation="sigmoid")
-        self.discriminator = ConvDiscriminator(image_size, channels, width, normalization=discriminator_normalization)
+        self.generator = ConvGenerator(self.latent_dim, size, channels, width, activation="sigmoid")
+        self.discriminator = ConvDiscriminator(size, channels, width, normalization=discriminator_normalization)
         self.contrastive_head = ContrastiveHead(
-            ConvDiscriminator(image_size, 2 * channels, width, out_features=representation_dim), representation_dim
+            ConvDiscriminator(size, 2 * channels, width, out_features=representation_dim), representation_dim
         )
         self.optimized_networks = {
             "discriminator": discriminator_optimizer,

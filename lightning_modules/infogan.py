@@ -22,7 +22,12 @@ import math
 from typing import Literal
 
 import torch
-from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from jsonargparse.typing import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -35,9 +40,14 @@ from lightning_modules.losses import (
     nonsaturating_generator_loss,
     supervised_contrastive_loss,
 )
-from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk
+from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk, image_shape
 from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
-from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing, uniform_pairs_apart
+from lightning_modules.training.latents import (
+    gaussian_posterior,
+    pairs_differing_in,
+    pairs_sharing,
+    uniform_pairs_apart,
+)
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.warm_start import WarmStart
 
@@ -84,9 +94,9 @@ class InfoGAN(WarmStart, AdversarialModule):
         prior: Of every dimension of (c, z): "uniform" U[-1, 1] (InfoGAN-CR's reference) or
             "gaussian" N(0, 1) (the IDGAN-SC paper's §3.1 ablation: "the generator follows a
             Gaussian prior").
-        channels: Image channels.
-        image_size: 64 (the reference) or 32 (the small-scale protocol, configs/small/: G and D's
-            trunk one stride-2 layer shorter, each step about 4x cheaper on a CPU).
+        data_shape: Shape of one image: [channels, size, size], size 64 (the reference) or 32 (the
+            small-scale protocol, configs/small/: G and D's trunk one stride-2 layer shorter, each step
+            about 4x cheaper on a CPU).
         info_weight: λ, on Q's Gaussian negative log-likelihood in both the D/Q and the G loss (0.05).
         info_std: Fix Q's σ (the reference code: 1.0, so its info loss is a squared error); the
             default ``None`` learns Q's log-variance (InfoGAN's factored Gaussian).
@@ -101,7 +111,7 @@ class InfoGAN(WarmStart, AdversarialModule):
     output_range = (0.0, 1.0)
     traversal_span = 1.0  # the reference's codes are U[-1, 1]; 2.0 (the bulk of N(0, 1)) under a Gaussian prior
     warm_start_networks = ("generator", "discriminator")
-    warm_start_settings = ("code_dim", "noise_dim", "prior", "channels", "image_size", "info_std")
+    warm_start_settings = ("code_dim", "noise_dim", "prior", "data_shape", "info_std")
     warm_start_role = "InfoGAN generator and discriminator"
     warm_start_config = "configs/ablation_infogan_pretrain_dsprites.yaml"
 
@@ -110,8 +120,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         code_dim: PositiveInt = 5,
         noise_dim: PositiveInt = 5,
         prior: Prior = "uniform",
-        channels: PositiveInt = 1,
-        image_size: Literal[32, 64] = 64,
+        data_shape: tuple[PositiveInt, Literal[32, 64], Literal[32, 64]] = (1, 64, 64),
         info_weight: NonNegativeFloat = 0.05,
         info_std: PositiveFloat | None = None,
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
@@ -125,9 +134,10 @@ class InfoGAN(WarmStart, AdversarialModule):
         if prior == "gaussian":
             self.traversal_span = 2.0
         self.info_weight = info_weight
-        self.data_shape = (channels, image_size, image_size)
-        self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid", image_size=image_size)
-        self.discriminator = InfoGANDiscriminator(channels, code_dim, info_std, image_size)
+        channels, size = image_shape(data_shape, type(self).__name__, sizes=(32, 64))
+        self.data_shape = (channels, size, size)
+        self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid", image_size=size)
+        self.discriminator = InfoGANDiscriminator(channels, code_dim, info_std, size)
         self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -152,15 +162,8 @@ class InfoGAN(WarmStart, AdversarialModule):
             info_nll = gaussian_nll(codes, *q_fake)  # -L_info without the constant H(c)
             d_loss = discriminator_loss(real_logits, fake_logits) + self.info_weight * info_nll
             step(d_loss)
-        self.log_dict(
-            {
-                "train/d_loss": d_loss,
-                "train/d_real": real_logits.detach().sigmoid().mean(),
-                "train/d_fake": fake_logits.detach().sigmoid().mean(),
-                "train/info_nll": info_nll,
-                "train/code_recovery_mse": (q_fake[0].detach() - codes).pow(2).mean(),
-            },
-            prog_bar=True,
+        self.log_discriminator(
+            d_loss, real_logits, fake_logits, info_nll=info_nll, code_recovery_mse=(q_fake[0].detach() - codes).pow(2).mean()
         )
         return codes, fake
 

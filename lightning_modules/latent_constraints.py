@@ -20,13 +20,11 @@ which writes the images of each label (``callbacks.PredictionGrid``) under the r
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from jsonargparse.typing import NonNegativeFloat, PositiveInt
 from torch import Tensor, nn
 
-from lightning_modules.base import AdversarialModule
+from lightning_modules.base import AdversarialModule, ImageShape
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.conditional import ConditionalSampling, LabelKind
 from lightning_modules.losses import (
@@ -35,8 +33,12 @@ from lightning_modules.losses import (
     nonsaturating_generator_loss,
     realism_critic_loss,
 )
-from lightning_modules.nets import MLP
-from lightning_modules.training.latents import gated_residual, gaussian_posterior, reparameterize
+from lightning_modules.nets import MLP, image_shape
+from lightning_modules.training.latents import (
+    gated_residual,
+    gaussian_posterior,
+    reparameterize,
+)
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 
@@ -76,8 +78,7 @@ class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule, f
             configs/latent_constraints_vae_mnist.yaml writes it). Its weights are embedded in this
             model's checkpoints, so resuming does not need the file.
         latent_dim: The VAE's latent_dim (checked against the checkpoint).
-        image_size: The VAE's image size (checked against the checkpoint).
-        channels: The VAE's image channels (checked against the checkpoint).
+        data_shape: The VAE's image shape [channels, size, size] (checked against the checkpoint).
         label_kind: "classes" (MNIST digits, one-hot encoded), "attributes" (CelebA's 0/1 vectors),
             or "none": the unconditional realism constraint (G(z), D(z); labels ignored).
         num_labels: Number of classes, or length of the attribute vector.
@@ -98,8 +99,7 @@ class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule, f
         self,
         vae_checkpoint: str | None = "runs/latent_constraints_vae_mnist/checkpoints/last.ckpt",
         latent_dim: PositiveInt = 64,
-        image_size: Literal[28, 32, 64] = 28,
-        channels: PositiveInt = 1,
+        data_shape: ImageShape = (1, 28, 28),
         label_kind: LabelKind = "classes",
         num_labels: PositiveInt = 10,
         hidden: tuple[PositiveInt, ...] = (2048,) * 4,
@@ -112,7 +112,8 @@ class LatentConstraints(ConditionalSampling, PretrainedVAE, AdversarialModule, f
     ) -> None:
         super().__init__(n_critic=n_critic, **kwargs)
         self.vae_checkpoint, self.latent_dim = vae_checkpoint, latent_dim
-        self.data_shape = (channels, image_size, image_size)
+        channels, size = image_shape(data_shape, "LatentConstraints")
+        self.data_shape = (channels, size, size)
         self.label_kind, self.num_labels = label_kind, num_labels
         self.distance_weight, self.penalty_weight = distance_weight, penalty_weight
         self.actor = LatentActor(latent_dim, self.label_dim, hidden)

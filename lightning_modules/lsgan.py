@@ -5,47 +5,40 @@ from __future__ import annotations
 from jsonargparse.typing import PositiveInt
 from torch import Tensor
 
-from lightning_modules.base import AdversarialModule
-from lightning_modules.losses import least_squares_discriminator_loss, least_squares_generator_loss
-from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.base import TwoPlayerGAN
+from lightning_modules.losses import (
+    least_squares_discriminator_loss,
+    least_squares_generator_loss,
+)
 
 
-class LSGAN(AdversarialModule):
+class LSGAN(TwoPlayerGAN):
     """Least-squares GAN (eq. 2): D regresses reals to b and fakes to a; G pushes D(G(z)) to c.
 
     The defaults are the 0-1 coding scheme a=0, b=c=1 (eq. 9), which the paper trains its models
     with; a=-1, b=1, c=0 (eq. 8, b-c=1 and b-a=2) makes G minimise the Pearson χ² divergence
     between data + fakes and 2·fakes.
 
+    The networks and the other settings are :class:`TwoPlayerGAN`'s (the paper trains with the
+    DCGAN settings it builds on: Adam, lr 2e-4, β1 0.5).
+
     Args:
         latent_dim: Size of the noise vector z ~ N(0, I) (paper, scenes: 1024).
-        data_shape: Shape of one datum: [channels, size, size] (size 28, 32 or 64) or [features].
-        width: Feature maps (or hidden units) of the networks.
         fake_target: a, the value D regresses fakes to.
         real_target: b, the value D regresses real data to.
         generator_target: c, the value G wants D to believe for fakes.
-        discriminator_normalization: D's normalization ("spectral": Miyato et al. 2018).
-        generator_optimizer: Adam, lr 2e-4, β1 0.5 (the DCGAN settings the paper builds on).
-        discriminator_optimizer: Adam, lr 2e-4, β1 0.5.
     """
 
     def __init__(
         self,
         latent_dim: PositiveInt = 1024,
-        data_shape: tuple[PositiveInt, ...] = (3, 64, 64),
-        width: PositiveInt = 64,
         fake_target: float = 0.0,
         real_target: float = 1.0,
         generator_target: float = 1.0,
-        discriminator_normalization: Normalization = "batch",
-        generator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
-        discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(latent_dim=latent_dim, **kwargs)
         self.fake_target, self.real_target, self.generator_target = fake_target, real_target, generator_target
-        self.build_gan(latent_dim, data_shape, width, discriminator_normalization, generator_optimizer, discriminator_optimizer)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch

@@ -21,16 +21,25 @@ import torch
 from jsonargparse.typing import PositiveFloat, PositiveInt
 from torch import Tensor
 
-from lightning_modules.base import GenerativeModule
+from lightning_modules.base import DataShape, GenerativeModule
 from lightning_modules.losses import (
     feature_reconstruction_nll,
     kl_to_standard_normal,
     nonsaturating_generator_loss,
     vae_gan_discriminator_loss,
 )
-from lightning_modules.nets import build_discriminator, build_encoder, build_generator, check_data_shape
+from lightning_modules.nets import (
+    build_discriminator,
+    build_encoder,
+    build_generator,
+    check_data_shape,
+)
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.training.latents import gaussian_code, gaussian_posterior, reparameterize
+from lightning_modules.training.latents import (
+    gaussian_code,
+    gaussian_posterior,
+    reparameterize,
+)
 from lightning_modules.training.optim import OptimizerConfig
 
 # The paper: RMSProp, lr 3e-4, for all three networks.
@@ -59,7 +68,7 @@ class VAEGAN(GenerativeModule):
     def __init__(
         self,
         latent_dim: PositiveInt = 128,
-        data_shape: tuple[PositiveInt, ...] = (3, 64, 64),
+        data_shape: DataShape = (3, 64, 64),
         gamma: PositiveFloat = 1e-5,
         width: PositiveInt = 64,
         discriminator_normalization: Normalization = "batch",

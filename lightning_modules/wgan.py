@@ -6,9 +6,8 @@ import torch
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
-from lightning_modules.base import AdversarialModule
+from lightning_modules.base import TwoPlayerGAN
 from lightning_modules.losses import wasserstein_critic_loss, wasserstein_generator_loss
-from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.training.optim import OptimizerConfig
 
 
@@ -19,13 +18,11 @@ def clip_weights_(network: nn.Module, clip_value: float) -> None:
             parameter.clamp_(-clip_value, clip_value)
 
 
-class WGAN(AdversarialModule):
-    """Wasserstein GAN with weight clipping.
+class WGAN(TwoPlayerGAN):
+    """Wasserstein GAN with weight clipping. The paper's critic is the ``discriminator`` network
+    (the name every GAN here and most GAN libraries give it); the networks are :class:`TwoPlayerGAN`'s.
 
     Args:
-        latent_dim: Size of the noise vector z ~ N(0, I).
-        data_shape: Shape of one datum: [channels, size, size] (size 28, 32 or 64) or [features].
-        width: Feature maps (or hidden units) of the networks.
         clip_value: c, the bound on every critic weight (paper: 0.01).
         n_critic: Critic updates per generator update (paper: 5).
         boosted_n_critic: Critic updates per generator update in the reference code's boosted
@@ -34,31 +31,27 @@ class WGAN(AdversarialModule):
             now and then after. None: ``n_critic`` throughout, the paper's Algorithm 1.
         boost_first: Generator updates at the start that are boosted.
         boost_every: Every this-many-th generator update is boosted.
-        critic_normalization: The critic's normalization (paper: batch norm, its DCGAN critic;
-            "spectral": Miyato et al. 2018).
         generator_optimizer: Paper: RMSprop, lr 5e-5.
-        critic_optimizer: Paper: RMSprop, lr 5e-5.
+        discriminator_optimizer: The critic's. Paper: RMSprop, lr 5e-5 (its normalization, as
+            DCGAN's, batch norm: the default ``discriminator_normalization``).
     """
 
     def __init__(
         self,
-        latent_dim: PositiveInt = 100,
-        data_shape: tuple[PositiveInt, ...] = (3, 64, 64),
-        width: PositiveInt = 64,
         clip_value: PositiveFloat = 0.01,
         n_critic: PositiveInt = 5,
         boosted_n_critic: PositiveInt | None = None,
         boost_first: NonNegativeInt = 25,
         boost_every: PositiveInt = 500,
-        critic_normalization: Normalization = "batch",
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=5e-5, algorithm="rmsprop"),
-        critic_optimizer: OptimizerConfig = OptimizerConfig(lr=5e-5, algorithm="rmsprop"),
+        discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=5e-5, algorithm="rmsprop"),
         **kwargs,
     ) -> None:
-        super().__init__(n_critic=n_critic, **kwargs)
+        super().__init__(
+            n_critic=n_critic, generator_optimizer=generator_optimizer, discriminator_optimizer=discriminator_optimizer, **kwargs
+        )
         self.clip_value = clip_value
         self.boosted_n_critic, self.boost_first, self.boost_every = boosted_n_critic, boost_first, boost_every
-        self.build_gan(latent_dim, data_shape, width, critic_normalization, generator_optimizer, critic_optimizer, "critic")
 
     def critic_updates(self, generator_update: int) -> int:
         boosted = generator_update < self.boost_first or generator_update % self.boost_every == 0
@@ -67,15 +60,15 @@ class WGAN(AdversarialModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, _ = batch
 
-        with self.optimize("critic") as step:
+        with self.optimize("discriminator") as step:
             fake = self.generator(self.sample_latent(real.shape[0]))
-            critic_loss = wasserstein_critic_loss(self.critic(real), self.critic(fake))
+            critic_loss = wasserstein_critic_loss(self.discriminator(real), self.discriminator(fake))
             step(critic_loss)
-        clip_weights_(self.critic, self.clip_value)
+        clip_weights_(self.discriminator, self.clip_value)
         self.log("train/wasserstein_estimate", -critic_loss, prog_bar=True)
 
         if self.generator_turn():
             with self.optimize("generator") as step:
-                g_loss = wasserstein_generator_loss(self.critic(self.generator(self.sample_latent(real.shape[0]))))
+                g_loss = wasserstein_generator_loss(self.discriminator(self.generator(self.sample_latent(real.shape[0]))))
                 step(g_loss)
             self.log("train/g_loss", g_loss, prog_bar=True)

@@ -25,6 +25,7 @@ from datamodules.loader import ResumableDataLoader
 
 from datamodules import GaussianMixtureDataModule
 from lightning_modules import GenerativeModule, OptimizerConfig
+from lightning_modules.cli import resolved_config
 from lightning_modules.nets import ConvEncoder, ConvGenerator
 from metrics import mixture_coverage, moment_distance
 
@@ -272,14 +273,12 @@ def factor_codes(ground_truth, kind: str, noise_dims: int = 5, seed: int = 0):
     return represent
 
 
-def toy_gan_arguments(critic: bool = False) -> dict:
+def toy_gan_arguments() -> dict:
     """Small MLP GAN settings for the ring (not the papers' image settings): width 64, latent 4,
-    Adam 1e-3 β (0.5, 0.999) for both networks, no normalization in D. ``critic`` names D's
-    arguments as WGANs do."""
+    Adam 1e-3 β (0.5, 0.999) for both networks, no normalization in D."""
     adam = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999))
-    d = "critic" if critic else "discriminator"
     return {"latent_dim": 4, "data_shape": (2,), "width": 64, "generator_optimizer": adam,
-            f"{d}_optimizer": adam, f"{d}_normalization": "none"}
+            "discriminator_optimizer": adam, "discriminator_normalization": "none"}
 
 
 def assert_learns_ring(
@@ -311,7 +310,7 @@ def shrunk_ring_config(tmp_path: Path, name: str, every_n_train_steps: int, peri
     """Shipped ring config ``name`` (``lsgan_ring``, ``wgan_ring``, ...) shrunk to seconds: 64 ring points in batches of 16 (4 batches an
     epoch), a narrow network, no logger; checkpoints every ``every_n_train_steps`` steps into
     ``tmp_path/checkpoints``, and a ``RecordSteps`` probe every ``periodic_every`` steps."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    config = resolved_config(CONFIGS / f"{name}.yaml")
     config["trainer"].update(
         logger=False, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
         default_root_dir=str(tmp_path), **trainer,
@@ -349,7 +348,7 @@ def with_tiny_evaluations(config: Path, tmp_path: Path, feature_extractor: dict 
     tmp_path; FID on ``feature_extractor``, by default a tiny stand-in of the Inception), written
     to tmp_path. Without their step-0 scores (``at_start``, tested in test_paper.py), which would
     double the evaluations of every config's test run."""
-    settings = yaml.safe_load(config.read_text())
+    settings = resolved_config(config)
     for callback in evaluations(settings):
         arguments = callback["init_args"]
         arguments.pop("at_start", None)
@@ -385,25 +384,24 @@ class Points(pl.LightningDataModule):
 
 
 #: The models' arguments of the CLI runs under DDP (64 px dSprites, tiny networks).
-TINY = {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}
 METRIC_SIZES = metric_sizes(200, batch=4)  # a few hundred encoded observations per metric
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(
+def ddp_config(
     tmp_path: Path,
     model: dict,
-    strategy: str,
+    strategy: str = "gan_ddp",
     max_steps: int = 3,
     value_range: tuple = (-1.0, 1.0),
     callbacks: list[dict] = (),
     logger: dict | bool = False,
     checkpoint_dir: Path | None = None,
-    torchrun: bool = False,
-) -> subprocess.CompletedProcess:
-    """``fit`` with 2 CPU processes; ``RankConsistency`` (then ``callbacks``) writes each rank's report;
-    with ``checkpoint_dir``, a ModelCheckpoint saves ``last.ckpt`` there. The processes are launched
-    by Lightning, or with ``torchrun`` by torch's elastic launcher (as on a cluster)."""
+    data: dict | None = None,
+) -> Path:
+    """A ``fit`` config for 2 CPU processes, written to ``tmp_path/config.yaml``: ``RankConsistency``
+    (then ``callbacks``) writes each rank's report to ``tmp_path/ranks``; with ``checkpoint_dir``, a
+    ModelCheckpoint saves ``last.ckpt`` there. The data: procedural dSprites unless ``data`` is given."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -424,19 +422,31 @@ def run_cli(
             ],
         },
         "model": model,
-        "data": {
+        "data": data or {
             "class_path": "datamodules.DSpritesDataModule",
             "init_args": {"source": "procedural", "batch_size": 8, "value_range": list(value_range)},
         },
     }
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def launch(module: str, *args: str, torchrun: bool = False) -> subprocess.CompletedProcess:
+    """``python -m module args`` in 2 processes: launched by Lightning, or with ``torchrun`` by torch's
+    elastic launcher (as on a cluster)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"] if torchrun else [sys.executable]
-    return subprocess.run(
-        [*launcher, "-m", "lightning_modules", "fit", "--config", str(path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
+    return subprocess.run([*launcher, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def run_cli(tmp_path: Path, model: dict, strategy: str, torchrun: bool = False, **settings) -> subprocess.CompletedProcess:
+    """``fit`` of :func:`ddp_config`'s config with 2 CPU processes."""
+    return launch("lightning_modules", "fit", "--config", str(ddp_config(tmp_path, model, strategy, **settings)), torchrun=torchrun)
+
+
+TINY = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}
 
 
 def wandb_records(run_dir: Path) -> list[pb.Record]:

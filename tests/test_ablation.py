@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from lightning_modules import DCGAN, InfoGAN, InfoGANCR, InfoGANSC
 from lightning_modules.cli import main
 from lightning_modules.losses import supervised_contrastive_loss
+from lightning_modules.cli import resolved_config
 from tests.helpers import RandomImages, quiet_trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -157,7 +158,7 @@ def bad_checkpoints(tmp_path: Path) -> dict[str, tuple[str, str]]:
     """Warm-start files a user could name by mistake, each with the message it must get."""
     dcgan = tmp_path / "dcgan.ckpt"
     trainer = quiet_trainer(max_steps=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="dcgan")])
-    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=4), RandomImages(size=28))
+    trainer.fit(DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=4), RandomImages(size=28))
     other_codes = tmp_path / "codes.ckpt"
     trainer = quiet_trainer(max_steps=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="codes")])
     trainer.fit(InfoGAN(code_dim=4, noise_dim=5, prior="gaussian"), images())
@@ -205,7 +206,7 @@ def test_the_ablation_configs_parse_with_the_papers_settings(config, capsys):
 def without_evaluations(name: str, tmp_path: Path) -> Path:
     """A shipped config without its evaluation callbacks (their runs are tested with every config in
     test_cli.py; here they would take a minute)."""
-    config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    config = resolved_config(CONFIGS / f"{name}.yaml")
     config["trainer"]["callbacks"] = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith("Evaluation")]
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))

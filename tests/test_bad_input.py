@@ -100,7 +100,9 @@ def in_tmp_path(tmp_path, monkeypatch):
         ("dcgan_dsprites", "--model.init_args.discriminator_optimizer.betas=[0.5, 1.5]", "discriminator_optimizer.betas"),
         ("dcgan_dsprites", "--data.init_args.batch_size=0", "batch_size"),
         ("dcgan_dsprites", "--model.init_args.ema_decay=1.5", "ema_decay"),
-        ("dcgan_dsprites", "--model.init_args.image_size=48", "image_size"),
+        ("dcgan_dsprites", "--model.init_args.data_shape=[1, 48, 48]", "data_shape"),
+        ("dcgan_dsprites", "--model.init_args.image_size=64", "DCGAN takes no 'image_size': it was renamed; write data_shape: [channels, size, size]"),
+        ("wgan_gp_celeba", "--model.init_args.critic_optimizer.lr=1e-4", "WGANGP takes no 'critic_optimizer': it was renamed; write discriminator_optimizer"),
         ("beta_vae_dsprites", "--model.init_args.beta=-4", "beta"),
         ("idgan_sc_dsprites", "--model.init_args.num_pairs=1", "num_pairs"),
         ("idgan_sc_dsprites", "--model.init_args.tau_positive=0", "tau_positive"),
@@ -121,10 +123,30 @@ def test_bad_config_values_fail_at_parse_time_naming_the_key(config, override, m
     assert_untouched(files)
 
 
+@pytest.mark.parametrize(
+    "config, old, new",
+    [
+        ("dcgan_dsprites", "image_size: 64", "DCGAN takes no 'image_size': it was renamed; write data_shape: [channels, size, size]"),
+        ("beta_vae_dsprites", "channels: 1", "BetaVAE takes no 'channels': it was renamed; write data_shape: [channels, size, size]"),
+        ("wgan_celeba", "critic_optimizer: {lr: 1.0e-4}", "WGAN takes no 'critic_optimizer': it was renamed; write discriminator_optimizer"),
+        ("wgan_celeba", "critic_normalization: layer", "WGAN takes no 'critic_normalization': it was renamed; write discriminator_normalization"),
+    ],
+)
+def test_a_users_config_with_an_argument_of_the_old_vocabulary_is_told_the_new_name(config, old, new, in_tmp_path, capsys):
+    users = in_tmp_path / "users.yaml"
+    users.write_text(f"model:\n  init_args:\n    {old}\n")
+    files = previous_run(in_tmp_path / "runs" / config)
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(config, "--config", str(users)))
+    assert exit_info.value.code not in (0, None)
+    assert new in capsys.readouterr().err
+    assert_untouched(files)
+
+
 # ------------------------------------------------------------------- model against its data
 def test_data_of_another_size_than_the_networks(in_tmp_path, capsys):
     files = previous_run(in_tmp_path / "runs" / "dcgan_dsprites")
-    error = refused(fit_args("dcgan_dsprites", "--model.init_args.image_size=32", *PROCEDURAL_DSPRITES), capsys, in_tmp_path / "runs", files)
+    error = refused(fit_args("dcgan_dsprites", "--model.init_args.data_shape=[1, 32, 32]", *PROCEDURAL_DSPRITES), capsys, in_tmp_path / "runs", files)
     assert re.search(r"shape \(1, 32, 32\) but DSpritesDataModule yields \(1, 64, 64\).*image_size", error)
 
 
@@ -147,7 +169,7 @@ def write_checkpoint(model, path: Path, value_range: tuple[float, float] = (-1.0
 @pytest.fixture(scope="module")
 def beta_vae_checkpoint(tmp_path_factory) -> Path:
     """A β-VAE of code size 4."""
-    model = BetaVAE(latent_dim=4, image_size=64, channels=1, width=4)
+    model = BetaVAE(latent_dim=4, data_shape=(1, 64, 64), width=4)
     return write_checkpoint(model, tmp_path_factory.mktemp("beta_vae") / "beta_vae.ckpt", value_range=(0.0, 1.0))
 
 
@@ -269,7 +291,7 @@ class Payload:
 @pytest.fixture(scope="module")
 def dcgan_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint of the tiny DCGAN that ``TINY_DCGAN`` configures."""
-    model = DCGAN(latent_dim=10, image_size=64, channels=1, width=4)
+    model = DCGAN(latent_dim=10, data_shape=(1, 64, 64), width=4)
     return write_checkpoint(model, tmp_path_factory.mktemp("dcgan") / "dcgan.ckpt")
 
 

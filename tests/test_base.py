@@ -12,7 +12,7 @@ from tests.helpers import RandomImages, flat_parameters, quiet_trainer
 
 
 def tiny(model_class, **kwargs):
-    return model_class(image_size=28, channels=1, width=4, latent_dim=6, **kwargs)
+    return model_class(data_shape=(1, 28, 28), width=4, latent_dim=6, **kwargs)
 
 
 def test_global_step_counts_generator_updates_and_critic_steps_n_critic_times_as_often():
@@ -116,7 +116,7 @@ class LearningRates(pl.Callback):
 def test_lr_schedules_follow_global_steps_and_are_logged():
     critic = OptimizerConfig(lr=1e-3, lr_schedule="cosine", schedule_steps=8)
     generator = OptimizerConfig(lr=1e-3, lr_schedule="linear")  # over max_steps
-    model = tiny(WGANGP, n_critic=2, critic_optimizer=critic, generator_optimizer=generator)
+    model = tiny(WGANGP, n_critic=2, discriminator_optimizer=critic, generator_optimizer=generator)
     learning_rates = LearningRates()
     trainer = quiet_trainer(max_steps=4, callbacks=[learning_rates], log_every_n_steps=1)
     trainer.fit(model, RandomImages(size=28))
@@ -125,7 +125,7 @@ def test_lr_schedules_follow_global_steps_and_are_logged():
     for step, critic_lr, generator_lr in learning_rates.seen:
         assert critic_lr == pytest.approx(1e-3 * (1 + math.cos(math.pi * step / 8)) / 2, abs=1e-12)
         assert generator_lr == pytest.approx(1e-3 * (1 - step / 4), abs=1e-12)
-    assert trainer.callback_metrics["train/lr_critic"].item() == pytest.approx(1e-3 * (1 + math.cos(math.pi / 2)) / 2)
+    assert trainer.callback_metrics["train/lr_discriminator"].item() == pytest.approx(1e-3 * (1 + math.cos(math.pi / 2)) / 2)
     assert trainer.callback_metrics["train/lr_generator"].item() == 0.0
 
 

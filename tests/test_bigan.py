@@ -8,7 +8,6 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import Reconstructions
 from lightning_modules import BiGAN, OptimizerConfig

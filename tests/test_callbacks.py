@@ -17,7 +17,7 @@ def png(path: Path) -> torch.Tensor:
 
 def test_grids_are_saved_at_the_cadence_and_at_the_end(tmp_path):
     trainer = quiet_trainer(max_steps=5, default_root_dir=tmp_path, callbacks=[SampleGrid(num_samples=6, nrow=3, every_n_steps=2)])
-    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
+    trainer.fit(DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=5), RandomImages(size=28))
     saved = sorted(p.name for p in (tmp_path / "images").iterdir())
     assert saved == ["samples_step0000002.png", "samples_step0000004.png", "samples_step0000005.png"]
     grid = png(tmp_path / "images" / "samples_step0000005.png")
@@ -25,7 +25,7 @@ def test_grids_are_saved_at_the_cadence_and_at_the_end(tmp_path):
 
 
 def test_sample_grid_uses_the_same_noise_every_time():
-    model = DCGAN(image_size=28, channels=1, width=4, latent_dim=5)
+    model = DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=5)
     callback = SampleGrid(num_samples=4, seed=3)
     first, second = callback.make_grid(None, model), callback.make_grid(None, model)
     assert torch.equal(first, second)
@@ -34,18 +34,18 @@ def test_sample_grid_uses_the_same_noise_every_time():
 
 def test_traversal_has_one_row_per_dimension(tmp_path):
     trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[LatentTraversal(dims=[0, 2], steps=3)])
-    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
+    trainer.fit(DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=5), RandomImages(size=28))
     assert png(tmp_path / "images" / "traversal_step0000001.png").shape[1:] == (2 * 30 + 2, 3 * 30 + 2)
 
 
 def test_traversal_shows_every_code_dimension_up_to_32():
     """The CelebA β-VAE's 20-dim code: 20 rows, each one sweeping its own dimension."""
-    model = BetaVAE(latent_dim=20, image_size=28, channels=1, width=4)
+    model = BetaVAE(latent_dim=20, data_shape=(1, 28, 28), width=4)
     grid = LatentTraversal(steps=3).make_grid(None, model)
     assert grid.shape[1:] == (20 * 30 + 2, 3 * 30 + 2)
     last_row = grid[:, 19 * 30 + 2 : 20 * 30, 2:]
     assert not torch.equal(last_row[:, :, :28], last_row[:, :, 30:58])  # dimension 19 moves the image
-    wide = DCGAN(image_size=28, channels=1, width=4, latent_dim=100)
+    wide = DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=100)
     assert LatentTraversal(steps=3).make_grid(None, wide).shape[1] == 32 * 30 + 2
 
 
@@ -83,4 +83,4 @@ def test_reconstructions_pair_each_image_with_its_reconstruction(tmp_path):
 def test_reconstructions_need_a_model_with_an_encoder(tmp_path):
     trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[Reconstructions()])
     with pytest.raises(TypeError, match="DCGAN has none"):
-        trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
+        trainer.fit(DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=5), RandomImages(size=28))

@@ -101,7 +101,7 @@ def test_resuming_from_a_preemption_checkpoint_is_exact(tmp_path, uninterrupted,
     epoch; the checkpoint must still resume at the batch after the last one trained on."""
     config = shrunk_ring_config(tmp_path, "lsgan_ring", every_n_train_steps=1000, max_steps=8)
     with pytest.raises(SIGTERMException):
-        fit(config, f"--trainer.callbacks+=tests.probes.PreemptAfterBatch", f"--trainer.callbacks.batch={batch}")
+        fit(config, "--trainer.callbacks+=tests.probes.PreemptAfterBatch", f"--trainer.callbacks.batch={batch}")
     assert steps_in_folder(tmp_path) == {"last.ckpt": batch}
     fit(config, "--ckpt_path=last")
     assert steps_in_folder(tmp_path) == {"last.ckpt": 8}

@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from lightning_modules import BetaVAE, InfoGAN
-from lightning_modules.cli import main
+from lightning_modules.cli import DEFAULTS, main, resolved_config
+from metrics import METRICS
 from tests.helpers import (
     RandomImages,
     evaluations,
@@ -25,7 +26,8 @@ from tests.helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+#: The runs' configs (configs/defaults.yaml is what they share).
+CONFIGS = sorted(path for path in (ROOT / "configs").glob("*.yaml") if path != DEFAULTS)
 
 
 def distiller_override(config: Path, tmp_path: Path) -> list[str]:
@@ -39,9 +41,10 @@ def distiller_override(config: Path, tmp_path: Path) -> list[str]:
         argument, latent_dim = "vae_checkpoint", args["latent_dim"]
     else:
         return []
-    vae = BetaVAE(latent_dim=latent_dim, image_size=args["image_size"], channels=args["channels"], width=4)
+    channels, size, _ = args["data_shape"]
+    vae = BetaVAE(latent_dim=latent_dim, data_shape=args["data_shape"], width=4)
     trainer = quiet_trainer(max_steps=1)
-    trainer.fit(vae, RandomImages(size=args["image_size"], channels=args["channels"], value_range=(0.0, 1.0)))
+    trainer.fit(vae, RandomImages(size=size, channels=channels, value_range=(0.0, 1.0)))
     trainer.save_checkpoint(tmp_path / "pretrained_vae.ckpt")
     return [f"--model.init_args.{argument}={tmp_path / 'pretrained_vae.ckpt'}"]
 
@@ -52,7 +55,7 @@ def warm_start_override(config: Path, tmp_path: Path) -> list[str]:
     args = model["init_args"]
     if not args.get("warm_start"):
         return []
-    settings = {name: args[name] for name in ("code_dim", "noise_dim", "prior", "channels")}
+    settings = {name: args[name] for name in ("code_dim", "noise_dim", "prior", "data_shape")}
     trainer = quiet_trainer(max_steps=1)
     trainer.fit(InfoGAN(**settings), RandomImages(size=64, n=4, batch_size=4, value_range=(0.0, 1.0)))
     trainer.save_checkpoint(tmp_path / "pretraining.ckpt")
@@ -93,26 +96,27 @@ def test_every_model_with_codes_or_images_is_scored_by_its_config(config):
     """dSprites models with an encoder or info head: the paper's FactorVAE-score curve and the
     disentanglement_lib suite (at least at the end); image models: a FID during training and a
     FID-10k at the end; ring models: the mixture scores."""
-    callbacks = [(c["class_path"], c.get("init_args", {})) for c in evaluations(yaml.safe_load(config.read_text()))]
+    resolved = resolved_config(config)
+    callbacks = [(c["class_path"], c.get("init_args", {})) for c in evaluations(resolved)]
     if config.stem in DSPRITES_ENCODERS:
         protocols = {arguments["protocol"]: arguments for _, arguments in callbacks}
         assert protocols["infogan_cr"]["metrics"] == ["factor_vae"] and protocols["infogan_cr"]["every_n_steps"]
-        assert "metrics" not in protocols["disentanglement_lib"]  # all five
+        assert sorted(protocols["disentanglement_lib"]["metrics"]) == sorted(METRICS)  # all five
     elif config.stem in GROUND_TRUTH_ENCODERS:
         ((_, arguments),) = callbacks
-        assert arguments["protocol"] == "disentanglement_lib" and "metrics" not in arguments and arguments["at_start"]
+        assert arguments["protocol"] == "disentanglement_lib" and sorted(arguments["metrics"]) == sorted(METRICS) and arguments["at_start"]
     elif config.stem in IMAGE_CONFIGS:
         sizes = sorted((arguments["num_samples"], arguments["every_n_steps"] or 0) for _, arguments in callbacks)
         assert len(sizes) == 2 and sizes[0][0] < 10_000 and sizes[0][1] > 0 and sizes[1] == (10_000, 0), sizes
     else:
         assert callbacks == []
     # the 2-D ring models: mode coverage (scored by fit, validate and test)
-    classes = [c["class_path"] for c in yaml.safe_load(config.read_text())["trainer"]["callbacks"]]
+    classes = [c["class_path"] for c in resolved["trainer"]["callbacks"]]
     assert ("callbacks.MixtureEvaluation" in classes) == config.stem.endswith("_ring")
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
-def test_print_config_round_trips(config, capsys):
+def test_print_config_round_trips(config, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code in (0, None)
@@ -121,11 +125,25 @@ def test_print_config_round_trips(config, capsys):
     assert printed["model"]["class_path"] == original["model"]["class_path"]
     assert_contains(printed["model"]["init_args"], original["model"]["init_args"])
     assert_contains(printed["data"]["init_args"], original["data"]["init_args"])
-    # the evaluation callbacks, with every setting the config gives them
-    printed_evaluations, original_evaluations = evaluations(printed), evaluations(original)
-    assert [c["class_path"] for c in printed_evaluations] == [c["class_path"] for c in original_evaluations]
-    for shown, given in zip(printed_evaluations, original_evaluations):
-        assert_contains(shown["init_args"], given["init_args"])
+    # the trainer composed: configs/defaults.yaml's settings, then the file's
+    defaults, trainer = yaml.safe_load(DEFAULTS.read_text())["trainer"], original["trainer"]
+    for key, value in {**defaults, **trainer}.items():
+        if key not in ("logger", "callbacks", "callbacks+"):
+            assert printed["trainer"][key] == value, key
+    assert_contains(printed["trainer"]["logger"]["init_args"], {**defaults["logger"]["init_args"], **trainer.get("logger", {}).get("init_args", {})})
+    # the callbacks, every setting the config gives them: its list, or defaults.yaml's and its `callbacks+`
+    callbacks = trainer.get("callbacks", defaults["callbacks"] + trainer.get("callbacks+", []))
+    assert [c["class_path"] for c in printed["trainer"]["callbacks"]] == [c["class_path"] for c in callbacks]
+    for shown, given in zip(printed["trainer"]["callbacks"], callbacks):
+        assert_contains(shown["init_args"], given.get("init_args", {}))
+    # the run's name, written once, names its W&B run and holds its files and checkpoints
+    root = trainer["default_root_dir"]
+    assert (printed["trainer"]["logger"]["init_args"]["name"], printed["trainer"]["logger"]["init_args"]["save_dir"]) == (Path(root).name, root)
+    assert printed["trainer"]["callbacks"][0]["init_args"]["dirpath"] == f"{root}/checkpoints"
+    assert printed["trainer"]["callbacks"][0]["init_args"]["every_n_train_steps"] == original.get("checkpoint_every_n_train_steps")
+    # what it prints is the whole config: printed again, it is the same
+    (tmp_path / "printed.yaml").write_text(yaml.safe_dump(printed))
+    assert resolved_config(tmp_path / "printed.yaml") == printed
 
 
 def assert_contains(printed: dict, original: dict) -> None:
@@ -191,7 +209,7 @@ def test_checkpoint_cadence_changes_from_the_command_line(tmp_path, monkeypatch)
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_saves_a_resumable_last_checkpoint_and_one_on_preemption(config):
     """RunCheckpoint keeps last.ckpt (every N steps, at the end of fit, on preemption) in a fixed folder."""
-    callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    callbacks = resolved_config(config)["trainer"]["callbacks"]
     checkpoints = [c.get("init_args", {}) for c in callbacks if c["class_path"] == "callbacks.RunCheckpoint"]
     assert len(checkpoints) == 1 and checkpoints[0]["dirpath"].endswith("/checkpoints")
     assert not [c for c in callbacks if c["class_path"].endswith("ModelCheckpoint")]  # one bookkeeper of the folder
@@ -275,14 +293,13 @@ def test_a_shipped_config_keeps_the_best_checkpoints_by_fid_and_wandb_summarises
 
     import wandb
 
-    from tests.helpers import wandb_records
-
     from metrics import save_random_inception
+    from tests.helpers import wandb_records
 
     monkeypatch.chdir(tmp_path)
     weights = save_random_inception(tmp_path / "stand-in.pth")
     config = ROOT / "configs" / "dcgan_celeba.yaml"
-    logger = [yaml.safe_load(config.read_text())["trainer"]["logger"],
+    logger = [resolved_config(config)["trainer"]["logger"],
               {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": "csv"}}]
     tiny = with_tiny_evaluations(
         config, tmp_path, feature_extractor={"inception_weights": str(weights)}, **{

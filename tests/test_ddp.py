@@ -4,6 +4,7 @@ equal one process's."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,80 +12,35 @@ import torch
 
 from datamodules import DSpritesDataModule
 from metrics import METRICS
-from tests.helpers import METRIC_SIZES, TINY, run_cli
+from tests.helpers import METRIC_SIZES, TINY, ddp_config, launch, run_cli
+from tests.models import MODELS, Entry
 from tests.probes import FixedCodesAutoencoder
 
-STAGE_TWO = {"image_size": 64, "channels": 1, "width": 4, "code_dim": 3, "noise_dim": 2, "num_pairs": 8, "representation_dim": 8}
-SHAPED = {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}  # the models that take data_shape
-UNIT = (0.0, 1.0)
-MODELS = {
-    "dcgan-ema": ({"class_path": "lightning_modules.DCGAN", "init_args": {**TINY, "ema_decay": 0.9}}, (-1.0, 1.0)),
-    "wgan-gp": ({"class_path": "lightning_modules.WGANGP", "init_args": {**TINY, "n_critic": 2}}, (-1.0, 1.0)),
-    "beta-vae": ({"class_path": "lightning_modules.BetaVAE", "init_args": {**TINY, "latent_dim": 3}}, UNIT),
-    "idgan-sc": ({"class_path": "lightning_modules.IDGANSC", "init_args": STAGE_TWO}, UNIT),
-    # step 0 is plain InfoGAN (D/Q, then G alone); CR (G with H) from step 1
-    "infogan-cr": ({"class_path": "lightning_modules.InfoGANCR", "init_args": {"cr_start_step": 1}}, UNIT),
-    "factor-vae": ({"class_path": "lightning_modules.FactorVAE", "init_args": {"width": 4, "discriminator_hidden": [8]}}, UNIT),
-    "vae-annealed": (
-        {"class_path": "lightning_modules.BetaVAE",
-         "init_args": {**TINY, "latent_dim": 3, "beta": 1.0, "kl_annealing": {"schedule": "linear", "warmup_steps": 2}}},
-        UNIT,
-    ),
-    # dSprites' labels are its 5 factor classes: an attribute vector of 5
-    "cvae": ({"class_path": "lightning_modules.CVAE", "init_args": {**TINY, "label_kind": "attributes", "num_labels": 5}}, UNIT),
-    "latent-constraints": (
-        {"class_path": "lightning_modules.LatentConstraints",
-         "init_args": {"latent_dim": 3, "image_size": 64, "channels": 1, "label_kind": "attributes", "num_labels": 5,
-                       "hidden": [8], "n_critic": 2}},
-        UNIT,
-    ),
-    # ALI's stochastic encoder, stepped with G from one loss
-    "bigan-ali": (
-        {"class_path": "lightning_modules.BiGAN", "init_args": {**SHAPED, "joint_hidden": 8, "stochastic_encoder": True}},
-        (-1.0, 1.0),
-    ),
-    "vae-gan": ({"class_path": "lightning_modules.VAEGAN", "init_args": SHAPED}, (-1.0, 1.0)),
-    "fgan": ({"class_path": "lightning_modules.FGAN", "init_args": {**SHAPED, "divergence": "kl"}}, (-1.0, 1.0)),
-    "lsgan": ({"class_path": "lightning_modules.LSGAN", "init_args": SHAPED}, (-1.0, 1.0)),
-    "ebgan": ({"class_path": "lightning_modules.EBGAN", "init_args": {**SHAPED, "code_dim": 8}}, (-1.0, 1.0)),
-    # spectral norm's power-iteration buffers must stay identical on every rank too
-    "wgan-spectral": (
-        {"class_path": "lightning_modules.WGAN", "init_args": {**SHAPED, "n_critic": 2, "critic_normalization": "spectral"}},
-        (-1.0, 1.0),
-    ),
-}
-#: The models built on a pretrained β-VAE, and the argument naming its checkpoint.
-PRETRAINED_VAE_ARGUMENT = {"idgan-sc": "distiller_checkpoint", "latent-constraints": "vae_checkpoint"}
+
+def steps(entry: Entry) -> int:
+    """Generator steps of a model's run: 3, and 2 past the step from which every network trains."""
+    return max(3, entry.all_trained_from + 2)
 
 
-def tiny_distiller(path: Path) -> str:
-    """A β-VAE checkpoint with the code size of IDGAN-SC's and latent constraints' entries, written
-    after one training step."""
-    from lightning_modules import BetaVAE
-    from tests.helpers import RandomImages, quiet_trainer
+@pytest.fixture(scope="module")
+def every_model_under_gan_ddp(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """Every registered model (tests/models.py) trained with gan_ddp on 2 processes, one after the
+    other in one launch (``tests.ddp_matrix``); each model's reports in ``<folder>/<name>/ranks``."""
+    folder = tmp_path_factory.mktemp("ddp")
+    configs = [
+        ddp_config(folder / name, entry.config(folder), max_steps=steps(entry),
+                   data={"class_path": "tests.helpers.RandomImages",
+                         "init_args": {"size": entry.size, "n": entry.images, "value_range": list(entry.value_range)}})
+        for name, entry in MODELS.items()
+    ]
+    return launch("tests.ddp_matrix", *map(str, configs)), folder
 
-    trainer = quiet_trainer(max_steps=1)
-    trainer.fit(BetaVAE(image_size=64, channels=1, width=4, latent_dim=3), RandomImages(size=64, value_range=UNIT))
-    trainer.save_checkpoint(path)
-    return str(path)
 
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", [*MODELS, "dcgan-ema under torchrun"])
-def test_gan_ddp_keeps_every_rank_identical(tmp_path, name):
-    torchrun = name.endswith(" under torchrun")
-    name = name.removesuffix(" under torchrun")
-    model, value_range = MODELS[name]
-    if name in PRETRAINED_VAE_ARGUMENT:
-        checkpoint = tiny_distiller(tmp_path / "pretrained_vae.ckpt")
-        model = {**model, "init_args": {**model["init_args"], PRETRAINED_VAE_ARGUMENT[name]: checkpoint}}
-    result = run_cli(tmp_path, model, "gan_ddp", value_range=value_range, torchrun=torchrun)
-    assert result.returncode == 0, result.stderr[-3000:]
-    reports = [torch.load(tmp_path / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+def assert_identical_ranks(folder: Path, steps: int, launched_by: str = "LightningEnvironment") -> None:
+    reports = [torch.load(folder / "ranks" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]
-    launched_by = "TorchElasticEnvironment" if torchrun else "LightningEnvironment"
     assert [r["cluster_environment"] for r in reports] == [launched_by] * 2
-    assert reports[0]["global_step"] == 3
+    assert reports[0]["global_step"] == steps
     # the ranks trained on different data, yet agree on every weight and gradient after every step
     assert reports[0]["first_batch_sum"] != reports[1]["first_batch_sum"]
     for report in reports:
@@ -92,6 +48,25 @@ def test_gan_ddp_keeps_every_rank_identical(tmp_path, name):
         assert report["max_gradient_difference"] == 0.0
     for key, value in reports[0]["state_dict"].items():
         assert torch.equal(value, reports[1]["state_dict"][key]), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_gan_ddp_keeps_every_rank_identical(every_model_under_gan_ddp, name):
+    result, folder = every_model_under_gan_ddp
+    assert (folder / name / "ranks" / "rank1.pt").exists(), result.stderr[-3000:]
+    assert_identical_ranks(folder / name, steps(MODELS[name]))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_gan_ddp_keeps_every_rank_identical_under_torchrun(tmp_path):
+    entry = MODELS["dcgan-ema"]
+    result = run_cli(tmp_path, entry.config(tmp_path), "gan_ddp", data={
+        "class_path": "tests.helpers.RandomImages", "init_args": {"size": entry.size, "n": entry.images, "value_range": list(entry.value_range)}},
+        torchrun=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_identical_ranks(tmp_path, 3, launched_by="TorchElasticEnvironment")
 
 
 @pytest.mark.slow

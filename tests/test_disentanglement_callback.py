@@ -57,7 +57,7 @@ def test_the_protocol_is_in_the_keys(tmp_path):
 def test_a_model_without_an_encoder_or_data_without_factors_is_refused(tmp_path):
     trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[DisentanglementEvaluation()])
     with pytest.raises(TypeError, match="DCGAN has none"):
-        trainer.fit(DCGAN(image_size=64, channels=1, width=4, latent_dim=5), DSpritesDataModule(source="procedural", batch_size=8))
+        trainer.fit(DCGAN(data_shape=(1, 64, 64), width=4, latent_dim=5), DSpritesDataModule(source="procedural", batch_size=8))
     trainer = quiet_trainer(max_steps=1, default_root_dir=tmp_path, callbacks=[DisentanglementEvaluation()])
     with pytest.raises(TypeError, match="RandomImages has none"):
         trainer.fit(TinyAutoencoder(), RandomImages(size=28))

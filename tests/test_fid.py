@@ -410,7 +410,7 @@ def tiny_evaluation(cache_dir: Path, **kwargs) -> FIDEvaluation:
 
 def tiny_dcgan(**kwargs) -> DCGAN:
     torch.manual_seed(0)
-    return DCGAN(image_size=28, channels=1, width=4, latent_dim=5, **kwargs)
+    return DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=5, **kwargs)
 
 
 def test_real_statistics_are_cached_and_reused_until_the_transform_changes(tmp_path):

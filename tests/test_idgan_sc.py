@@ -101,7 +101,7 @@ def test_idgan_sc_applies_its_configured_reduction():
     losses = {}
     for reduction in ("mean", "sum"):
         pl.seed_everything(0)
-        model = IDGANSC(code_source="prior", code_dim=2, noise_dim=2, image_size=28, width=4, num_pairs=16,
+        model = IDGANSC(code_source="prior", code_dim=2, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=16,
                         representation_dim=8, contrastive_reduction=reduction)
         trainer = quiet_trainer(max_steps=1)
         trainer.fit(model, RandomImages(size=28, value_range=UNIT))
@@ -112,7 +112,7 @@ def test_idgan_sc_applies_its_configured_reduction():
 def test_idgan_sc_trains_on_when_the_pairs_share_no_dimension():
     """m = 2 pairs over k = 10 code dimensions: most steps have no positive pair at all."""
     pl.seed_everything(0)
-    model = IDGANSC(code_source="prior", code_dim=10, noise_dim=2, image_size=28, width=4, num_pairs=2, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=10, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=2, representation_dim=8)
     trainer = quiet_trainer(max_steps=3)
     trainer.fit(model, RandomImages(size=28, value_range=UNIT))
     assert trainer.global_step == 3 and model.nonfinite_updates == 0
@@ -159,7 +159,7 @@ class RecordingGenerator(torch.nn.Module):
 
 
 def test_contrastive_pairs_share_z_and_vary_the_labelled_code_dimension():
-    model = IDGANSC(code_source="prior", code_dim=4, noise_dim=3, image_size=28, width=4, num_pairs=20, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=4, noise_dim=3, data_shape=(1, 28, 28), width=4, num_pairs=20, representation_dim=8)
     model.generator = RecordingGenerator(model.generator)
     dims, representations = model.contrastive_pairs(torch.randn(7, 4))
     latent_1, latent_2 = model.generator.inputs
@@ -234,7 +234,7 @@ def test_e_learns_to_separate_pairs_that_g_renders_differently():
 
     def measure(seed):
         torch.manual_seed(seed)
-        model = IDGANSC(code_source="prior", code_dim=3, noise_dim=1, image_size=28, width=8, num_pairs=48, representation_dim=16)
+        model = IDGANSC(code_source="prior", code_dim=3, noise_dim=1, data_shape=(1, 28, 28), width=8, num_pairs=48, representation_dim=16)
         model.generator = SquareRenderer()
         untrained = separation(model)
         optimizer = torch.optim.Adam(model.contrastive_head.parameters(), 2e-4, betas=(0.5, 0.999))
@@ -261,7 +261,7 @@ def test_e_learns_to_separate_pairs_that_g_renders_differently():
 def test_a_contrastive_head_that_separates_nothing_is_reported_once():
     """A G that draws nothing of its code (here: an untrained one, scored in windows of 2 steps) gets
     one warning naming the fix, not one per window."""
-    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, image_size=28, width=4, num_pairs=12, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=12, representation_dim=8)
     model.separation.window = 2
     with pytest.warns(UserWarning, match=r"tells G's pairs apart no better than chance.*discriminator_normalization: spectral") as record:
         quiet_trainer(max_steps=12).fit(model, RandomImages(size=28, value_range=UNIT))
@@ -269,7 +269,7 @@ def test_a_contrastive_head_that_separates_nothing_is_reported_once():
 
 
 def test_the_contrastive_loss_trains_g_and_e_but_not_d():
-    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, image_size=28, width=4, num_pairs=12, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=12, representation_dim=8)
     quiet_trainer(max_steps=1).fit(model, RandomImages(size=28, value_range=UNIT))
     before = {name: flat_parameters(getattr(model, name)) for name in ("generator", "contrastive_head", "discriminator")}
     discriminator_grads = [p.grad.clone() for p in model.discriminator.parameters()]
@@ -428,7 +428,7 @@ def test_a_checkpoint_that_is_not_a_beta_vae_is_refused(tmp_path):
 
     dcgan_checkpoint = tmp_path / "dcgan.ckpt"
     trainer = quiet_trainer(max_steps=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, filename="dcgan")])
-    trainer.fit(DCGAN(image_size=28, channels=1, width=4, latent_dim=4), RandomImages(size=28))
+    trainer.fit(DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=4), RandomImages(size=28))
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"not a checkpoint")
     for path, message in ((dcgan_checkpoint, "not a β-VAE checkpoint"), (corrupt, "not a readable checkpoint")):
@@ -442,7 +442,7 @@ def test_every_supervised_contrastive_model_centres_its_e():
     from lightning_modules import InfoGANSC
     from lightning_modules.training.contrastive import ContrastiveHead
 
-    for model in (IDGANSC(code_source="prior", image_size=28, width=4), InfoGANSC()):
+    for model in (IDGANSC(code_source="prior", data_shape=(1, 28, 28), width=4), InfoGANSC()):
         assert isinstance(model.contrastive_head, ContrastiveHead), type(model).__name__
         r = model.contrastive_head(torch.rand(6, 2 * model.data_shape[0], *model.data_shape[1:]))
         assert torch.allclose(r.norm(dim=1), torch.ones(6), atol=1e-5)  # normalised, as eq. 6 takes them

@@ -22,14 +22,14 @@ from metrics import moment_distance
 from tests.helpers import flat_parameters, over_seeds, quiet_trainer, record_optimize_blocks
 from tests.labelled_regions import RegionImages, region_images
 
-TINY = dict(latent_dim=4, image_size=28, channels=1, hidden=(16,))
+TINY = dict(latent_dim=4, data_shape=(1, 28, 28), hidden=(16,))
 
 
 def write_vae(path, latent_dim=4, steps=1, lr=2e-4, seed=0):
     """A σ = 0.1 Gaussian β-VAE (β = 1) on the labelled-region images, saved after ``steps`` steps from ``seed``."""
     pl.seed_everything(seed)
     vae = BetaVAE(
-        latent_dim=latent_dim, beta=1.0, likelihood="gaussian", decoder_std=0.1, image_size=28, channels=1, width=4,
+        latent_dim=latent_dim, beta=1.0, likelihood="gaussian", decoder_std=0.1, data_shape=(1, 28, 28), width=4,
         optimizer=OptimizerConfig(lr=lr, betas=(0.9, 0.999)),
     )
     trainer = quiet_trainer(max_steps=steps)
@@ -189,7 +189,7 @@ def test_the_conditional_actor_produces_codes_of_the_asked_class(tmp_path):
         fast = OptimizerConfig(lr=3e-3, betas=(0.5, 0.9))
         # λ_dist 0.01: this VAE's σ̄ ≈ 0.45 makes the reference 0.1 hold z' close to z (measured accuracy 0.32)
         model = LatentConstraints(
-            vae_checkpoint=path, latent_dim=8, image_size=28, channels=1, hidden=(64, 64), n_critic=3, distance_weight=0.01,
+            vae_checkpoint=path, latent_dim=8, data_shape=(1, 28, 28), hidden=(64, 64), n_critic=3, distance_weight=0.01,
             actor_optimizer=fast, critic_optimizer=fast,
         )
         model.setup("fit")
@@ -251,7 +251,7 @@ def test_the_unconditional_actor_moves_prior_samples_toward_the_posterior_codes(
         pl.seed_everything(seed)
         fast = OptimizerConfig(lr=3e-3, betas=(0.5, 0.9))
         model = LatentConstraints(
-            vae_checkpoint=path, latent_dim=8, image_size=28, channels=1, label_kind="none", hidden=(64, 64), n_critic=3,
+            vae_checkpoint=path, latent_dim=8, data_shape=(1, 28, 28), label_kind="none", hidden=(64, 64), n_critic=3,
             distance_weight=0.01, actor_optimizer=fast, critic_optimizer=fast,
         )
         assert model.actor.net[0].in_features == 8 and model.critic.net[0].in_features == 8  # no y

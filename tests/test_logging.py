@@ -52,7 +52,7 @@ def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
             "callbacks": [{"class_path": "callbacks.SampleGrid", **every}, {"class_path": "callbacks.LatentTraversal", **every}],
         },
         "model": {"class_path": "lightning_modules.DCGAN",
-                  "init_args": {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 5}},
+                  "init_args": {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 5}},
         "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -129,7 +129,7 @@ def test_a_resumed_run_continues_the_wandb_run_of_its_checkpoint(tmp_path, monke
             "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                            "init_args": {"dirpath": "run/checkpoints", "save_last": True, "every_n_train_steps": 1}}],
         },
-        "model": {"class_path": "lightning_modules.DCGAN", "init_args": {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 5}},
+        "model": {"class_path": "lightning_modules.DCGAN", "init_args": {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 5}},
         "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -158,7 +158,7 @@ def steps_with(rows: list[dict[str, str]], column: str) -> list[int]:
 def test_every_logged_value_is_indexed_by_generator_updates(tmp_path):
     """WGAN-GP with n_critic 5: 20 batches make 4 generator updates; losses, learning rates, scores
     and images of one moment share its step, at the cadence log_every_n_steps counts in generator updates."""
-    model = WGANGP(latent_dim=5, image_size=28, channels=1, width=4, n_critic=5)
+    model = WGANGP(latent_dim=5, data_shape=(1, 28, 28), width=4, n_critic=5)
     trainer = quiet_trainer(
         max_steps=4, log_every_n_steps=2, default_root_dir=str(tmp_path), logger=CSVLogger(tmp_path, name="csv"),
         callbacks=[SampleGrid(num_samples=4, nrow=2, every_n_steps=2), StepScore(every_n_steps=2)],
@@ -168,7 +168,7 @@ def test_every_logged_value_is_indexed_by_generator_updates(tmp_path):
 
     with open(Path(trainer.logger.log_dir) / "metrics.csv") as file:
         rows = list(csv.DictReader(file))
-    for column in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_critic", "eval/score"):
+    for column in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_discriminator", "eval/score"):
         assert steps_with(rows, column) == [2, 4], column
     assert [float(row["eval/score"]) for row in rows if row.get("eval/score")] == [2.0, 4.0]
     images = sorted(p.name for p in (tmp_path / "images").iterdir())
@@ -206,7 +206,7 @@ def wgan_gp_config(**trainer) -> dict:
             **trainer,
         },
         "model": {"class_path": "lightning_modules.WGANGP",
-                  "init_args": {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 5, "n_critic": 2}},
+                  "init_args": {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 5, "n_critic": 2}},
         "data": {"class_path": "datamodules.DSpritesDataModule", "init_args": {"source": "procedural", "batch_size": 8}},
     }
 
@@ -228,7 +228,7 @@ def test_wandb_shows_the_saved_grids_with_every_row_at_its_generator_update(tmp_
 
     (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     rows = history_rows(wandb_records(run_dir))
-    for key in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_critic", "eval/score", "images/samples"):
+    for key in ("train/critic_loss", "train/g_loss", "train/lr_generator", "train/lr_discriminator", "eval/score", "images/samples"):
         assert [row["trainer/global_step"] for row in rows if key in row] == [2, 4], key
     assert all(row["_step"] == row["trainer/global_step"] for row in rows)  # W&B's own step too
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lightning_modules.cli import report, seeds
+from lightning_modules.cli import report, resolved_config, seeds
 from tests.helpers import TINY_DISENTANGLEMENT, evaluations
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -23,7 +23,7 @@ def tiny_config(name: str, tmp_path: Path, configs: Path = CONFIGS, model: dict 
     ``MODELS[name]``) at a few steps and tiny sizes, scoring itself at step 0 (the floor) and at the
     end; the curve's score also at step 2. The disentanglement_lib suite is cut to its two cheapest
     scores (seconds, not minutes, on a loaded CPU)."""
-    config = yaml.safe_load((configs / f"{name}.yaml").read_text())
+    config = resolved_config(configs / f"{name}.yaml")
     config["trainer"].update(max_steps=STEPS, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
     for callback in evaluations(config):
         arguments = callback["init_args"]

@@ -34,7 +34,7 @@ def save_as_if_on_cuda(checkpoint: dict, path, monkeypatch) -> None:
 
 
 def test_a_checkpoint_written_on_a_gpu_resumes_on_a_cpu(tmp_path, monkeypatch):
-    model = DCGAN(**{**TINY, "image_size": 32})
+    model = DCGAN(**{**TINY, "data_shape": [1, 32, 32]})
     trainer = quiet_trainer(max_steps=2)
     trainer.fit(model, RandomImages(size=32, n=32))
     trainer.save_checkpoint(tmp_path / "cpu.ckpt")
@@ -43,7 +43,7 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_a_cpu(tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="CUDA"):
             torch.load(tmp_path / "gpu.ckpt", weights_only=True)
 
-    resumed = DCGAN(**{**TINY, "image_size": 32})
+    resumed = DCGAN(**{**TINY, "data_shape": [1, 32, 32]})
     trainer = quiet_trainer(max_steps=4)
     trainer.fit(resumed, RandomImages(size=32, n=32), ckpt_path=tmp_path / "gpu.ckpt")
     assert trainer.global_step == 4 and next(resumed.parameters()).device.type == "cpu"

@@ -18,7 +18,7 @@ import yaml
 pytestmark = pytest.mark.slow  # subprocess runs of the real CLI
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = {"class_path": "lightning_modules.DCGAN", "init_args": {"image_size": 64, "channels": 1, "width": 4, "latent_dim": 6}}
+MODEL = {"class_path": "lightning_modules.DCGAN", "init_args": {"data_shape": [1, 64, 64], "width": 4, "latent_dim": 6}}
 PAUSE_STEP, MAX_STEPS = 3, 6
 
 

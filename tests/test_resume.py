@@ -6,43 +6,41 @@ import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from callbacks import RunCheckpoint
-
-from lightning_modules import LatentConstraints
-from tests.cases import CASES, tiny_vae_checkpoint
-from tests.helpers import RandomImages, quiet_trainer
+from tests.helpers import quiet_trainer
+from tests.models import MODELS
 from tests.probes import PreemptAfterBatch
 
+
 def train(case, tmp_path, ckpt_path=None, callbacks=(), **trainer_args):
-    model_class, kwargs, (size, value_range, n) = CASES[case]
-    if model_class is LatentConstraints:
-        kwargs = {**kwargs, "vae_checkpoint": tiny_vae_checkpoint(tmp_path.parent)}
+    entry = MODELS[case]
     pl.seed_everything(0)
-    model = model_class(**kwargs)
+    model = entry.build(tmp_path.parent)
     checkpoint = RunCheckpoint(dirpath=tmp_path, every_n_train_steps=1)
     trainer = quiet_trainer(enable_checkpointing=True, callbacks=[checkpoint, *callbacks], **trainer_args)
-    trainer.fit(model, RandomImages(size=size, n=n, batch_size=8, value_range=value_range), ckpt_path=ckpt_path)
+    trainer.fit(model, entry.data(), ckpt_path=ckpt_path)
     return model, trainer
 
 
 def first_run_stop(case: str, stop: str) -> dict:
     """Trainer arguments that end the first run at the end of epoch 1, or halfway through it."""
-    _, kwargs, (_, _, n) = CASES[case]
+    entry = MODELS[case]
     if stop == "epoch end":
         return {"max_epochs": 1}
-    return {"max_steps": max(1, n // 8 // 2 // kwargs.get("n_critic", 1))}
+    return {"max_steps": max(1, entry.images // 8 // 2 // entry.init_args.get("n_critic", 1))}
 
 
 @pytest.mark.parametrize("stop", ["epoch end", "mid-epoch"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(MODELS))
 def test_resume_reproduces_the_uninterrupted_weights_and_optimizer_states(tmp_path, case, stop):
     uninterrupted, _ = train(case, tmp_path / "a", max_epochs=2)
 
     _, first = train(case, tmp_path / "b", **first_run_stop(case, stop))
-    assert first.fit_loop.epoch_loop.total_batch_idx + 1 < 2 * CASES[case][2][2] // 8
+    batches = 2 * MODELS[case].images // 8
+    assert first.fit_loop.epoch_loop.total_batch_idx + 1 < batches
     torch.manual_seed(12345)  # whatever the process did in between must not matter
     resumed, trainer = train(case, tmp_path / "b", ckpt_path="last", max_epochs=2)
 
-    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == 2 * CASES[case][2][2] // 8
+    assert trainer.fit_loop.epoch_loop.total_batch_idx + 1 == batches
     assert any("sampling_network_ema" in key for key in resumed.state_dict()) == case.endswith("ema")
     assert_same_training_state(uninterrupted, resumed)
 

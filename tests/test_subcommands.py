@@ -21,12 +21,11 @@ from lightning_modules import CVAE, IDGANSC, VAEGAN, BetaVAE, BiGAN, FactorVAE, 
 from lightning_modules.cli import CLI, main
 from tests.helpers import TINY_FID, quiet_trainer
 from tests.probes import TinyFeatures
-from tests.cases import CASES, tiny_vae_checkpoint
+from tests.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-#: One case of tests/cases.py per model class: every class the package exports.
-CLASS_CASES = ["dcgan-ema", "wgan-gp", "beta-vae", "idgan-sc-prior", "infogan", "infogan-cr", "factor-vae", "cvae",
-               "latent-constraints", "bigan-ali", "vae-gan", "fgan", "lsgan", "ebgan", "wgan"]
+#: The first entry of each model class in the registry (tests/models.py): every model the package defines.
+CLASS_CASES = [name for name, entry in MODELS.items() if next(n for n, e in MODELS.items() if e.model is entry.model) == name]
 VAES = (BetaVAE, FactorVAE, CVAE)
 #: Models that reconstruct their input (an encoder and a decoder/generator of it).
 RECONSTRUCTING = (*VAES, BiGAN, VAEGAN)
@@ -54,11 +53,9 @@ class Splits(BaseDataModule):
 
 
 def build(case, tmp_path):
-    model_class, kwargs, (size, value_range, _) = CASES[case]
-    if model_class is LatentConstraints:
-        kwargs = {**kwargs, "vae_checkpoint": tiny_vae_checkpoint(tmp_path)}
+    entry = MODELS[case]
     pl.seed_everything(0)
-    return model_class(**kwargs), Splits(size, value_range)
+    return entry.build(tmp_path), Splits(entry.size, entry.value_range)
 
 
 def fid(tmp_path) -> FIDEvaluation:
@@ -165,7 +162,7 @@ def test_validate_scores_disentanglement_on_data_with_ground_truth(tmp_path):
     from tests.helpers import TINY_DISENTANGLEMENT
 
     data = DSpritesDataModule(source="procedural", val_size=16, batch_size=8, value_range=(0.0, 1.0))
-    model = BetaVAE(image_size=64, channels=1, width=4, latent_dim=4)
+    model = BetaVAE(data_shape=(1, 64, 64), width=4, latent_dim=4)
     evaluation = DisentanglementEvaluation(metrics=["mig"], sizes={"mig": TINY_DISENTANGLEMENT["mig"]}, every_n_steps=None)
     (results,) = quiet_trainer(callbacks=[evaluation]).validate(model, data)
     assert {"val/disentanglement/disentanglement_lib/mig", "val/negative_elbo", "val/reconstruction_error"} <= set(results)

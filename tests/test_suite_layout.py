@@ -36,7 +36,7 @@ def test_no_test_module_imports_another():
     }
     assert not offenders, (
         f"test modules import other test modules: {offenders}; move what they share to tests/helpers.py, "
-        "tests/probes.py, tests/cases.py or a conftest fixture"
+        "tests/probes.py, tests/models.py or a conftest fixture"
     )
 
 

@@ -8,7 +8,6 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from lightning_modules import VAEGAN, OptimizerConfig
 from lightning_modules.losses import feature_reconstruction_nll, vae_gan_discriminator_loss

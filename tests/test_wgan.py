@@ -14,13 +14,13 @@ def test_every_critic_weight_is_within_the_clip_value_after_each_critic_step():
     pl.seed_everything(0)
     # a large learning rate, so that the unclipped step would leave [-c, c] by far
     model = WGAN(data_shape=(1, 28, 28), width=4, latent_dim=6, n_critic=2, clip_value=0.02,
-                 critic_optimizer=OptimizerConfig(lr=0.5, algorithm="rmsprop"))
-    assert max(p.abs().max().item() for p in model.critic.parameters()) > 0.1  # initial weights exceed c
+                 discriminator_optimizer=OptimizerConfig(lr=0.5, algorithm="rmsprop"))
+    assert max(p.abs().max().item() for p in model.discriminator.parameters()) > 0.1  # initial weights exceed c
     largest = []
 
     class AfterEachBatch(pl.Callback):
         def on_train_batch_end(self, *args):
-            largest.append(max(p.abs().max().item() for p in model.critic.parameters()))
+            largest.append(max(p.abs().max().item() for p in model.discriminator.parameters()))
 
     quiet_trainer(max_steps=2, callbacks=[AfterEachBatch()]).fit(model, RandomImages(size=28, n=32, batch_size=8))
     assert len(largest) == 4
@@ -30,9 +30,9 @@ def test_every_critic_weight_is_within_the_clip_value_after_each_critic_step():
 def test_critic_steps_train_only_the_critic_and_generator_steps_only_g():
     pl.seed_everything(0)
     model = WGAN(data_shape=(1, 28, 28), width=4, latent_dim=6, n_critic=3)
-    blocks = record_optimize_blocks(model, ["critic", "generator"])
+    blocks = record_optimize_blocks(model, ["discriminator", "generator"])
     quiet_trainer(max_steps=2).fit(model, RandomImages(size=28, n=48, batch_size=8))
-    c, g = (("critic",), {"critic"}), (("generator",), {"generator"})
+    c, g = (("discriminator",), {"discriminator"}), (("generator",), {"generator"})
     assert blocks == [c, c, c, g] * 2
 
 
@@ -41,9 +41,9 @@ def test_the_reference_codes_boosted_critic_rounds():
     boost_every-th (the reference's 100, 25, 500, scaled down), n_critic otherwise."""
     pl.seed_everything(0)
     model = WGAN(data_shape=(1, 28, 28), width=4, latent_dim=6, n_critic=2, boosted_n_critic=3, boost_first=1, boost_every=3)
-    blocks = record_optimize_blocks(model, ["critic", "generator"])
+    blocks = record_optimize_blocks(model, ["discriminator", "generator"])
     quiet_trainer(max_steps=5).fit(model, RandomImages(size=28, n=96, batch_size=8))
-    c, g = (("critic",), {"critic"}), (("generator",), {"generator"})
+    c, g = (("discriminator",), {"discriminator"}), (("generator",), {"generator"})
     # generator updates 0 (first) and 3 (a multiple of 3) are boosted
     assert blocks == [c, c, c, g] + [c, c, g] * 2 + [c, c, c, g] + [c, c, g]
 
@@ -53,26 +53,26 @@ def test_defaults_are_the_papers():
     assert model.clip_value == 0.01 and model.n_critic == 5
     assert model.boosted_n_critic is None  # Algorithm 1; the configs add the reference code's rounds
     rmsprop = OptimizerConfig(lr=5e-5, algorithm="rmsprop")
-    assert model.optimized_networks == {"critic": rmsprop, "generator": rmsprop}
+    assert model.optimized_networks == {"discriminator": rmsprop, "generator": rmsprop}
 
 
 def test_learns_the_ring():
     # toy settings: RMSprop (the paper's) at 10x its lr and n_critic 2, else 1000 steps are too few.
     rmsprop = OptimizerConfig(lr=5e-4, algorithm="rmsprop")
-    toy = toy_gan_arguments(critic=True) | {"generator_optimizer": rmsprop, "critic_optimizer": rmsprop}
+    toy = toy_gan_arguments() | {"generator_optimizer": rmsprop, "discriminator_optimizer": rmsprop}
     # measured, seeds 0-5: 8 modes each, covariance distance / step 0's .147 .113 .078 .108 .135 .122
     assert_learns_ring(lambda: WGAN(n_critic=2, **toy), min_modes=6, max_covariance_ratio=0.25)
 
 
 SPECTRAL = {
-    "dcgan": (DCGAN, dict(image_size=28, channels=1, width=4, discriminator_normalization="spectral"), "discriminator"),
-    "wgan-gp": (WGANGP, dict(image_size=28, channels=1, width=4, critic_normalization="spectral"), "critic"),
-    "wgan": (WGAN, dict(data_shape=(1, 28, 28), width=4, critic_normalization="spectral"), "critic"),
+    "dcgan": (DCGAN, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
+    "wgan-gp": (WGANGP, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
+    "wgan": (WGAN, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
     "fgan": (FGAN, dict(data_shape=(2,), width=8, discriminator_normalization="spectral"), "discriminator"),
     "lsgan": (LSGAN, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
     "ebgan": (EBGAN, dict(data_shape=(2,), width=8, discriminator_normalization="spectral"), "discriminator"),
     "vae-gan": (VAEGAN, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
-    "idgan-sc": (IDGANSC, dict(image_size=28, channels=1, width=4, discriminator_normalization="spectral"), "discriminator"),
+    "idgan-sc": (IDGANSC, dict(data_shape=(1, 28, 28), width=4, discriminator_normalization="spectral"), "discriminator"),
 }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import io
 import logging
 import os
 import platform
@@ -117,11 +119,21 @@ def without_credentials(value: Any) -> Any:
     return value
 
 
-_NOT_ACCEPTED = re.compile(r"class_path '(?P<class_path>[\w.]+)':\s+Option '(?P<option>\w+)' is not accepted")
+# An init argument a class does not take, from a config file (also a nested one, "x.lr") or the command line.
+_NOT_ACCEPTED = re.compile(r"class_path '(?P<class_path>[\w.]+)':\s+(?:Option '|unrecognized arguments: --)(?P<option>\w+)")
 
 
 class ArgumentParser(LightningArgumentParser):
-    """Lightning's parser; an argument a class does not take comes with the fix: the closest one it does."""
+    """Lightning's parser; an argument a class does not take comes with the fix: the closest one it
+    does. A config it prints (``--print_config``) or saves is the one that runs: with the settings
+    the run derives (see :func:`run_settings`)."""
+
+    def dump(self, cfg: Namespace, *args, **kwargs) -> str:
+        if isinstance(cfg, Namespace) and "trainer" in cfg:
+            cfg = cfg.clone()
+            run_settings(cfg)
+            cfg["checkpoint_every_n_train_steps"] = None  # in the checkpoint callbacks now, where a config may change it
+        return super().dump(cfg, *args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None):
         if (unknown := _NOT_ACCEPTED.search(message)) is not None:
@@ -129,7 +141,19 @@ class ArgumentParser(LightningArgumentParser):
         super().error(message, ex)
 
 
+#: Model arguments renamed when the models took one vocabulary (data_shape for every datum, the
+#: discriminator for every GAN's second network, a WGAN's critic included), and what to write instead.
+RENAMED_ARGUMENTS = {
+    "image_size": "data_shape: [channels, size, size]",
+    "channels": "data_shape: [channels, size, size]",
+    "critic_optimizer": "discriminator_optimizer",
+    "critic_normalization": "discriminator_normalization",
+}
+
+
 def _closest_arguments(cls: type, name: str) -> str:
+    if issubclass(cls, GenerativeModule) and name in RENAMED_ARGUMENTS:
+        return f"\n  {cls.__name__} takes no '{name}': it was renamed; write {RENAMED_ARGUMENTS[name]}."
     # Our classes pass **kwargs on to their bases, so the arguments are those of the whole MRO.
     taken = [
         parameter.name
@@ -144,6 +168,10 @@ def _closest_arguments(cls: type, name: str) -> str:
     return f"\n  {cls.__name__} takes no '{name}'; it takes {', '.join(taken)}."
 
 
+#: What every run shares, read before the config a command names: a run's config holds what differs.
+DEFAULTS = Path(__file__).resolve().parents[2] / "configs" / "defaults.yaml"
+
+
 class CLI(LightningCLI):
     """LightningCLI for every ``GenerativeModule`` and ``LightningDataModule`` (by class path), with
     the checks of :meth:`preflight` before anything starts, :class:`SafeCheckpointIO`, gan_ddp where
@@ -151,10 +179,13 @@ class CLI(LightningCLI):
     :class:`InputError` (``main`` prints them, exit status 2)."""
 
     def __init__(self, args=None, run: bool = True) -> None:
+        defaults = {"default_config_files": [str(DEFAULTS)]}
         super().__init__(
             GenerativeModule,
             LightningDataModule,
             parser_class=ArgumentParser,
+            # each command's parser reads the defaults; without commands (run=False) the one parser does
+            parser_kwargs={command: defaults for command in ("fit", "validate", "test", "predict")} if run else defaults,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=UploadConfig,
@@ -184,14 +215,9 @@ class CLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        run_settings(config)
         if config.get("run_per_seed"):
             _one_folder_per_seed(config)
-        every = config.get("checkpoint_every_n_train_steps")
-        if every is None:
-            return
-        for callback in _entries(config.get("trainer.callbacks")):
-            if issubclass(_import_class(callback.class_path), ModelCheckpoint):
-                callback.init_args.every_n_train_steps = int(every)  # a plain int: config.yaml records it
 
     def _parse_ckpt_path(self) -> None:
         """The config (file and command line) is what runs, whichever way --ckpt_path names the checkpoint.
@@ -321,6 +347,32 @@ def _entries(value: Any) -> list[Namespace]:
     return [entry for entry in (value if isinstance(value, list) else [value]) if isinstance(entry, Namespace)]
 
 
+def run_settings(config: Namespace) -> None:
+    """The settings a run derives, written into its config: the cadence of its checkpoint callbacks
+    (``checkpoint_every_n_train_steps``, when given), and the paths it takes from its folder,
+    ``trainer.default_root_dir`` (``runs/<name>``: the run's name, written once), where the config
+    leaves them out: a W&B logger's run ``name`` (the folder's name) and ``save_dir`` (the folder),
+    and a checkpoint callback's ``dirpath`` (``<folder>/checkpoints``, fixed, so that ``--ckpt_path
+    last`` finds the last run's checkpoint)."""
+    every = config.get("checkpoint_every_n_train_steps")
+    for callback in _entries(config.get("trainer.callbacks")):
+        if every is not None and issubclass(_import_class(callback.class_path), ModelCheckpoint):
+            callback.init_args.every_n_train_steps = int(every)  # a plain int: config.yaml records it
+    root = config.get("trainer.default_root_dir")
+    if not root:
+        return
+    for logger in _entries(config.get("trainer.logger")):
+        if issubclass(_import_class(logger.class_path), WandbLogger):
+            arguments = logger.init_args
+            if not arguments.get("name"):
+                arguments.name = Path(root).name
+            if not arguments.get("save_dir"):
+                arguments.save_dir = str(root)
+    for callback in _entries(config.get("trainer.callbacks")):
+        if issubclass(_import_class(callback.class_path), ModelCheckpoint) and not callback.init_args.get("dirpath"):
+            callback.init_args.dirpath = str(Path(root) / "checkpoints")
+
+
 def _one_folder_per_seed(config: Namespace) -> None:
     """``--run_per_seed``: every path of the run (default_root_dir, the loggers' save_dir, the
     checkpoint folders) moves into ``<default_root_dir>/seed_<S>``; each W&B run is named
@@ -372,6 +424,20 @@ class InputError(Exception):
 
 #: Set to 1 for the traceback of an input error too.
 DEBUG_VARIABLE = "IDGAN_DEBUG"
+
+
+def resolved_config(config: str | Path, *overrides: str) -> dict:
+    """The config ``fit --config config overrides`` runs, as ``--print_config`` prints it: configs/defaults.yaml,
+    the file and the overrides composed, with the settings the run derives (a shipped file holds only
+    what differs from the defaults)."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            CLI(args=["fit", "--config", str(config), *overrides, "--print_config"])
+        except SystemExit as exit:
+            if exit.code not in (0, None):
+                raise
+    return yaml.safe_load(printed.getvalue())
 
 
 def main(args=None) -> None:

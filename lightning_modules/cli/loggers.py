@@ -48,11 +48,13 @@ class WandbLogger(LightningWandbLogger):
     (staging a copy of each file under ``WANDB_DATA_DIR``) and ``wandb sync`` uploads them.
 
     Args:
-        save_dir: Where the run's files go (made absolute).
+        save_dir: Where the run's files go (made absolute). Unset: the CLI's run folder
+            (``trainer.default_root_dir``), else the working directory.
         offline: Log offline regardless (also set by ``WANDB_MODE=offline``).
     """
 
-    def __init__(self, save_dir: str = ".", offline: bool = False, **kwargs) -> None:
+    def __init__(self, save_dir: str | None = None, offline: bool = False, **kwargs) -> None:
+        save_dir = save_dir or "."
         # wandb's service process outlives a run and resolves relative paths against its own
         # working directory, so a later run in the same process would land elsewhere.
         # Lightning refuses log_model offline, as if W&B could not keep artifacts until `wandb sync`: it can.

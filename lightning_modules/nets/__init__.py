@@ -7,6 +7,7 @@ from lightning_modules.nets.factory import (
     build_encoder,
     build_generator,
     check_data_shape,
+    image_shape,
     is_image,
 )
 from lightning_modules.nets.infogan_cr import InfoGANCRGenerator, InfoGANCRTrunk
@@ -16,5 +17,5 @@ from lightning_modules.nets.spatial_broadcast import SpatialBroadcastDecoder
 
 __all__ = [
     "ConvDiscriminator", "ConvEncoder", "ConvGenerator", "InfoGANCRGenerator", "InfoGANCRTrunk", "JointDiscriminator", "MLP",
-    "SpatialBroadcastDecoder", "VectorDiscriminator", "build_discriminator", "build_encoder", "build_generator", "check_data_shape", "is_image",
+    "SpatialBroadcastDecoder", "VectorDiscriminator", "build_discriminator", "build_encoder", "build_generator", "check_data_shape", "image_shape", "is_image",
 ]

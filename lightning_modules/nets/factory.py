@@ -40,6 +40,18 @@ def check_data_shape(data_shape: Sequence[int]) -> tuple[int, ...]:
     )
 
 
+def image_shape(data_shape: Sequence[int], model: str, sizes: Sequence[int] = (28, 32, 64)) -> tuple[int, int]:
+    """(channels, size) of ``data_shape`` = [channels, size, size] for a model whose networks are
+    conv nets only, or a ValueError naming the shapes ``model`` takes."""
+    shape = tuple(int(d) for d in data_shape)
+    if len(shape) == 3 and shape[0] > 0 and shape[1] == shape[2] and shape[1] in sizes:
+        return shape[0], shape[1]
+    raise ValueError(
+        f"{model} takes images: data_shape must be [channels, size, size] with size {' or '.join(map(str, sizes))}; "
+        f"got {list(data_shape)}"
+    )
+
+
 def is_image(data_shape: Sequence[int]) -> bool:
     return len(check_data_shape(data_shape)) == 3
 

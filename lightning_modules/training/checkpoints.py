@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from pytorch_lightning.loggers import WandbLogger
 from fsspec.implementations.local import LocalFileSystem
 from lightning_fabric.plugins import TorchCheckpointIO
 from lightning_fabric.utilities.cloud_io import get_filesystem
+from pytorch_lightning.loggers import WandbLogger
 
 #: The checkpoint entry naming the class that wrote it (``module.Class``).
 MODEL_CLASS_KEY = "model_class"
@@ -187,10 +187,10 @@ def check_network_shapes(checkpoint: dict, module: Any, path: Any) -> None:
     then = checkpoint.get("hyper_parameters", {})
     differ = {
         name: value for name, value in then.items()
-        if not name.startswith("_") and name in module.hparams and _as_config(module.hparams[name]) != _as_config(value)
+        if not name.startswith("_") and name in module.hparams and as_config(module.hparams[name]) != as_config(value)
     }
     settings = ", ".join(f"{name}={value}" for name, value in differ.items())
-    now = ", ".join(f"{name}={_as_config(module.hparams[name])}" for name in differ)
+    now = ", ".join(f"{name}={as_config(module.hparams[name])}" for name in differ)
     fix = " ".join(f"--model.init_args.{name}={value}" for name, value in differ.items())
     raise ValueError(
         f"checkpoint '{path}' holds networks of other shapes than this run builds ({key}: {tuple(saved[key].shape)} "
@@ -200,14 +200,14 @@ def check_network_shapes(checkpoint: dict, module: Any, path: Any) -> None:
     )
 
 
-def _as_config(value: Any) -> Any:
+def as_config(value: Any) -> Any:
     """A setting as a config writes it (dataclasses as dicts, tuples as lists), for comparisons and messages."""
     if hasattr(value, "__dataclass_fields__"):
         value = vars(value)
     if isinstance(value, dict):
-        return {key: _as_config(item) for key, item in value.items()}
+        return {key: as_config(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_as_config(item) for item in value]
+        return [as_config(item) for item in value]
     return value
 
 

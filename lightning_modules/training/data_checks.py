@@ -15,7 +15,7 @@ def data_mismatches(model: Any, datamodule: Any) -> list[str]:
     checks = {
         "data_shape": (model.data_shape, lambda theirs: (
             f"{model_name} is built for data of shape {tuple(model.data_shape)} but {data_name} yields {theirs}: "
-            f"set the model's data_shape (or image_size/channels) (or the data's image_size) so they agree.")),
+            f"set the model's data_shape (or the data's image_size) so they agree.")),
         "value_range": (model.output_range, lambda theirs: (
             f"{model_name} generates values in {tuple(model.output_range)} but {data_name} yields value_range={theirs}: "
             f"set the data's value_range to {list(model.output_range)}.")),

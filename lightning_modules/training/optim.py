@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat, PositiveInt
+from jsonargparse.typing import (
+    ClosedUnitInterval,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+)
 from torch.optim.lr_scheduler import LRScheduler
 
 

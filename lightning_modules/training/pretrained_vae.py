@@ -23,7 +23,6 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-
 #: The repository's configs folder (what the README's commands name, relative to the clone).
 _SHIPPED_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -148,6 +147,7 @@ class PretrainedVAE:
 
     # -------------------------------------------------------------------------- loading
     def _set_vae(self, hparams: dict[str, Any], state_dict: dict[str, Tensor] | None) -> None:
+        hparams = with_data_shape(hparams)
         vae_class = self.frozen_vae.vae_class
         vae = vae_class(**{k: v for k, v in hparams.items() if k in inspect.signature(vae_class.__init__).parameters})
         if state_dict is not None:
@@ -162,7 +162,7 @@ class PretrainedVAE:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
             raise ValueError(f"{argument} '{path}' is not a readable checkpoint: {error}") from error
-        hparams = checkpoint.get("hyper_parameters", {})
+        hparams = with_data_shape(checkpoint.get("hyper_parameters", {}))
         state_dict = checkpoint.get("state_dict", {})
         if "beta" not in hparams or not any(key.startswith("encoder.") for key in state_dict):
             raise ValueError(
@@ -176,10 +176,20 @@ class PretrainedVAE:
                 f"{self.frozen_vae.latent_argument}={latent_dim}: set model.init_args.{self.frozen_vae.latent_argument}="
                 f"{hparams['latent_dim']}, or train a β-VAE with latent_dim={latent_dim}."
             )
-        vae_shape = (hparams["channels"], hparams["image_size"], hparams["image_size"])
+        vae_shape = tuple(hparams["data_shape"])
         if vae_shape != tuple(self.data_shape):
             raise ValueError(
                 f"the {self.frozen_vae.role} in '{path}' was trained on images of shape {vae_shape} but "
-                f"{type(self).__name__} is built for {tuple(self.data_shape)}: set image_size/channels to match."
+                f"{type(self).__name__} is built for {tuple(self.data_shape)}: set model.init_args.data_shape={list(vae_shape)}."
             )
         return hparams, state_dict
+
+
+def with_data_shape(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A β-VAE's hyper-parameters with ``data_shape``: stage-one checkpoints written before it replaced
+    ``image_size`` and ``channels`` carry those, and stay usable (they take hours to train)."""
+    if "data_shape" in hparams or "image_size" not in hparams:
+        return hparams
+    hparams = dict(hparams)
+    size, channels = hparams.pop("image_size"), hparams.pop("channels", 1)
+    return {**hparams, "data_shape": (channels, size, size)}

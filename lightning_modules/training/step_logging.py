@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
-from pytorch_lightning.trainer.connectors.logger_connector.logger_connector import _LoggerConnector
+from pytorch_lightning.trainer.connectors.logger_connector.logger_connector import (
+    _LoggerConnector,
+)
 
 
 class GeneratorUpdateLogging(_LoggerConnector):

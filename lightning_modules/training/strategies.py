@@ -20,9 +20,19 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy, StrategyRegistry
+from pytorch_lightning.strategies import (
+    DDPStrategy,
+    DeepSpeedStrategy,
+    FSDPStrategy,
+    ModelParallelStrategy,
+    Strategy,
+    StrategyRegistry,
+)
+
 # Private: Lightning has no public way to ask which strategy it would pick (gan_strategy_for).
-from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
+from pytorch_lightning.trainer.connectors.accelerator_connector import (
+    _AcceleratorConnector,
+)
 from torch import Tensor
 from torch.nn import Module
 from torch.nn.parallel import DistributedDataParallel

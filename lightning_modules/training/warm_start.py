@@ -16,7 +16,11 @@ from typing import Any
 
 from torch import Tensor
 
-from lightning_modules.training.checkpoints import MODEL_CLASS_KEY, read_checkpoint
+from lightning_modules.training.checkpoints import (
+    MODEL_CLASS_KEY,
+    as_config,
+    read_checkpoint,
+)
 
 
 class WarmStart:
@@ -94,7 +98,7 @@ class WarmStart:
                 f"of the pre-training ({self.warm_start_config})."
             )
         then: dict[str, Any] = checkpoint.get("hyper_parameters", {})
-        differ = [name for name in self.warm_start_settings if name in then and then[name] != self.hparams[name]]
+        differ = [name for name in self.warm_start_settings if name in then and as_config(then[name]) != as_config(self.hparams[name])]
         mismatched = [key for key, value in expected.items() if tuple(saved[key].shape) != tuple(value.shape)]
         if differ or mismatched:
             settings = ", ".join(f"{name}={then[name]}" for name in differ)
