@@ -342,16 +342,8 @@ class ScreamDSpritesDataModule(DSpritesDataModule):
 
     channels = 3
 
-    def __init__(
-        self,
-        root: str = "data/dsprites",
-        source: Literal["auto", "npz", "procedural"] = "auto",
-        val_size: PositiveInt = 10000,
-        image_size: Literal[32, 64] = IMAGE_SIZE,
-        scream_path: str | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(root, source, val_size, image_size, **kwargs)
+    def __init__(self, root: str = "data/dsprites", scream_path: str | None = None, **kwargs) -> None:
+        super().__init__(root, **kwargs)
         self.scream_path = Path(scream_path) if scream_path else self.root / SCREAM_NAME
 
     def data_settings(self) -> dict:

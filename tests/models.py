@@ -28,7 +28,7 @@ from lightning_modules import (
     InfoGANSC, KLAnnealing, LatentConstraints, OptimizerConfig,
 )
 from lightning_modules.base import GenerativeModule
-from lightning_modules.pretrained_vae import PretrainedVAE
+from lightning_modules.training.pretrained_vae import PretrainedVAE
 from tests.helpers import RandomImages, quiet_trainer
 
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
@@ -65,7 +65,7 @@ class Entry:
         """``init_args``, with a tiny β-VAE checkpoint (written in ``directory``) where the model needs one."""
         if not self.needs_vae:
             return dict(self.init_args)
-        return {**self.init_args, self.model.vae_checkpoint_argument: vae_checkpoint(self, directory)}
+        return {**self.init_args, self.model.frozen_vae.checkpoint_argument: vae_checkpoint(self, directory)}
 
     def build(self, directory: Path) -> GenerativeModule:
         return self.model(**self.arguments(directory))
@@ -85,7 +85,7 @@ class Entry:
 
 def vae_checkpoint(entry: Entry, directory: Path) -> str:
     """A β-VAE of the entry's code size and image shape after one training step, written once per directory."""
-    latent_dim, data_shape = entry.init_args[entry.model.latent_argument], entry.init_args["data_shape"]
+    latent_dim, data_shape = entry.init_args[entry.model.frozen_vae.latent_argument], entry.init_args["data_shape"]
     path = Path(directory) / f"vae_{latent_dim}_{data_shape[1]}.ckpt"
     if not path.exists():
         with isolate_rng():  # the model built next gets the same weights whether the file was there or not
@@ -129,6 +129,8 @@ MODELS: dict[str, Entry] = {
     # the KL weight is still rising at the resume (step 6 of a 10-step warm-up)
     "vae-annealed": Entry(BetaVAE, dict(SMALL, latent_dim=4, beta=1.0, kl_annealing=KLAnnealing("linear", 10)), UNIT),
     "cvae": Entry(CVAE, dict(SMALL, latent_dim=4), UNIT),
+    # the spatial broadcast decoder's coordinate grid is a buffer, not a weight: it must not drift or be saved
+    "vae-spatial-broadcast": Entry(BetaVAE, dict(SMALL, latent_dim=4, decoder="spatial_broadcast"), UNIT),
     "factor-vae": Entry(FactorVAE, dict(data_shape=(1, 64, 64), width=4, discriminator_hidden=(8,)), UNIT),
     # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
     "latent-constraints": Entry(LatentConstraints, dict(data_shape=(1, 32, 32), latent_dim=4, hidden=(8,), n_critic=4), UNIT),

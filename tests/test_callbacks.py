@@ -52,7 +52,7 @@ def test_traversal_shows_every_code_dimension_up_to_32():
 def test_traversal_ordered_by_kl_puts_the_informative_dimensions_first_and_leaves_out_collapsed_ones(tmp_path):
     """`order: kl` (the quick start): rows by KL(q(z_j|x) || N(0, 1)) on the first training batch,
     the largest first; a dimension at the prior (KL ~0: a constant row) is left out."""
-    model = BetaVAE(latent_dim=4, image_size=28, channels=1, width=4, optimizer=OptimizerConfig(lr=1e-12))  # the step leaves it
+    model = BetaVAE(latent_dim=4, data_shape=(1, 28, 28), width=4, optimizer=OptimizerConfig(lr=1e-12))  # the step leaves it
     with torch.no_grad():  # q(z|x) = N((0, 1, 0, 3), I) whatever x: KL per dim 0, 0.5, 0, 4.5
         model.encoder.head.weight.zero_()
         model.encoder.head.bias.copy_(torch.tensor([0.0, 1.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]))
@@ -65,7 +65,7 @@ def test_traversal_ordered_by_kl_puts_the_informative_dimensions_first_and_leave
     assert torch.equal(grid, (expected * 255 + 0.5).clamp(0, 255).to(torch.uint8))
     with pytest.raises(TypeError, match="order='kl'.*DCGAN has none: use order: index"):
         quiet_trainer(max_steps=1, callbacks=[LatentTraversal(order="kl")]).fit(
-            DCGAN(image_size=28, channels=1, width=4, latent_dim=5), RandomImages(size=28))
+            DCGAN(data_shape=(1, 28, 28), width=4, latent_dim=5), RandomImages(size=28))
 
 
 def test_reconstructions_pair_each_image_with_its_reconstruction(tmp_path):

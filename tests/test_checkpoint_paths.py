@@ -36,7 +36,7 @@ def pickled_globals(path: Path) -> set[str]:
 
 
 def hyper_parameters() -> dict:
-    model = BetaVAE(image_size=28, latent_dim=4, kl_annealing=KLAnnealing("linear", warmup_steps=10), optimizer=OptimizerConfig(lr=1e-3))
+    model = BetaVAE(data_shape=(1, 28, 28), latent_dim=4, kl_annealing=KLAnnealing("linear", warmup_steps=10), optimizer=OptimizerConfig(lr=1e-3))
     return {"hyper_parameters": dict(model.hparams)}
 
 

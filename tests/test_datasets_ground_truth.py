@@ -67,7 +67,7 @@ def build(name: str, root, **kwargs):
         return Cars3DDataModule(str(root), **settings)
     if name == "scream_dsprites":
         write_scream(root / "scream.jpg")
-        return ScreamDSpritesDataModule(str(root), source="procedural", **settings)
+        return ScreamDSpritesDataModule(root=str(root), source="procedural", **settings)
     return {"color_dsprites": ColorDSpritesDataModule, "noisy_dsprites": NoisyDSpritesDataModule}[name](str(root), source="procedural", **settings)
 
 
@@ -207,7 +207,7 @@ def test_scream_inverts_the_background_at_the_sprite(tmp_path):
     from PIL import Image
 
     Image.fromarray(np.full((300, 400, 3), 100, dtype=np.uint8)).save(tmp_path / "scream.jpg")
-    truth = ScreamDSpritesDataModule(str(tmp_path), source="procedural", value_range=(0.0, 1.0)).ground_truth
+    truth = ScreamDSpritesDataModule(root=str(tmp_path), source="procedural", value_range=(0.0, 1.0)).ground_truth
     factors = torch.tensor([[1, 5, 0, 16, 16]])
     x = truth.images_for(factors)
     mask = truth.sprites_for(factors).bool()[0, 0]
@@ -272,7 +272,7 @@ def test_every_score_of_the_disentanglement_callback_on_each_dataset(name, tmp_p
     datamodule = build(name, tmp_path)
     callback = DisentanglementEvaluation(sizes=TINY_DISENTANGLEMENT, every_n_steps=None, batch_size=64)
     trainer = quiet_trainer(max_steps=1, callbacks=[callback])
-    trainer.fit(BetaVAE(latent_dim=4, width=4, channels=datamodule.data_shape[0], likelihood="bernoulli"), datamodule)
+    trainer.fit(BetaVAE(latent_dim=4, width=4, data_shape=datamodule.data_shape, likelihood="bernoulli"), datamodule)
     assert len(callback.scores) == 7
     assert all(math.isfinite(value) and 0.0 <= value <= 1.0 for value in callback.scores.values())
 

@@ -133,14 +133,14 @@ def test_q_recovers_the_codes():
 
 @pytest.mark.parametrize("model_class", [InfoGAN, InfoGANCR])
 def test_the_networks_take_32_px_images(model_class):
-    """image_size 32 (the small-scale protocol's dSprites) drops one stride-2 layer from G and from D's trunk."""
+    """data_shape [1, 32, 32] (the small-scale protocol's dSprites) drops one stride-2 layer from G and from D's trunk."""
     torch.manual_seed(0)
-    model = model_class(image_size=32, cr_start_step=0) if model_class is InfoGANCR else model_class(image_size=32)
+    model = model_class(data_shape=(1, 32, 32), cr_start_step=0) if model_class is InfoGANCR else model_class(data_shape=(1, 32, 32))
     samples = model.generator(model.sample_latent(4))
     assert samples.shape == (4, 1, 32, 32) and model.data_shape == (1, 32, 32)
     data = DSpritesDataModule(source="procedural", batch_size=8, num_workers=0, value_range=(0.0, 1.0), image_size=32)
     trainer = quiet_trainer(max_steps=2)
     trainer.fit(model, data)
     assert trainer.global_step == 2
-    with pytest.raises(ValueError, match="image_size"):
-        model_class(image_size=28)
+    with pytest.raises(ValueError, match="size 32 or 64"):
+        model_class(data_shape=(1, 28, 28))

@@ -66,7 +66,7 @@ def test_a_beta_vae_with_a_spatial_broadcast_decoder_comes_back_from_its_checkpo
     from tests.helpers import quiet_trainer
     from datamodules import DSpritesDataModule
 
-    model = BetaVAE(latent_dim=3, image_size=32, width=4, decoder="spatial_broadcast")
+    model = BetaVAE(latent_dim=3, data_shape=(1, 32, 32), width=4, decoder="spatial_broadcast")
     data = DSpritesDataModule(source="procedural", batch_size=8, value_range=(0.0, 1.0), image_size=32)
     trainer = quiet_trainer(max_steps=2, default_root_dir=tmp_path)
     trainer.fit(model, data)
