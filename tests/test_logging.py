@@ -30,14 +30,6 @@ from lightning_modules.cli.loggers import WandbLogger
 from tests.helpers import RandomImages, quiet_trainer, wandb_records
 
 
-def logged_values(run_file: Path, key: str) -> list[float]:
-    """The distinct values of a scalar in an offline run's protobuf records (key, then its JSON
-    value; each appears in a history and a summary record)."""
-    raw = run_file.read_bytes()
-    pattern = re.escape(key.encode()) + rb"\x82\x01.([-+0-9.eE]+)"
-    return sorted({float(v) for v in re.findall(pattern, raw, flags=re.DOTALL)})
-
-
 def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -64,14 +56,12 @@ def test_offline_run_holds_scalars_images_and_config(tmp_path, monkeypatch):
     (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     assert len(list((run_dir / "files" / "media" / "images").rglob("samples_*.png"))) == 2
     assert len(list((run_dir / "files" / "media" / "images").rglob("traversal_*.png"))) == 2
+    # the history rows (not the summary, whose copy of a value can be printed with other digits)
+    rows = [row for row in history_rows(wandb_records(run_dir)) if "train/g_loss" in row]
+    assert [row["trainer/global_step"] for row in rows] == [1, 2, 3, 4]  # generator updates done
+    assert all(row["train/d_loss"] > 0 and np.isfinite(row["train/g_loss"]) for row in rows)
+    assert len({row["train/g_loss"] for row in rows}) == 4
     (run_file,) = run_dir.glob("run-*.wandb")
-    # wandb's service writes the file in the background, and may still be finishing it under load
-    deadline = time.monotonic() + 60
-    while len(logged_values(run_file, "train/g_loss")) < 4 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    d_losses = logged_values(run_file, "train/d_loss")
-    assert len(d_losses) == 4 and all(v > 0 for v in d_losses)
-    assert len(logged_values(run_file, "train/g_loss")) == 4
     raw = run_file.read_bytes()
     assert b"seed_everything" in raw and b"DSpritesDataModule" in raw  # the full config was uploaded
     # and the stack that ran it: the W&B config's "versions" entry
