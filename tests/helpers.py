@@ -143,7 +143,7 @@ def ring_figures(model: GenerativeModule, seed: int, max_steps: int = 1000) -> d
 #: threshold set from the figures measured over seeds 0-5 (each test lists them): the median of any
 #: three of those seeds passes with a margin. A change of data order or of a dependency's numerics
 #: moves a run as much as a change of seed does, and one seed landing in a poor basin (as small
-#: GANs do) moves no median. ``LEARNING_SEEDS=0,1,2,3,4,5 pytest -s -k learn`` prints the figures.
+#: GANs do) moves no median. ``LEARNING_SEEDS=0,1,2,3,4,5 pytest -n0 -s -k learn`` prints the figures.
 LEARNING_SEEDS = tuple(int(seed) for seed in os.environ.get("LEARNING_SEEDS", "0,1,2").split(","))
 
 
