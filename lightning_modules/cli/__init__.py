@@ -31,6 +31,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
+from lightning_modules.cli import moved
 from lightning_modules.cli.loggers import WandbLogger
 from lightning_modules.training.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
 from lightning_modules.training.strategies import gan_strategy_for, strategy_problem
@@ -44,6 +45,7 @@ class _WithoutLitLoggerTip(logging.Filter):
 
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_WithoutLitLoggerTip())
+moved.install()  # configs written before a class moved still name it
 # Deprecations inside Lightning's own code (its pytree helper), which a user cannot act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
@@ -130,7 +132,7 @@ class ArgumentParser(LightningArgumentParser):
 
     def dump(self, cfg: Namespace, *args, **kwargs) -> str:
         if isinstance(cfg, Namespace) and "trainer" in cfg:
-            cfg = cfg.clone()
+            cfg = moved.with_current_paths(cfg.clone())
             run_settings(cfg)
             cfg["checkpoint_every_n_train_steps"] = None  # in the checkpoint callbacks now, where a config may change it
         return super().dump(cfg, *args, **kwargs)
