@@ -91,6 +91,7 @@ class InfoGANDiscriminator(nn.Module):
         return self.head(features).squeeze(1), self.q_posterior(features)
 
     def q_posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Q's Gaussian over c from trunk features [B, feature_dim]: mean and log-variance, each [B, code_dim] (the log-variance fixed by ``info_std`` when given)."""
         if self.info_log_var is None:
             return gaussian_posterior(self.info_head, features)
         mean = self.info_head(features)
@@ -202,6 +203,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         return self.prior_sample((n, self.latent_dim), generator)
 
     def prior_sample(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor:
+        """Values of ``shape`` drawn from the prior: U[-1, 1] or N(0, 1)."""
         device = self._generator_device(generator)
         if self.prior == "gaussian":
             return torch.randn(shape, generator=generator, device=device)
@@ -222,6 +224,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         return dims, torch.cat([code_1, noise], 1), torch.cat([code_2, noise], 1)
 
     def values_apart(self, shape: tuple[int, ...], gap: float) -> tuple[Tensor, Tensor]:
+        """Two draws of ``shape`` from the prior, at least ``gap`` apart element-wise under the uniform prior (any distance under the Gaussian)."""
         if self.prior == "gaussian":
             return self.prior_sample(shape), self.prior_sample(shape)
         return uniform_pairs_apart(shape, gap, device=self.device)
@@ -249,6 +252,9 @@ class InfoGANCR(InfoGAN):
             288,000 of its 322,560). Before that H is neither used nor trained: the reference does
             train it, but re-initialises it (and its optimizer) when CR starts.
         cr_optimizer: The CR discriminator. The reference: Adam, lr 2e-3, β1 0.5.
+
+    Raises:
+        ValueError: ``gap`` outside [0, 2], or ``gap`` > 0 with ``prior='gaussian'``.
     """
 
     def __init__(
