@@ -91,7 +91,8 @@ class InfoGANDiscriminator(nn.Module):
         return self.head(features).squeeze(1), self.q_posterior(features)
 
     def q_posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        """Q's Gaussian over c from trunk features [B, feature_dim]: mean and log-variance, each [B, code_dim] (the log-variance fixed by ``info_std`` when given)."""
+        """Q's Gaussian over c from trunk features [B, feature_dim]: mean and log-variance, each
+        [B, code_dim] (the log-variance fixed by ``info_std`` when given)."""
         if self.info_log_var is None:
             return gaussian_posterior(self.info_head, features)
         mean = self.info_head(features)
@@ -224,7 +225,8 @@ class InfoGAN(WarmStart, AdversarialModule):
         return dims, torch.cat([code_1, noise], 1), torch.cat([code_2, noise], 1)
 
     def values_apart(self, shape: tuple[int, ...], gap: float) -> tuple[Tensor, Tensor]:
-        """Two draws of ``shape`` from the prior, at least ``gap`` apart element-wise under the uniform prior (any distance under the Gaussian)."""
+        """Two draws of ``shape`` from the prior, at least ``gap`` apart element-wise under the
+        uniform prior (independent under the Gaussian)."""
         if self.prior == "gaussian":
             return self.prior_sample(shape), self.prior_sample(shape)
         return uniform_pairs_apart(shape, gap, device=self.device)
