@@ -36,6 +36,9 @@ class DisentanglementEvaluation(EvaluationCallback):
         batch_size: Observations encoded per forward pass.
         every_n_steps: Cadence in training steps; None: only at the end of fit.
         at_start: Also score the model before its first update (step 0; see ``PeriodicCallback``).
+
+    Raises:
+        ValueError: ``sizes`` for a metric not among ``metrics``. TypeError: at setup, a model without an encoder or data without known factors (outside the CLI, which checks first).
     """
 
     def __init__(
@@ -75,6 +78,11 @@ class DisentanglementEvaluation(EvaluationCallback):
         return problems
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        """Checks the model and data (as :meth:`check_inputs`) before the first evaluation.
+
+        Raises:
+            TypeError: every problem :meth:`check_inputs` finds, in one message.
+        """
         if problems := self.check_inputs(pl_module, trainer.datamodule):
             raise TypeError("\n".join(problems))
         ground_truth = trainer.datamodule.ground_truth

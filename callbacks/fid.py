@@ -159,6 +159,7 @@ class FIDEvaluation(EvaluationCallback):
 
     @property
     def fit_split(self) -> str:
+        """The split scored during fit: the configured ``split`` (FID compares G with the data the model trained on by default)."""
         return self.split
 
     def _load_inception(self) -> None:

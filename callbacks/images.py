@@ -51,6 +51,7 @@ class ImageGridCallback(PeriodicCallback):
 
 
 def to_grid(images: Tensor, nrow: int, value_range: tuple[float, float]) -> Tensor:
+    """Images [N, C, H, W] with values in ``value_range`` as one grid [3, H', W'] in [0, 1], ``nrow`` images a row, white padding."""
     return make_grid(images.float(), nrow=nrow, normalize=True, value_range=value_range, pad_value=1.0)
 
 
@@ -106,6 +107,11 @@ class LatentTraversal(ImageGridCallback):
         self._images: Tensor | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        """Checks the model before the run.
+
+        Raises:
+            TypeError: ``order='kl'`` with a model that has no ``code_kl``.
+        """
         if self.order == "kl" and not callable(getattr(pl_module, "code_kl", None)):
             raise TypeError(
                 f"LatentTraversal(order='kl') needs a model with a posterior over its code (a `code_kl` "
@@ -155,6 +161,11 @@ class Reconstructions(ImageGridCallback):
         self._labels: Tensor | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
+        """Checks the model before the run.
+
+        Raises:
+            TypeError: a model without a ``reconstruct`` method.
+        """
         if not callable(getattr(pl_module, "reconstruct", None)):
             raise TypeError(
                 f"Reconstructions needs a model with an encoder (a `reconstruct` method); "

@@ -26,7 +26,11 @@ Batch = tuple[Tensor, Tensor]
 
 
 def check_value_range(value_range: Sequence[float]) -> ValueRange:
-    """Models pick their output activation (tanh / sigmoid) from this, so only two ranges exist."""
+    """Models pick their output activation (tanh / sigmoid) from this, so only two ranges exist.
+
+    Raises:
+        ValueError: a range other than (-1, 1) and (0, 1).
+    """
     normalised = tuple(float(v) for v in value_range)
     if normalised not in VALUE_RANGES:
         raise ValueError(f"value_range must be (-1.0, 1.0) or (0.0, 1.0), got {tuple(value_range)!r}")
@@ -45,7 +49,11 @@ def uint8_to_range(x: Tensor, value_range: ValueRange) -> Tensor:
 
 
 def split_indices(n: int, holdout: int, seed: int) -> tuple[Tensor, Tensor]:
-    """Seed-determined (train, held-out) partition of range(n), independent of the global RNG."""
+    """Seed-determined (train, held-out) partition of range(n), independent of the global RNG.
+
+    Raises:
+        ValueError: ``holdout`` not below ``n``.
+    """
     if holdout >= n:
         raise ValueError(f"cannot hold out {holdout} of {n} samples; lower val_size")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -117,7 +125,11 @@ class BatchedDataset(Dataset[Batch], ABC):
 
 
 class TensorPairDataset(BatchedDataset):
-    """In-memory (x, y) tensors; `transform` is applied to each batch of x (e.g. uint8 -> range)."""
+    """In-memory (x, y) tensors; `transform` is applied to each batch of x (e.g. uint8 -> range).
+
+    Raises:
+        ValueError: ``x`` and ``y`` of different lengths.
+    """
 
     def __init__(self, x: Tensor, y: Tensor, transform: Callable[[Tensor], Tensor] | None = None) -> None:
         if len(x) != len(y):
@@ -140,7 +152,11 @@ def _read_rgb(path: str) -> Tensor:
 
 
 class ImageFileDataset(BatchedDataset):
-    """Image files decoded to RGB uint8, transformed (crop/resize) one by one, scaled per batch."""
+    """Image files decoded to RGB uint8, transformed (crop/resize) one by one, scaled per batch.
+
+    Raises:
+        ValueError: ``paths`` and ``labels`` of different lengths.
+    """
 
     def __init__(
         self,
@@ -212,7 +228,11 @@ class BaseDataModule(pl.LightningDataModule):
         """The settings that choose this datamodule's data and how it renders it (files, image size,
         crop, held-out size; not the loader's batch size or workers), JSON-able, a data folder or
         file as a ``Path`` (:meth:`dataset_fingerprint` reads its files). Every datamodule states its
-        own: what is not here cannot tell two datasets apart."""
+        own: what is not here cannot tell two datasets apart.
+
+        Raises:
+            NotImplementedError: a datamodule that does not state them (FID's cache key needs them).
+        """
         raise NotImplementedError(
             f"{type(self).__name__} does not state its data_settings(): return the settings that choose its data "
             "(folders as Paths, image size, crop, held-out size)"
@@ -264,6 +284,11 @@ class BaseDataModule(pl.LightningDataModule):
         }
 
     def train_dataloader(self) -> ResumableDataLoader:
+        """The training loader: shuffled, the last incomplete batch dropped, resumable mid-epoch (:class:`ResumableDataLoader`).
+
+        Raises:
+            ValueError: a train split smaller than ``batch_size`` (it would yield no batch).
+        """
         dataset = self._split("train")
         if len(dataset) < self.batch_size:
             raise ValueError(

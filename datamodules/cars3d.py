@@ -24,7 +24,11 @@ IMAGE_SIZE = 64
 
 def load_car(path: Path) -> np.ndarray:
     """The 96 views of one car, uint8 [24 azimuths, 4 elevations, 64, 64, 3], resized from 128x128
-    with PIL's Lanczos filter as disentanglement_lib (``thumbnail``, ANTIALIAS)."""
+    with PIL's Lanczos filter as disentanglement_lib (``thumbnail``, ANTIALIAS).
+
+    Raises:
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
+    """
     try:
         views = scipy.io.loadmat(path)["im"]
     except (scipy.io.matlab.MatReadError, OSError, ValueError, KeyError, TypeError) as error:
@@ -42,6 +46,10 @@ class Cars3DGroundTruth(GridGroundTruth):
     The object class is the position of the car's file among the sorted ``car_*_mesh.mat`` names
     (disentanglement_lib takes the directory's listing order, which is not fixed). A folder with
     fewer files (a test's) holds the first objects.
+
+    Raises:
+        FileNotFoundError: the dataset's files are not there (the message lists them and where to get them).
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
     """
 
     def __init__(self, root: str | Path, value_range=(-1.0, 1.0)) -> None:

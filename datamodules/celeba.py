@@ -34,7 +34,11 @@ _SPLITS = {"train": 0, "val": 1, "test": 2}  # list_eval_partition.txt codes
 
 
 def read_attributes(path: Path) -> tuple[list[str], np.ndarray]:
-    """Filenames and their ±1 attributes mapped to 0/1 ([N, 40] int64)."""
+    """Filenames and their ±1 attributes mapped to 0/1 ([N, 40] int64).
+
+    Raises:
+        ValueError: a file not in the official layout (header, row count, values other than ±1).
+    """
     lines = path.read_text().splitlines()
     names = lines[1].split() if len(lines) > 1 else []
     if names != list(CELEBA_ATTRIBUTES):
@@ -49,6 +53,7 @@ def read_attributes(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def read_partition(path: Path) -> dict[str, int]:
+    """CelebA's ``list_eval_partition.txt``: file name -> split code (0 train, 1 validation, 2 test)."""
     rows = (line.split() for line in path.read_text().splitlines() if line.strip())
     return {filename: int(code) for filename, code in rows}
 
@@ -64,6 +69,9 @@ class CelebADataModule(BaseDataModule):
         root: directory holding img_align_celeba/, list_attr_celeba.txt and list_eval_partition.txt.
         image_size: side of the returned square images.
         crop_size: side of the center crop taken from the 178x218 aligned image before resizing.
+
+    Raises:
+        FileNotFoundError: the dataset's files are not there (the message lists them and where to get them). ValueError: a partition file that leaves images out, or attribute files not in the official layout.
     """
 
     def __init__(

@@ -152,6 +152,9 @@ class DSpritesGroundTruth(GridGroundTruth):
         image_size: 64 (the official images) or 32: each 2x2 block of the 64 px image averaged,
             so edges are grey as an anti-aliased rendering would be.
         seed: seed of the variants' colours, noise and crops when `images_for` gets no generator.
+
+    Raises:
+        ValueError: an ``image_size`` other than 64 or 32.
     """
 
     def __init__(
@@ -220,7 +223,12 @@ _SCREAM_THUMBNAIL = (350, 274)
 
 
 def load_scream(path: Path) -> Tensor:
-    """The painting as disentanglement_lib uses it: RGB in [0, 1], [3, H, W], shrunk to fit 350 x 274."""
+    """The painting as disentanglement_lib uses it: RGB in [0, 1], [3, H, W], shrunk to fit 350 x 274.
+
+    Raises:
+        FileNotFoundError: the dataset's files are not there (the message lists them and where to get them).
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
+    """
     if not path.is_file():
         raise missing_dataset_error(
             path.parent, [path.name], f"Scream dSprites crops Munch's The Scream, published at {SCREAM_URL}; save it as {path}"

@@ -13,7 +13,11 @@ from .base import BaseDataModule, TensorPairDataset
 
 
 def mixture_centers(layout: Literal["ring", "grid"], num_components: int, radius: float) -> Tensor:
-    """Centres [K, 2]: evenly spaced on a circle of `radius`, or a square grid spanning ±`radius`."""
+    """Centres [K, 2]: evenly spaced on a circle of `radius`, or a square grid spanning ±`radius`.
+
+    Raises:
+        ValueError: a grid layout of a ``num_components`` that is not a perfect square.
+    """
     if layout == "ring":
         angles = torch.arange(num_components, dtype=torch.float64) * (2.0 * math.pi / num_components)
         return (radius * torch.stack([angles.cos(), angles.sin()], dim=1)).float()

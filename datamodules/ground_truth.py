@@ -76,6 +76,11 @@ class GridGroundTruth(ABC):
         return self.grid_size
 
     def check_factors(self, factors: Tensor) -> Tensor:
+        """``factors`` as a long tensor [n, F] of factor classes.
+
+        Raises:
+            ValueError: not of shape [n, F], or a class outside its factor's range.
+        """
         factors = torch.as_tensor(factors, dtype=torch.long)
         if factors.ndim != 2 or factors.shape[1] != self.num_factors:
             raise ValueError(f"factors must have shape [n, {self.num_factors}], got {list(factors.shape)}")
@@ -84,10 +89,20 @@ class GridGroundTruth(ABC):
         return factors
 
     def factors_to_index(self, factors: Tensor) -> Tensor:
+        """Row indices [n] of the grid (row-major over ``factor_sizes``) of factor classes [n, F].
+
+        Raises:
+            ValueError: as :meth:`check_factors`.
+        """
         factors = self.check_factors(factors)
         return (factors * self._strides.to(factors.device)).sum(dim=1)
 
     def index_to_factors(self, index: Tensor) -> Tensor:
+        """Factor classes [n, F] of grid row indices [n]; the inverse of :meth:`factors_to_index`.
+
+        Raises:
+            ValueError: an index outside [0, grid_size).
+        """
         index = torch.as_tensor(index, dtype=torch.long)
         if ((index < 0) | (index >= self.grid_size)).any():
             raise ValueError(f"grid indices must lie in [0, {self.grid_size})")

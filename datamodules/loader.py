@@ -68,12 +68,14 @@ class ResumableDataLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
+        """Where the loader is: its sampler's epoch and the batches taken in it (a finished epoch: the next one, none taken)."""
         epoch, taken = getattr(self.sampler, "epoch", 0), self._batches_taken
         if taken >= len(self):  # the epoch is over: resume at the start of the next one
             epoch, taken = epoch + 1, 0
         return {"epoch": epoch, "batches_taken": taken}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume at :meth:`state_dict`'s position: the same epoch's order, its taken batches skipped."""
         self.sampler.set_epoch(state["epoch"])
         self.sampler.skip = state["batches_taken"] * self.batch_size
         self._batches_taken = state["batches_taken"]

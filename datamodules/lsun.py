@@ -29,6 +29,9 @@ class LSUNBedroomsDataModule(BaseDataModule):
         root: folder searched recursively for .jpg/.jpeg/.png/.webp images (e.g. a `data.py export` output).
         image_size: side of the returned square images.
         val_size: images held out for validation, chosen by seed (0 for none).
+
+    Raises:
+        FileNotFoundError: the dataset's files are not there (the message lists them and where to get them).
     """
 
     def __init__(

@@ -27,7 +27,11 @@ _UNSIGNED_BYTE = 0x08
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """An idx array of unsigned bytes with `ndim` dimensions; header and size are validated."""
+    """An idx array of unsigned bytes with `ndim` dimensions; header and size are validated.
+
+    Raises:
+        ValueError: a file that is unreadable, truncated, or not an unsigned-byte idx file of that rank.
+    """
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as err:  # truncated or corrupt gzip stream

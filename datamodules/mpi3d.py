@@ -31,6 +31,9 @@ def extract_images(npz_path: Path, npy_path: Path, where: str) -> None:
 
     The published npz files are compressed, and only an uncompressed .npy can be memory-mapped.
     Written under a lock and renamed into place, so concurrent processes (DDP) extract once.
+
+    Raises:
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
     """
     with FileLock(f"{npy_path}.lock"):
         if npy_path.is_file():
@@ -73,6 +76,11 @@ class MPI3DGroundTruth(GridGroundTruth):
     The npz is compressed, so the first use extracts its images once to the .npy beside it
     (12.7 GB; the npz may then be deleted). A file with fewer rows holds the first rows of the
     grid (a test's tiny one).
+
+    Raises:
+        ValueError: an unknown ``variant``.
+        FileNotFoundError: the dataset's files are not there (the message lists them and where to get them).
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
     """
 
     def __init__(self, root: str | Path, variant: Literal["toy", "realistic", "real"] = "toy", value_range=(-1.0, 1.0)) -> None:

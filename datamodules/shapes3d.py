@@ -56,6 +56,10 @@ class Shapes3DGroundTruth(GridGroundTruth):
     Images are read with h5py as they are asked for (rows sorted, in chunks); with ``in_memory``
     the file's 5.9 GB of images are read once. The file may hold part of the grid (a test's tiny
     one); the published one holds it all, in grid order.
+
+    Raises:
+        FileNotFoundError: the dataset's files are not there (the message lists them and where to get them).
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
     """
 
     def __init__(self, h5_path: str | Path, value_range=(-1.0, 1.0), in_memory: bool = False) -> None:

@@ -34,7 +34,11 @@ MAGIC_DTYPES = {
 
 
 def read_binary_matrix(path: Path) -> np.ndarray:
-    """The matrix in ``path`` (memory-mapped: the image files are 450 MB each)."""
+    """The matrix in ``path`` (memory-mapped: the image files are 450 MB each).
+
+    Raises:
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
+    """
     header = np.fromfile(path, dtype="<i4", count=2)
     if len(header) < 2 or int(header[0]) not in MAGIC_DTYPES or not 1 <= header[1] <= 16:
         raise damaged_dataset_error(path, "no binary matrix header (magic number, dimensions)", SMALLNORB_URL)
@@ -53,7 +57,11 @@ def _resize(images: np.ndarray) -> np.ndarray:
 
 
 def load_chunk(root: Path, chunk: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [N, 64, 64] of the left camera, factor classes [N, 4]) of one half."""
+    """(images uint8 [N, 64, 64] of the left camera, factor classes [N, 4]) of one half.
+
+    Raises:
+        ValueError: a file that is there but unreadable or of another shape (named, with the published file to replace it by).
+    """
     dat, cat, info = (read_binary_matrix(root / f"{chunk}-{part}.mat") for part in ("dat", "cat", "info"))
     n = len(dat)
     if dat.ndim != 4 or dat.shape[1:] != (2, 96, 96) or cat.shape != (n,) or info.shape != (n, 4):
@@ -74,6 +82,9 @@ class SmallNORBGroundTruth(GridGroundTruth):
     Reads both halves (training and testing: 48,600 images, 10 toys per category) into memory,
     resized to 64x64. A combination with no image in the files (a test's tiny ones) is not
     available.
+
+    Raises:
+        FileNotFoundError: the dataset's files are not there (the message lists them and where to get them).
     """
 
     def __init__(self, root: str | Path, value_range=(-1.0, 1.0), seed: int = 0) -> None:
@@ -93,7 +104,11 @@ class SmallNORBGroundTruth(GridGroundTruth):
         self._starts = self._counts.cumsum(0) - self._counts
 
     def images_for(self, factors: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Images [n, 1, 64, 64] in `value_range` of a random instance each, on the factors' device."""
+        """Images [n, 1, 64, 64] in `value_range` of a random instance each, on the factors' device.
+
+        Raises:
+            ValueError: factor combinations that no image in the files has.
+        """
         index = self.factors_to_index(factors).cpu()
         counts = self._counts[index]
         if (counts == 0).any():

@@ -16,6 +16,9 @@ class FactorGroundTruth:
 
     Args:
         factor_sizes: Number of classes of each factor.
+
+    Raises:
+        ValueError: empty ``factor_sizes`` or a size below 1.
     """
 
     def __init__(self, factor_sizes: Sequence[int]) -> None:
@@ -30,6 +33,7 @@ class FactorGroundTruth:
         return torch.stack(columns, dim=1)
 
     def images_for(self, factors: Tensor) -> Tensor:
+        """The observations of factor classes [n, F]: the classes themselves as floats [n, F]."""
         return factors.float()
 
     def standardise(self, factors: Tensor) -> Tensor:

@@ -273,6 +273,12 @@ class GenerativeModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------ the stepping
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[LRScheduler]]:
+        """One optimizer per entry of ``optimized_networks`` (its ``OptimizerConfig`` over that
+        network's parameters), and the learning-rate schedules they ask for.
+
+        Raises:
+            RuntimeError: a model whose ``__init__`` left ``optimized_networks`` empty.
+        """
         if not self.optimized_networks:
             raise RuntimeError(f"{type(self).__name__} must fill self.optimized_networks in __init__")
         optimizers, schedulers = [], []
@@ -284,6 +290,7 @@ class GenerativeModule(pl.LightningModule):
         return optimizers, schedulers
 
     def optimizer_of(self, network: str) -> pl.core.optimizer.LightningOptimizer:
+        """The optimizer of ``network`` (a key of ``optimized_networks``), as Lightning wraps it."""
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         return optimizers[list(self.optimized_networks).index(network)]
@@ -375,6 +382,12 @@ class GenerativeModule(pl.LightningModule):
             self.sampling_network_ema = exponential_moving_average(getattr(self, self.sampling_network), self.ema_decay)
 
     def setup(self, stage: str) -> None:
+        """Builds the EMA copy, installs the generator-update logging, and checks the model against
+        the trainer's datamodule (:func:`~lightning_modules.training.data_checks.data_mismatches`).
+
+        Raises:
+            ValueError: the data's shape or value range differs from the model's (every mismatch named).
+        """
         self._build_ema()
         if self.attached_trainer is not None:  # every logged row at generator updates, the step callbacks use
             GeneratorUpdateLogging.install(self.attached_trainer)

@@ -133,6 +133,7 @@ class BetaVAE(GenerativeModule):
         return reparameterize(mean, log_var) if sample else mean
 
     def reconstruct(self, x: Tensor) -> Tensor:
+        """The decoder's output at the posterior mean of images ``x`` [B, C, H, W] (same shape, in ``output_range``)."""
         return self.generate(self.encode(x))
 
     def code_kl(self, x: Tensor) -> Tensor:

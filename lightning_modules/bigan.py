@@ -96,4 +96,5 @@ class BiGAN(AdversarialModule):
         return gaussian_code(self.encoder, x, sample) if self.stochastic_encoder else self.encoder(x)
 
     def reconstruct(self, x: Tensor) -> Tensor:
+        """G(E(x)) of images ``x`` [B, C, H, W] (same shape; BiGAN's inversion, not trained to reconstruct)."""
         return self.generate(self.encode(x))

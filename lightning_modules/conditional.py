@@ -19,7 +19,11 @@ LabelKind = Literal["classes", "attributes", "none"]
 
 
 def label_vector(labels: Tensor, kind: LabelKind, num_labels: int) -> Tensor:
-    """The float vectors [B, num_labels] (or [B, 0] for "none") the conditional networks take."""
+    """The float vectors [B, num_labels] (or [B, 0] for "none") the conditional networks take.
+
+    Raises:
+        ValueError: class labels not of shape [B], or attribute labels not of shape [B, num_labels].
+    """
     if kind == "none":
         return torch.zeros(len(labels), 0)
     if kind == "classes":
@@ -50,6 +54,7 @@ class ConditionalSampling:
         return 0 if self.label_kind == "none" else self.num_labels
 
     def label_vector(self, labels: Tensor) -> Tensor:
+        """y [B, label_dim] of ``labels`` (see :func:`label_vector`) on this module's device."""
         return label_vector(labels, self.label_kind, self.num_labels).to(self.device)
 
     def default_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -69,7 +74,11 @@ class ConditionalSampling:
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None) -> Tensor:
-        """``n`` samples for ``labels`` ([n] classes or [n, num_labels] attributes), in ``output_range``."""
+        """``n`` samples for ``labels`` ([n] classes or [n, num_labels] attributes), in ``output_range``.
+
+        Raises:
+            ValueError: ``labels`` given for another number of samples than ``n``.
+        """
         if labels is None:
             labels = self.default_labels(n, generator)
         if len(labels) != n:

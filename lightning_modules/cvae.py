@@ -66,6 +66,7 @@ class CVAE(ConditionalSampling, BetaVAE):
         return reparameterize(mean, log_var) if sample else mean
 
     def reconstruct(self, x: Tensor, labels: Tensor) -> Tensor:
+        """The decoder's output at the posterior mean of images ``x`` [B, C, H, W] given their ``labels`` (same shape)."""
         return self.generate(self.encode(x, labels), labels)
 
     def encode_batch(self, batch: tuple[Tensor, Tensor]) -> Tensor:

@@ -58,6 +58,13 @@ class FactorVAE(BetaVAE):
         self.optimized_networks["tc_discriminator"] = discriminator_optimizer
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """Algorithm 2 of Kim & Mnih (2018): the VAE minimises -ELBO + γ TC on the first half of the
+        batch (TC estimated from the discriminator's logits, §3), then the discriminator learns
+        to tell its codes z ~ q(z) from the dimension-wise permuted codes of the second half.
+
+        Raises:
+            ValueError: a batch of fewer than 4 images (two halves of at least 2).
+        """
         x, _ = batch
         if len(x) < 4:
             raise ValueError(f"FactorVAE splits each batch in two halves of at least 2; got a batch of {len(x)}")

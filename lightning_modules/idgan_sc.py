@@ -18,12 +18,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import (
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    restricted_number_type,
-)
+from jsonargparse.typing import NonNegativeFloat, PositiveInt
 from torch import Tensor, nn
 
 from lightning_modules.base import AdversarialModule, ImageShape
@@ -33,11 +28,10 @@ from lightning_modules.losses import (
     gaussian_nll,
     kl_per_dimension,
     nonsaturating_generator_loss,
-    supervised_contrastive_loss,
 )
 from lightning_modules.nets import ConvDiscriminator, ConvGenerator, image_shape
 from lightning_modules.nets.dcgan import Normalization
-from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch, SupervisedContrastive
 from lightning_modules.training.latents import (
     gaussian_posterior,
     pairs_differing_in,
@@ -45,9 +39,6 @@ from lightning_modules.training.latents import (
 )
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
-
-PairCount = restricted_number_type("PairCount", int, (">=", 2))
-
 
 #: The stage-one β-VAE: only its encoder q(c|x) is kept (the codes, and Q with info_head="distiller").
 DISTILLER = FrozenVAE(
@@ -74,21 +65,12 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         discriminator_normalization: D's normalization (batch norm, the DCGAN practice the paper
             follows; "spectral": Miyato et al. 2018).
         info_weight: λ (paper: 0.05).
-        contrastive_weight: α (paper: 2).
-        num_pairs: m, the pairs built per generator step (paper: 384 on dSprites, 768 on CelebA).
-        tau_positive: τ1 of eq. 6, the positives' temperature (paper: 0.07).
-        tau_all: τ2 of eq. 6, the denominator's temperature (paper: 0.1).
-        representation_dim: Size of E's L2-normalised representation r (paper: 128).
-        contrastive_reduction: How eq. 6 reduces over the m anchors: "mean" (SupCon's reference
-            code) or "sum" (eq. 6 as printed: α times m). "mean" reproduces the paper's setting:
-            summed, α = 2 weighs L_SC 2m = 768 times a per-anchor loss of ≈ 6 at the start
-            (log(m - 1) with r at random) and ≈ 1.7 at collapse, thousands against G's adversarial
-            loss of ≈ 0.7, so G would follow E alone and not draw the paper's sprites; α = 2 is
-            InfoGAN-CR's weight on its batch-mean cross-entropy, the scale the paper carries over,
-            and SupCon's own eq. 2, which eq. 6 copies, prints the sum that its code averages.
+        contrastive: The supervised-contrastive regulariser: α, m, τ1, τ2, the size of r, the
+            reduction over the anchors, E's optimizer and a start step
+            (:class:`~lightning_modules.training.contrastive.SupervisedContrastive`; paper: α 2,
+            m 384 on dSprites and 768 on CelebA, τ1 0.07, τ2 0.1, r 128, E's optimizer as D's).
         generator_optimizer: Paper: Adam, lr 1e-4 on dSprites, 2e-4 on CelebA.
         discriminator_optimizer: D and the Q head. Paper: lr 2e-4 on dSprites, 4e-4 on CelebA.
-        contrastive_optimizer: E. Paper: as D.
     """
 
     output_range = (0.0, 1.0)
@@ -104,35 +86,27 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         width: PositiveInt = 32,
         discriminator_normalization: Normalization = "batch",
         info_weight: NonNegativeFloat = 0.05,
-        contrastive_weight: NonNegativeFloat = 2.0,
-        num_pairs: PairCount = 384,
-        tau_positive: PositiveFloat = 0.07,
-        tau_all: PositiveFloat = 0.1,
-        representation_dim: PositiveInt = 128,
-        contrastive_reduction: Literal["mean", "sum"] = "mean",
+        contrastive: SupervisedContrastive = SupervisedContrastive(),
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-4, betas=(0.5, 0.999)),
         discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
-        contrastive_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.distiller_checkpoint, self.code_source, self.info_head_kind = distiller_checkpoint, code_source, info_head
         self.code_dim, self.noise_dim, self.latent_dim = code_dim, noise_dim, code_dim + noise_dim
-        self.info_weight, self.contrastive_weight = info_weight, contrastive_weight
-        self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
-        self.contrastive_reduction = contrastive_reduction
+        self.info_weight, self.contrastive = info_weight, contrastive
         channels, size = image_shape(data_shape, "IDGANSC")
         self.data_shape = (channels, size, size)
 
         self.generator = ConvGenerator(self.latent_dim, size, channels, width, activation="sigmoid")
         self.discriminator = ConvDiscriminator(size, channels, width, normalization=discriminator_normalization)
         self.contrastive_head = ContrastiveHead(
-            ConvDiscriminator(size, 2 * channels, width, out_features=representation_dim), representation_dim
+            ConvDiscriminator(size, 2 * channels, width, out_features=contrastive.representation_dim), contrastive.representation_dim
         )
         self.optimized_networks = {
             "discriminator": discriminator_optimizer,
             "generator": generator_optimizer,
-            "contrastive_head": contrastive_optimizer,
+            "contrastive_head": contrastive.optimizer,
         }
         if info_head == "trainable":
             self.info_head = nn.Linear(self.discriminator.feature_dim, 2 * code_dim)
@@ -156,26 +130,31 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
             step(d_loss)
         self.log("train/d_loss", d_loss, prog_bar=True)
 
-        if self.generator_turn():
-            with self.optimize("generator", "contrastive_head") as step:
-                fake_features = self.discriminator.features(fake)
-                g_adv = nonsaturating_generator_loss(self.discriminator.head(fake_features))
-                info_loss = gaussian_nll(codes, *self.q_posterior(fake, fake_features))  # -L_info, eq. 5
+        if not self.generator_turn():
+            return
+        contrastive_on = self.global_step >= self.contrastive.start_step  # before it E is neither used nor trained
+        with self.optimize("generator", *["contrastive_head"] * contrastive_on) as step:
+            fake_features = self.discriminator.features(fake)
+            g_adv = nonsaturating_generator_loss(self.discriminator.head(fake_features))
+            info_loss = gaussian_nll(codes, *self.q_posterior(fake, fake_features))  # -L_info, eq. 5
+            g_loss = g_adv + self.info_weight * info_loss
+            if contrastive_on:
                 pair_dims, representations = self.contrastive_pairs(codes)
-                sc_loss = supervised_contrastive_loss(
-                    representations, pair_dims, self.tau_positive, self.tau_all, self.contrastive_reduction
-                )
-                step(g_adv + self.info_weight * info_loss + self.contrastive_weight * sc_loss)
-            self.log_dict(
-                {
-                    "train/g_loss": g_adv,
-                    "train/info_nll": info_loss,
-                    "train/sc_loss": sc_loss,
-                    **self.separation.metrics(representations, pair_dims, self.global_step),
-                    "train/code_recovery_mse": F.mse_loss(self.q_posterior(fake.detach(), fake_features.detach())[0], codes),
-                },
-                prog_bar=True,
-            )
+                sc_loss = self.contrastive.loss(representations, pair_dims)
+                g_loss = g_loss + self.contrastive.weight * sc_loss
+            step(g_loss)
+        contrastive_logs = {
+            "train/sc_loss": sc_loss, **self.separation.metrics(representations, pair_dims, self.global_step)
+        } if contrastive_on else {}
+        self.log_dict(
+            {
+                "train/g_loss": g_adv,
+                "train/info_nll": info_loss,
+                **contrastive_logs,
+                "train/code_recovery_mse": F.mse_loss(self.q_posterior(fake.detach(), fake_features.detach())[0], codes),
+            },
+            prog_bar=True,
+        )
 
     def sample_codes(self, real: Tensor) -> Tensor:
         """c ~ q(c|x) of the real batch from the frozen distiller, or c ~ N(0, I)."""
@@ -196,7 +175,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         dimensions and z shared), its two values of c_s taken from two different codes of the
         batch (so the pair always differs). Needs a batch of at least two. Returns the
         labels s and E's normalised representations r of the channel-concatenated pairs."""
-        m, k, n = self.num_pairs, self.code_dim, len(codes)
+        m, k, n = self.contrastive.num_pairs, self.code_dim, len(codes)
         device = codes.device
         dims = torch.randint(k, (m,), device=device)
         base = codes[torch.randint(n, (m,), device=device)]

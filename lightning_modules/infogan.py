@@ -19,7 +19,8 @@ the other two, one InfoGAN pre-training (``warm_start``).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import torch
 from jsonargparse.typing import (
@@ -32,16 +33,14 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lightning_modules.base import AdversarialModule
-from lightning_modules.idgan_sc import PairCount
 from lightning_modules.losses import (
     contrastive_regularization_loss,
     discriminator_loss,
     gaussian_nll,
     nonsaturating_generator_loss,
-    supervised_contrastive_loss,
 )
 from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk, image_shape
-from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch
+from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch, SupervisedContrastive
 from lightning_modules.training.latents import (
     gaussian_posterior,
     pairs_differing_in,
@@ -53,6 +52,19 @@ from lightning_modules.training.warm_start import WarmStart
 
 Prior = Literal["uniform", "gaussian"]
 Pairing = Literal["share", "differ"]
+
+
+class Regularizer(NamedTuple):
+    """A regulariser of G's InfoGAN loss (InfoGAN-CR's, InfoGAN-SC's) for one generator step."""
+
+    #: Its logged values' prefix: ``train/<name>_weight``, ``train/<name>_loss``.
+    name: str
+    #: The network (an attribute) that minimises its loss together with G.
+    head: str
+    #: α at this step (0: neither the loss nor the head is used).
+    weight: float
+    #: Its loss (a scalar) and the values to log with it.
+    loss: Callable[[], tuple[Tensor, dict[str, Tensor]]]
 
 
 class InfoGANDiscriminator(nn.Module):
@@ -79,6 +91,8 @@ class InfoGANDiscriminator(nn.Module):
         return self.head(features).squeeze(1), self.q_posterior(features)
 
     def q_posterior(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Q's Gaussian over c from trunk features [B, feature_dim]: mean and log-variance, each
+        [B, code_dim] (the log-variance fixed by ``info_std`` when given)."""
         if self.info_log_var is None:
             return gaussian_posterior(self.info_head, features)
         mean = self.info_head(features)
@@ -143,10 +157,7 @@ class InfoGAN(WarmStart, AdversarialModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         codes, fake = self.discriminator_step(batch)
         if self.generator_turn():
-            with self.optimize("generator") as step:
-                g_loss = self.generator_loss(codes, fake)
-                step(g_loss)
-            self.log("train/g_loss", g_loss, prog_bar=True)
+            self.generator_step(codes, fake)
 
     def discriminator_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """Sample (c, z) ~ prior and x̃ = G(c, z) for the real batch; D and Q take one step on
@@ -167,6 +178,21 @@ class InfoGAN(WarmStart, AdversarialModule):
         )
         return codes, fake
 
+    def generator_step(self, codes: Tensor, fake: Tensor, regularizer: Regularizer | None = None) -> None:
+        """G takes one step on its InfoGAN loss (:meth:`generator_loss`), plus α times a
+        ``regularizer``'s loss once its α is positive, the regulariser's head minimising it with G
+        (InfoGAN-CR's H, InfoGAN-SC's E); while α is 0 the head is neither used nor trained."""
+        alpha = regularizer.weight if regularizer is not None else 0.0
+        with self.optimize("generator", *([regularizer.head] if alpha > 0 else [])) as step:
+            g_loss = self.generator_loss(codes, fake)
+            regularizer_loss, diagnostics = regularizer.loss() if alpha > 0 else (None, {})
+            step(g_loss + alpha * regularizer_loss if alpha > 0 else g_loss)
+        if regularizer is not None:
+            self.log(f"train/{regularizer.name}_weight", alpha)
+        self.log("train/g_loss", g_loss, prog_bar=True)
+        if alpha > 0:
+            self.log_dict({f"train/{regularizer.name}_loss": regularizer_loss, **diagnostics}, prog_bar=True)
+
     def generator_loss(self, codes: Tensor, fake: Tensor) -> Tensor:
         """G's InfoGAN loss on the fakes of ``codes``: non-saturating L_adv + λ L_info (a scalar)."""
         fake_logits, q_fake = self.discriminator(fake)
@@ -178,6 +204,7 @@ class InfoGAN(WarmStart, AdversarialModule):
         return self.prior_sample((n, self.latent_dim), generator)
 
     def prior_sample(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> Tensor:
+        """Values of ``shape`` drawn from the prior: U[-1, 1] or N(0, 1)."""
         device = self._generator_device(generator)
         if self.prior == "gaussian":
             return torch.randn(shape, generator=generator, device=device)
@@ -198,6 +225,8 @@ class InfoGAN(WarmStart, AdversarialModule):
         return dims, torch.cat([code_1, noise], 1), torch.cat([code_2, noise], 1)
 
     def values_apart(self, shape: tuple[int, ...], gap: float) -> tuple[Tensor, Tensor]:
+        """Two draws of ``shape`` from the prior, at least ``gap`` apart element-wise under the
+        uniform prior (independent under the Gaussian)."""
         if self.prior == "gaussian":
             return self.prior_sample(shape), self.prior_sample(shape)
         return uniform_pairs_apart(shape, gap, device=self.device)
@@ -225,6 +254,9 @@ class InfoGANCR(InfoGAN):
             288,000 of its 322,560). Before that H is neither used nor trained: the reference does
             train it, but re-initialises it (and its optimizer) when CR starts.
         cr_optimizer: The CR discriminator. The reference: Adam, lr 2e-3, β1 0.5.
+
+    Raises:
+        ValueError: ``gap`` outside [0, 2], or ``gap`` > 0 with ``prior='gaussian'``.
     """
 
     def __init__(
@@ -249,17 +281,9 @@ class InfoGANCR(InfoGAN):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         codes, fake = self.discriminator_step(batch)
-        if not self.generator_turn():
-            return
-        alpha = self.current_cr_weight()  # 0 before cr_start_step: H is neither used nor trained
-        with self.optimize("generator", *["cr_discriminator"] * (alpha > 0)) as step:  # G and H minimise together
-            g_loss = self.generator_loss(codes, fake)
-            cr_loss, cr_accuracy = self.cr_loss(len(fake)) if alpha > 0 else (None, None)
-            step(g_loss + alpha * cr_loss if alpha > 0 else g_loss)
-        self.log("train/cr_weight", alpha)
-        self.log("train/g_loss", g_loss, prog_bar=True)
-        if alpha > 0:
-            self.log_dict({"train/cr_loss": cr_loss, "train/cr_accuracy": cr_accuracy}, prog_bar=True)
+        if self.generator_turn():
+            cr = Regularizer("cr", "cr_discriminator", self.current_cr_weight(), lambda: self.cr_diagnosed(len(fake)))
+            self.generator_step(codes, fake, cr)
 
     def current_cr_weight(self) -> float:
         """α of this step: 0 until ``cr_start_step`` generator steps are done, then ``cr_weight``."""
@@ -272,6 +296,11 @@ class InfoGANCR(InfoGAN):
         logits = self.cr_discriminator(torch.cat([self.generator(latent_1), self.generator(latent_2)], 1))
         return contrastive_regularization_loss(logits, dims), (logits.detach().argmax(1) == dims).float().mean()
 
+    def cr_diagnosed(self, n: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`cr_loss` with H's accuracy as the value to log (``train/cr_accuracy``)."""
+        loss, accuracy = self.cr_loss(n)
+        return loss, {"train/cr_accuracy": accuracy}
+
     def cr_latent_pairs(self, n: int) -> tuple[Tensor, Tensor, Tensor]:
         """``n`` pairs built by ``pairing`` and ``gap`` (see ``InfoGAN.latent_pairs``)."""
         return self.latent_pairs(n, self.pairing, self.gap)
@@ -282,7 +311,7 @@ class InfoGANSC(InfoGAN):
     InfoGAN-CR's: IDGAN-SC without β-VAE on the networks of InfoGAN and InfoGAN-CR, the third arm of
     the paper's §3.1 ablation (table 2).
 
-    From ``contrastive_start_step`` on, each generator step builds m pairs as IDGAN-SC §2.2 does
+    From ``contrastive.start_step`` on, each generator step builds m pairs as IDGAN-SC §2.2 does
     (c drawn once, c_s twice, z shared; labelled s); E maps each channel-concatenated pair to an
     L2-normalised r, and G and E minimise α L_SC (G's loss is the InfoGAN one plus it). Before that
     E is neither used nor trained. E is InfoGAN-CR's CR discriminator with ``representation_dim``
@@ -290,64 +319,36 @@ class InfoGANSC(InfoGAN):
     collapses an uncentred E), so the two regularised arms differ in their loss and that centring.
 
     Args:
-        contrastive_weight: α (paper: 2).
-        contrastive_start_step: Generator steps trained as plain InfoGAN before L_SC starts (0 in
-            the ablation's arm, which continues a pre-trained InfoGAN).
-        num_pairs: m, the pairs built per generator step (paper: 384).
-        tau_positive: τ1 of eq. 6 (paper: 0.07).
-        tau_all: τ2 of eq. 6 (paper: 0.1).
-        representation_dim: Size of r (paper: 128).
-        contrastive_reduction: "mean" over the anchors (SupCon's code) or "sum" (eq. 6 as
-            printed); see ``IDGANSC``, whose reasons for "mean" hold here too.
-        contrastive_optimizer: E. Paper: as D.
+        contrastive: The regulariser's settings
+            (:class:`~lightning_modules.training.contrastive.SupervisedContrastive`): the paper's α 2,
+            m 384, τ1 0.07, τ2 0.1, r 128, the mean over the anchors (``IDGANSC``'s reasons hold
+            here too); E's optimizer as D's (Adam, lr 2e-3, β1 0.5); ``start_step`` 0 in the
+            ablation's arm, which continues a pre-trained InfoGAN.
     """
 
     def __init__(
         self,
-        contrastive_weight: NonNegativeFloat = 2.0,
-        contrastive_start_step: NonNegativeInt = 0,
-        num_pairs: PairCount = 384,
-        tau_positive: PositiveFloat = 0.07,
-        tau_all: PositiveFloat = 0.1,
-        representation_dim: PositiveInt = 128,
-        contrastive_reduction: Literal["mean", "sum"] = "mean",
-        contrastive_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-3, betas=(0.5, 0.999)),
+        contrastive: SupervisedContrastive = SupervisedContrastive(optimizer=OptimizerConfig(lr=2e-3, betas=(0.5, 0.999))),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.contrastive_weight, self.contrastive_start_step = contrastive_weight, contrastive_start_step
-        self.num_pairs, self.tau_positive, self.tau_all = num_pairs, tau_positive, tau_all
-        self.contrastive_reduction = contrastive_reduction
+        self.contrastive = contrastive
         trunk = InfoGANCRTrunk(2 * self.data_shape[0], self.data_shape[-1])
-        self.contrastive_head = ContrastiveHead(
-            nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, representation_dim))), representation_dim
-        )
+        size = contrastive.representation_dim
+        self.contrastive_head = ContrastiveHead(nn.Sequential(trunk, spectral_norm(nn.Linear(trunk.feature_dim, size))), size)
         self.separation = SeparationWatch("InfoGAN-SC")
-        self.optimized_networks["contrastive_head"] = contrastive_optimizer
+        self.optimized_networks["contrastive_head"] = contrastive.optimizer
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         codes, fake = self.discriminator_step(batch)
-        if not self.generator_turn():
-            return
-        alpha = self.current_contrastive_weight()  # 0 before contrastive_start_step: E is neither used nor trained
-        with self.optimize("generator", *["contrastive_head"] * (alpha > 0)) as step:  # G and E minimise together
-            g_loss = self.generator_loss(codes, fake)
-            sc_loss, separation = self.contrastive_loss() if alpha > 0 else (None, {})
-            step(g_loss + alpha * sc_loss if alpha > 0 else g_loss)
-        self.log("train/sc_weight", alpha)
-        self.log("train/g_loss", g_loss, prog_bar=True)
-        if alpha > 0:
-            self.log_dict({"train/sc_loss": sc_loss, **separation}, prog_bar=True)
-
-    def current_contrastive_weight(self) -> float:
-        """α of this step: 0 until ``contrastive_start_step`` generator steps are done."""
-        return self.contrastive_weight if self.global_step >= self.contrastive_start_step else 0.0
+        if self.generator_turn():
+            alpha = self.contrastive.weight_at(self.global_step)
+            self.generator_step(codes, fake, Regularizer("sc", "contrastive_head", alpha, self.contrastive_loss))
 
     def contrastive_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """L_SC (eq. 6, a scalar) over ``num_pairs`` fresh pairs built as IDGAN-SC §2.2 does, and
         E's separation of them (``SeparationWatch.metrics``: the values to log)."""
-        dims, latent_1, latent_2 = self.latent_pairs(self.num_pairs, "differ")
+        dims, latent_1, latent_2 = self.latent_pairs(self.contrastive.num_pairs, "differ")
         pairs = torch.cat([self.generator(latent_1), self.generator(latent_2)], 1)
         representations = self.contrastive_head(pairs)
-        sc_loss = supervised_contrastive_loss(representations, dims, self.tau_positive, self.tau_all, self.contrastive_reduction)
-        return sc_loss, self.separation.metrics(representations, dims, self.global_step)
+        return self.contrastive.loss(representations, dims), self.separation.metrics(representations, dims, self.global_step)

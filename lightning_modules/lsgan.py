@@ -32,9 +32,7 @@ class LSGAN(TwoPlayerGAN):
     def __init__(
         self,
         latent_dim: PositiveInt = 1024,
-        fake_target: float = 0.0,
-        real_target: float = 1.0,
-        generator_target: float = 1.0,
+        fake_target: float = 0.0, real_target: float = 1.0, generator_target: float = 1.0,  # (a, b, c): one coding scheme
         **kwargs,
     ) -> None:
         super().__init__(latent_dim=latent_dim, **kwargs)

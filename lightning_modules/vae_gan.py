@@ -139,4 +139,5 @@ class VAEGAN(GenerativeModule):
         return gaussian_code(self.encoder, x, sample)
 
     def reconstruct(self, x: Tensor) -> Tensor:
+        """Dec(Enc(x)) of images ``x`` [B, C, H, W] at the posterior mean (same shape)."""
         return self.generate(self.encode(x))

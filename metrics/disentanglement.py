@@ -70,9 +70,13 @@ class GroundTruth(Protocol):
 
     factor_sizes: list[int]
 
-    def sample_factors(self, n: int, generator: torch.Generator) -> Tensor: ...
+    def sample_factors(self, n: int, generator: torch.Generator) -> Tensor:
+        """Factor classes [n, F] drawn with ``generator``, each within its ``factor_sizes``."""
+        ...
 
-    def images_for(self, factors: Tensor) -> Tensor: ...
+    def images_for(self, factors: Tensor) -> Tensor:
+        """The observations [n, C, H, W] (values in [0, 1]) of factor classes [n, F]."""
+        ...
 
 
 class DisentanglementMetric(Metric, ABC):

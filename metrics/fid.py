@@ -57,6 +57,9 @@ def to_uint8_rgb(images: Tensor, value_range: tuple[float, float]) -> Tensor:
     """Images ``[N, 1 or 3, H, W]`` in ``value_range`` as ``uint8`` RGB (grayscale replicated).
 
     Rounds like ``torchvision.utils.save_image``, so the features are those of the saved images.
+
+    Raises:
+        ValueError: not a batch [N, 1 or 3, H, W].
     """
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"FID needs images [N, 1 or 3, H, W], got {list(images.shape)}")
@@ -138,6 +141,7 @@ class InceptionV3(NoTrainInceptionV3):
 
     @property
     def num_logits(self) -> int:
+        """Classes of the Inception's logits (1008 for the TF FID weights)."""
         return self.fc.out_features
 
 
@@ -356,6 +360,9 @@ class SampleQuality(nn.Module):
 
         Under DDP process 0 holds it and the others hold zeros (their ``state`` is ignored and may
         be None), so that the sum / gather of :meth:`compute` gives back exactly ``state``.
+
+        Raises:
+            ValueError: ``state`` None on process 0.
         """
         keep = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
         if keep and state is None:

@@ -28,11 +28,13 @@ from lightning_modules import (
     InfoGANSC, KLAnnealing, LatentConstraints, OptimizerConfig,
 )
 from lightning_modules.base import GenerativeModule
+from lightning_modules.training.contrastive import SupervisedContrastive
 from lightning_modules.training.pretrained_vae import PretrainedVAE
 from tests.helpers import RandomImages, quiet_trainer
 
 SIGNED, UNIT = (-1.0, 1.0), (0.0, 1.0)
 SMALL = dict(data_shape=(1, 32, 32), width=4)
+TINY_CONTRASTIVE = SupervisedContrastive(num_pairs=8, representation_dim=8)
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,10 @@ MODELS: dict[str, Entry] = {
     "factor-vae": Entry(FactorVAE, dict(data_shape=(1, 64, 64), width=4, discriminator_hidden=(8,)), UNIT),
     # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
     "latent-constraints": Entry(LatentConstraints, dict(data_shape=(1, 32, 32), latent_dim=4, hidden=(8,), n_critic=4), UNIT),
-    "idgan-sc": Entry(IDGANSC, dict(SMALL, code_dim=3, noise_dim=2, num_pairs=8, representation_dim=8), UNIT),
-    "idgan-sc-prior": Entry(IDGANSC, dict(SMALL, code_source="prior", code_dim=3, noise_dim=2, num_pairs=8, representation_dim=8), UNIT),
+    "idgan-sc": Entry(IDGANSC, dict(SMALL, code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
+    "idgan-sc-prior": Entry(IDGANSC, dict(SMALL, code_source="prior", code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
     "infogan": Entry(InfoGAN, dict(data_shape=(1, 64, 64)), UNIT),
     # CR switches on mid-run (step 4), so the schedule must resume with the step count
     "infogan-cr": Entry(InfoGANCR, dict(data_shape=(1, 64, 64), cr_start_step=4), UNIT, all_trained_from=4),
-    "infogan-sc": Entry(InfoGANSC, dict(data_shape=(1, 64, 64), num_pairs=8, representation_dim=8), UNIT),
+    "infogan-sc": Entry(InfoGANSC, dict(data_shape=(1, 64, 64), contrastive=TINY_CONTRASTIVE), UNIT),
 }

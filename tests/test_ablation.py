@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from lightning_modules import DCGAN, InfoGAN, InfoGANCR, InfoGANSC
 from lightning_modules.cli import main
 from lightning_modules.losses import supervised_contrastive_loss
+from lightning_modules.training.contrastive import SupervisedContrastive
 from lightning_modules.cli import resolved_config
 from tests.helpers import RandomImages, quiet_trainer
 
@@ -24,7 +25,7 @@ ABLATION = ["ablation_infogan_pretrain_dsprites", "ablation_infogan_dsprites", "
 SHARED = ("generator", "discriminator")
 TINY = dict(code_dim=3, noise_dim=2, prior="gaussian")
 ARMS = [(InfoGAN, {}), (InfoGANCR, dict(pairing="differ", cr_start_step=0)),
-        (InfoGANSC, dict(num_pairs=12, representation_dim=8, contrastive_start_step=0))]
+        (InfoGANSC, dict(contrastive=SupervisedContrastive(num_pairs=12, representation_dim=8, start_step=0)))]
 
 
 def images():
@@ -108,7 +109,7 @@ def test_the_regulariser_starts_at_its_step_and_trains_g_and_e_but_not_d():
     from tests.helpers import record_optimize_blocks
 
     pl.seed_everything(0)
-    model = InfoGANSC(**TINY, num_pairs=12, representation_dim=8, contrastive_start_step=2)
+    model = InfoGANSC(**TINY, contrastive=SupervisedContrastive(num_pairs=12, representation_dim=8, start_step=2))
     blocks = record_optimize_blocks(model, ["generator", "discriminator", "contrastive_head"])
     weights = []
 
@@ -143,7 +144,7 @@ def test_the_gaussian_prior_draws_every_latent_dimension_from_n01():
 
 def test_the_sc_arm_uses_eq_6_with_the_configured_reduction():
     torch.manual_seed(0)
-    model = InfoGANSC(**TINY, num_pairs=12, representation_dim=8, contrastive_reduction="sum")
+    model = InfoGANSC(**TINY, contrastive=SupervisedContrastive(num_pairs=12, representation_dim=8, reduction="sum"))
     model.eval()  # spectral norm's power iteration would move between the two computations
     torch.manual_seed(3)
     loss, _ = model.contrastive_loss()
@@ -196,8 +197,9 @@ def test_the_ablation_configs_parse_with_the_papers_settings(config, capsys):
     pretraining = "runs/ablation_infogan_pretrain_dsprites/checkpoints/last.ckpt"
     assert arguments["warm_start"] == (None if "pretrain" in config else pretraining)
     if "idgan_sc" in config:
-        assert (arguments["num_pairs"], arguments["contrastive_weight"], arguments["tau_positive"], arguments["tau_all"],
-                arguments["representation_dim"], arguments["contrastive_optimizer"]["lr"], arguments["contrastive_start_step"]) == (
+        contrastive = arguments["contrastive"]
+        assert (contrastive["num_pairs"], contrastive["weight"], contrastive["tau_positive"], contrastive["tau_all"],
+                contrastive["representation_dim"], contrastive["optimizer"]["lr"], contrastive["start_step"]) == (
             384, 2.0, 0.07, 0.1, 128, 2e-4, 0)
     if "infogan_cr" in config:
         assert (arguments["cr_weight"], arguments["cr_start_step"], arguments["cr_optimizer"]["lr"]) == (2.0, 0, 2e-4)
@@ -221,7 +223,7 @@ def test_an_arm_fits_from_a_pretraining_run_of_its_config(tmp_path, monkeypatch)
     main(["fit", "--config", str(without_evaluations("ablation_infogan_pretrain_dsprites", tmp_path)), *tiny])
     pretraining = torch.load(tmp_path / "runs/ablation_infogan_pretrain_dsprites/checkpoints/last.ckpt", weights_only=True)
     main(["fit", "--config", str(without_evaluations("ablation_idgan_sc_dsprites", tmp_path)), *tiny,
-          "--model.init_args.num_pairs=8"])
+          "--model.init_args.contrastive.num_pairs=8"])
     arm = torch.load(tmp_path / "runs/ablation_idgan_sc_dsprites/checkpoints/last.ckpt", weights_only=True)
     assert arm["global_step"] == 2 and pretraining["global_step"] == 2
     assert any(key.startswith("contrastive_head.") for key in arm["state_dict"])

@@ -40,8 +40,8 @@ def test_the_card_command_end_to_end(tmp_path):
     stage_two = with_tiny_evaluations(ROOT / "configs" / "idgan_sc_celeba.yaml", tmp_path)
     data = [f"--data.init_args.root={tmp_path / 'celeba'}", "--data.init_args.batch_size=4", "--data.init_args.num_workers=0",
             "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--model.init_args.width=4"]
-    two = ["--config", str(stage_two), *data, "--model.init_args.noise_dim=4", "--model.init_args.num_pairs=8",
-           "--model.init_args.representation_dim=8"]
+    two = ["--config", str(stage_two), *data, "--model.init_args.noise_dim=4", "--model.init_args.contrastive.num_pairs=8",
+           "--model.init_args.contrastive.representation_dim=8"]
 
     cli(tmp_path, "fit", "--config", str(stage_one), *data, "--trainer.max_steps=2")
     assert steps_in(tmp_path / "runs" / "beta_vae_celeba" / "checkpoints")["last.ckpt"] == 2

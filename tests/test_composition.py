@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lightning_modules import AdversarialModule, BetaVAE, InfoGANCR, InfoGANSC
+from lightning_modules.training.contrastive import SupervisedContrastive
 from lightning_modules.training.pretrained_vae import FrozenVAE, PretrainedVAE
 
 SOURCE = FrozenVAE("vae_checkpoint", "vae", "pretrained VAE", "configs/latent_constraints_vae_mnist.yaml", "latent_dim", BetaVAE)
@@ -35,7 +36,7 @@ def test_the_first_place_in_the_bases_with_a_source_is_accepted_and_reads_the_ke
 
 @pytest.mark.parametrize("model, loss", [
     (InfoGANCR(code_dim=3, noise_dim=2), lambda model: model.cr_loss(6)),
-    (InfoGANSC(code_dim=3, noise_dim=2, num_pairs=6, representation_dim=8), lambda model: model.contrastive_loss()),
+    (InfoGANSC(code_dim=3, noise_dim=2, contrastive=SupervisedContrastive(num_pairs=6, representation_dim=8)), lambda model: model.contrastive_loss()),
 ])
 def test_a_regulariser_loss_logs_nothing_and_needs_no_trainer(model, loss):
     torch.manual_seed(0)

@@ -3,6 +3,7 @@ distiller hand-over between the stages, and that both stages learn on procedural
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_modules import IDGANSC, BetaVAE, OptimizerConfig
+from lightning_modules.training.contrastive import SupervisedContrastive
 from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, supervised_contrastive_loss
 from tests.helpers import RandomImages, flat_parameters, over_seeds, quiet_trainer
@@ -97,12 +99,12 @@ def test_supcon_sum_follows_eq_6_for_the_papers_temperatures():
 
 def test_idgan_sc_applies_its_configured_reduction():
     """The model's sc_loss is the sum (m times the mean, when every pair has a positive) with
-    contrastive_reduction="sum"."""
+    contrastive.reduction="sum"."""
     losses = {}
     for reduction in ("mean", "sum"):
         pl.seed_everything(0)
-        model = IDGANSC(code_source="prior", code_dim=2, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=16,
-                        representation_dim=8, contrastive_reduction=reduction)
+        model = IDGANSC(code_source="prior", code_dim=2, noise_dim=2, data_shape=(1, 28, 28), width=4, 
+                        contrastive=SupervisedContrastive(num_pairs=16, representation_dim=8, reduction=reduction))
         trainer = quiet_trainer(max_steps=1)
         trainer.fit(model, RandomImages(size=28, value_range=UNIT))
         losses[reduction] = trainer.callback_metrics["train/sc_loss"].item()
@@ -112,7 +114,7 @@ def test_idgan_sc_applies_its_configured_reduction():
 def test_idgan_sc_trains_on_when_the_pairs_share_no_dimension():
     """m = 2 pairs over k = 10 code dimensions: most steps have no positive pair at all."""
     pl.seed_everything(0)
-    model = IDGANSC(code_source="prior", code_dim=10, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=2, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=10, noise_dim=2, data_shape=(1, 28, 28), width=4, contrastive=SupervisedContrastive(num_pairs=2, representation_dim=8))
     trainer = quiet_trainer(max_steps=3)
     trainer.fit(model, RandomImages(size=28, value_range=UNIT))
     assert trainer.global_step == 3 and model.nonfinite_updates == 0
@@ -159,7 +161,7 @@ class RecordingGenerator(torch.nn.Module):
 
 
 def test_contrastive_pairs_share_z_and_vary_the_labelled_code_dimension():
-    model = IDGANSC(code_source="prior", code_dim=4, noise_dim=3, data_shape=(1, 28, 28), width=4, num_pairs=20, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=4, noise_dim=3, data_shape=(1, 28, 28), width=4, contrastive=SupervisedContrastive(num_pairs=20, representation_dim=8))
     model.generator = RecordingGenerator(model.generator)
     dims, representations = model.contrastive_pairs(torch.randn(7, 4))
     latent_1, latent_2 = model.generator.inputs
@@ -225,22 +227,22 @@ def test_e_learns_to_separate_pairs_that_g_renders_differently():
         """E on 600 pairs drawn from a fixed seed, the global RNG left as it was."""
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(1000)
-            model.num_pairs, trained_pairs = 600, model.num_pairs
+            model.contrastive, trained = dataclasses.replace(model.contrastive, num_pairs=600), model.contrastive
             dims, r = model.contrastive_pairs(torch.randn(64, 3))
-            model.num_pairs = trained_pairs
+            model.contrastive = trained
         same, other = label_cosines(r, dims)
         return {"accuracy": nearest_neighbour_accuracy(r, dims).item(), "cosine_other": other.item(),
-                "loss": supervised_contrastive_loss(r, dims, model.tau_positive, model.tau_all).item()}
+                "loss": supervised_contrastive_loss(r, dims, model.contrastive.tau_positive, model.contrastive.tau_all).item()}
 
     def measure(seed):
         torch.manual_seed(seed)
-        model = IDGANSC(code_source="prior", code_dim=3, noise_dim=1, data_shape=(1, 28, 28), width=8, num_pairs=48, representation_dim=16)
+        model = IDGANSC(code_source="prior", code_dim=3, noise_dim=1, data_shape=(1, 28, 28), width=8, contrastive=SupervisedContrastive(num_pairs=48, representation_dim=16))
         model.generator = SquareRenderer()
         untrained = separation(model)
         optimizer = torch.optim.Adam(model.contrastive_head.parameters(), 2e-4, betas=(0.5, 0.999))
         for _ in range(E_STEPS):
             dims, r = model.contrastive_pairs(torch.randn(64, 3))
-            loss = supervised_contrastive_loss(r, dims, model.tau_positive, model.tau_all)
+            loss = supervised_contrastive_loss(r, dims, model.contrastive.tau_positive, model.contrastive.tau_all)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -261,7 +263,7 @@ def test_e_learns_to_separate_pairs_that_g_renders_differently():
 def test_a_contrastive_head_that_separates_nothing_is_reported_once():
     """A G that draws nothing of its code (here: an untrained one, scored in windows of 2 steps) gets
     one warning naming the fix, not one per window."""
-    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=12, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, data_shape=(1, 28, 28), width=4, contrastive=SupervisedContrastive(num_pairs=12, representation_dim=8))
     model.separation.window = 2
     with pytest.warns(UserWarning, match=r"tells G's pairs apart no better than chance.*discriminator_normalization: spectral") as record:
         quiet_trainer(max_steps=12).fit(model, RandomImages(size=28, value_range=UNIT))
@@ -269,7 +271,7 @@ def test_a_contrastive_head_that_separates_nothing_is_reported_once():
 
 
 def test_the_contrastive_loss_trains_g_and_e_but_not_d():
-    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, data_shape=(1, 28, 28), width=4, num_pairs=12, representation_dim=8)
+    model = IDGANSC(code_source="prior", code_dim=3, noise_dim=2, data_shape=(1, 28, 28), width=4, contrastive=SupervisedContrastive(num_pairs=12, representation_dim=8))
     quiet_trainer(max_steps=1).fit(model, RandomImages(size=28, value_range=UNIT))
     before = {name: flat_parameters(getattr(model, name)) for name in ("generator", "contrastive_head", "discriminator")}
     discriminator_grads = [p.grad.clone() for p in model.discriminator.parameters()]
@@ -303,7 +305,7 @@ def dsprites(batch_size: int = 16):
     return DSpritesDataModule(source="procedural", batch_size=batch_size, value_range=UNIT)
 
 
-STAGE_TWO = dict(code_dim=4, noise_dim=2, width=8, num_pairs=24, representation_dim=16)
+STAGE_TWO = dict(code_dim=4, noise_dim=2, width=8, contrastive=SupervisedContrastive(num_pairs=24, representation_dim=16))
 # The quick start's D/G balance (configs/quickstart.yaml): with D's learning rate above G's, as
 # above, D wins and G's pairs give E nothing to tell apart.
 QUICK_START_BALANCE = dict(discriminator_normalization="spectral", generator_optimizer=OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
@@ -375,14 +377,14 @@ def test_stage_two_trains_e_beyond_what_an_untrained_e_does(stage_one):
 def contrastive_accuracy(model: IDGANSC, pairs: int, rounds: int) -> float:
     from lightning_modules.training.contrastive import nearest_neighbour_accuracy
 
-    model.num_pairs, trained_pairs = pairs, model.num_pairs
+    model.contrastive, trained = dataclasses.replace(model.contrastive, num_pairs=pairs), model.contrastive
     accuracies = []
     with torch.no_grad():
         for round_ in range(rounds):
             torch.manual_seed(100 + round_)
             dims, representations = model.contrastive_pairs(torch.randn(64, model.code_dim))
             accuracies.append(nearest_neighbour_accuracy(representations, dims).item())
-    model.num_pairs = trained_pairs
+    model.contrastive = trained
     return sum(accuracies) / rounds
 
 

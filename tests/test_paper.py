@@ -15,7 +15,8 @@ from tests.helpers import TINY_DISENTANGLEMENT, evaluations
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 STEPS = 4
-MODELS = {"idgan_sc_prior_dsprites": {"width": 4, "num_pairs": 8, "representation_dim": 8}, "beta_vae_dsprites": {"width": 4}}
+TINY_CONTRASTIVE = {"contrastive": {"num_pairs": 8, "representation_dim": 8}}
+MODELS = {"idgan_sc_prior_dsprites": {"width": 4, **TINY_CONTRASTIVE}, "beta_vae_dsprites": {"width": 4}}
 
 
 def tiny_config(name: str, tmp_path: Path, configs: Path = CONFIGS, model: dict | None = None) -> Path:
@@ -32,7 +33,9 @@ def tiny_config(name: str, tmp_path: Path, configs: Path = CONFIGS, model: dict 
         else:
             arguments.update(every_n_steps=2)
         arguments.update(at_start=True, batch_size=64, sizes={metric: TINY_DISENTANGLEMENT[metric] for metric in arguments["metrics"]})
-    config["model"]["init_args"].update(MODELS[name] if model is None else model)
+    for key, value in (MODELS[name] if model is None else model).items():  # a group (contrastive) merged, not replaced
+        arguments = config["model"]["init_args"]
+        arguments[key] = {**arguments[key], **value} if isinstance(value, dict) and key in arguments else value
     config["data"]["init_args"].update(source="procedural", batch_size=8, num_workers=0)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -177,9 +180,9 @@ def test_paper_scale_configs_train_the_papers_number_of_iterations(name, epochs)
 
 #: configs/small/: Table 3's models (and IDGAN-SC's stage one) at tiny sizes, keyed by config name.
 SMALL = {"beta_vae": {"width": 4}, "infogan": {}, "infogan_cr": {"cr_start_step": 2},
-         "idgan_sc_prior": {"width": 4, "num_pairs": 8, "representation_dim": 8},
+         "idgan_sc_prior": {"width": 4, **TINY_CONTRASTIVE},
          "factor_vae": {"width": 4, "discriminator_hidden": [8]},
-         "idgan_sc": {"width": 4, "num_pairs": 8, "representation_dim": 8}}
+         "idgan_sc": {"width": 4, **TINY_CONTRASTIVE}}
 
 
 @pytest.mark.slow

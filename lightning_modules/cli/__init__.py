@@ -31,6 +31,7 @@ from pytorch_lightning.utilities import rank_zero_info
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
 from lightning_modules.base import GenerativeModule
+from lightning_modules.cli import moved
 from lightning_modules.cli.loggers import WandbLogger
 from lightning_modules.training.checkpoints import SafeCheckpointIO, check_written_by, read_checkpoint
 from lightning_modules.training.strategies import gan_strategy_for, strategy_problem
@@ -44,6 +45,7 @@ class _WithoutLitLoggerTip(logging.Filter):
 
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_WithoutLitLoggerTip())
+moved.install()  # configs written before a class moved still name it
 # Deprecations inside Lightning's own code (its pytree helper), which a user cannot act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
@@ -130,7 +132,7 @@ class ArgumentParser(LightningArgumentParser):
 
     def dump(self, cfg: Namespace, *args, **kwargs) -> str:
         if isinstance(cfg, Namespace) and "trainer" in cfg:
-            cfg = cfg.clone()
+            cfg = moved.with_current_paths(cfg.clone())
             run_settings(cfg)
             cfg["checkpoint_every_n_train_steps"] = None  # in the checkpoint callbacks now, where a config may change it
         return super().dump(cfg, *args, **kwargs)
@@ -141,19 +143,29 @@ class ArgumentParser(LightningArgumentParser):
         super().error(message, ex)
 
 
-#: Model arguments renamed when the models took one vocabulary (data_shape for every datum, the
-#: discriminator for every GAN's second network, a WGAN's critic included), and what to write instead.
+#: Model arguments renamed, and what to write instead: when the models took one vocabulary
+#: (data_shape for every datum, the discriminator for every GAN's second network, a WGAN's critic
+#: included), and when the supervised-contrastive regulariser's settings became one group
+#: (``contrastive``, :class:`~lightning_modules.training.contrastive.SupervisedContrastive`). A
+#: class is told only of a rename to an argument it takes.
+_CONTRASTIVE = "(the supervised-contrastive settings are one group now)"
 RENAMED_ARGUMENTS = {
     "image_size": "data_shape: [channels, size, size]",
     "channels": "data_shape: [channels, size, size]",
     "critic_optimizer": "discriminator_optimizer",
     "critic_normalization": "discriminator_normalization",
+    "contrastive_weight": f"contrastive: {{weight: ...}} {_CONTRASTIVE}",
+    "contrastive_start_step": f"contrastive: {{start_step: ...}} {_CONTRASTIVE}",
+    "num_pairs": f"contrastive: {{num_pairs: ...}} {_CONTRASTIVE}",
+    "tau_positive": f"contrastive: {{tau_positive: ...}} {_CONTRASTIVE}",
+    "tau_all": f"contrastive: {{tau_all: ...}} {_CONTRASTIVE}",
+    "representation_dim": f"contrastive: {{representation_dim: ...}} {_CONTRASTIVE}",
+    "contrastive_reduction": f"contrastive: {{reduction: ...}} {_CONTRASTIVE}",
+    "contrastive_optimizer": f"contrastive: {{optimizer: {{lr: ...}}}} {_CONTRASTIVE}",
 }
 
 
 def _closest_arguments(cls: type, name: str) -> str:
-    if issubclass(cls, GenerativeModule) and name in RENAMED_ARGUMENTS:
-        return f"\n  {cls.__name__} takes no '{name}': it was renamed; write {RENAMED_ARGUMENTS[name]}."
     # Our classes pass **kwargs on to their bases, so the arguments are those of the whole MRO.
     taken = [
         parameter.name
@@ -162,6 +174,9 @@ def _closest_arguments(cls: type, name: str) -> str:
         for parameter in list(inspect.signature(base.__init__).parameters.values())[1:]
         if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
     ]
+    renamed = RENAMED_ARGUMENTS.get(name, "")
+    if issubclass(cls, GenerativeModule) and re.match(r"\w+", renamed) and re.match(r"\w+", renamed)[0] in taken:
+        return f"\n  {cls.__name__} takes no '{name}': it was renamed; write {renamed}."
     close = get_close_matches(name, taken, n=3)
     if close:
         return f"\n  {cls.__name__} takes no '{name}'; did you mean {' or '.join(repr(c) for c in close)}?"

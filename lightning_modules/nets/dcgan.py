@@ -19,13 +19,18 @@ _STAGES = {64: (4, 4), 32: (4, 3), 28: (7, 2)}
 
 
 def resolution_stages(image_size: int) -> tuple[int, int]:
-    """(start size, number of stride-2 stages) for a supported image size."""
+    """(start size, number of stride-2 stages) for a supported image size.
+
+    Raises:
+        ValueError: an image size other than 28, 32 or 64.
+    """
     if image_size not in _STAGES:
         raise ValueError(f"image_size must be one of {sorted(_STAGES)}, got {image_size}")
     return _STAGES[image_size]
 
 
 def output_activation(name: OutputActivation) -> nn.Module:
+    """The module of an output activation name: "tanh" (images in [-1, 1]), "sigmoid" ([0, 1]) or "identity" (logits, means)."""
     return {"tanh": nn.Tanh(), "sigmoid": nn.Sigmoid(), "identity": nn.Identity()}[name]
 
 
@@ -93,6 +98,7 @@ class ConvDiscriminator(nn.Module):
         self.head = spectral_norm(head) if normalization == "spectral" else head
 
     def features(self, x: Tensor) -> Tensor:
+        """The flattened last conv features [B, feature_dim] of images ``x``."""
         return self.trunk(x)
 
     def forward(self, x: Tensor) -> Tensor:

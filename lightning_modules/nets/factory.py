@@ -53,6 +53,11 @@ def image_shape(data_shape: Sequence[int], model: str, sizes: Sequence[int] = (2
 
 
 def is_image(data_shape: Sequence[int]) -> bool:
+    """Whether ``data_shape`` is an image's ([channels, size, size]) rather than a vector's ([features]).
+
+    Raises:
+        ValueError: a shape that is neither (see :func:`check_data_shape`).
+    """
     return len(check_data_shape(data_shape)) == 3
 
 
@@ -76,6 +81,7 @@ class VectorDiscriminator(nn.Module):
         self.head = spectral_norm(head) if normalization == "spectral" else head
 
     def features(self, x: Tensor) -> Tensor:
+        """The last hidden features [B, feature_dim] of vectors ``x`` [B, in_features]."""
         return self.trunk(x)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from lightning_modules.nets.dcgan import OutputActivation, output_activation
 
 
 def check_image_size(image_size: int) -> None:
+    """Raises ValueError unless ``image_size`` (px) is 64 (InfoGAN-CR's reference networks) or 32 (one stride-2 layer fewer)."""
     if image_size not in (32, 64):
         raise ValueError(f"InfoGAN-CR's networks take image_size 64 (the reference) or 32, got {image_size}; "
                          "set the model's and the datamodule's image_size to one of them")

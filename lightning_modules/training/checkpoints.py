@@ -54,6 +54,11 @@ class SafeCheckpointIO(TorchCheckpointIO):
         _fsync_directory(path.parent)  # makes the rename itself durable
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """The checkpoint at ``path``, read with ``weights_only=True`` whatever the caller asks (see :func:`read_checkpoint`).
+
+        Raises:
+            FileNotFoundError: no file at ``path``. ValueError: a truncated, corrupt or unsafe file (:func:`read_checkpoint`).
+        """
         # weights_only is always True: checkpoints of this framework hold only tensors and plain values.
         if not get_filesystem(path).exists(path):
             raise FileNotFoundError(f"Checkpoint file not found: {path}")
@@ -71,7 +76,11 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)``; a file that fails is named, with why and what to do."""
+    """``torch.load(path, weights_only=True)``; a file that fails is named, with why and what to do.
+
+    Raises:
+        ValueError: a file holding pickled objects other than tensors and plain values, or one that is truncated or corrupt (naming the previous checkpoint to use).
+    """
     try:
         return TorchCheckpointIO().load_checkpoint(path, map_location=map_location, weights_only=True)
     except Exception as error:

@@ -1,5 +1,5 @@
-"""The supervised-contrastive regulariser's head E and its health checks, shared by every model that
-trains one (``IDGANSC``, ``InfoGANSC``; seed 001 eq. 6).
+"""The supervised-contrastive regulariser (seed 001 eq. 6): its settings, its head E and E's health
+checks, shared by every model that trains one (``IDGANSC``, ``InfoGANSC``).
 
 E's r is centred over the m pairs before its L2 normalisation (batch norm without affine
 parameters; the paper does not specify E). Eq. 6 with τ1 < τ2 rewards raising every similarity at
@@ -13,10 +13,82 @@ discriminative part (measured with a fixed renderer as G, 3 seeds: accuracy .35-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    restricted_number_type,
+)
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
+
+from lightning_modules.losses import supervised_contrastive_loss
+from lightning_modules.training.optim import OptimizerConfig
+
+PairCount = restricted_number_type("PairCount", int, (">=", 2))
+
+
+@dataclass(frozen=True)
+class SupervisedContrastive:
+    """The regulariser's settings, one group of a model's config (``contrastive: {weight: 2.0,
+    num_pairs: 384, ...}``), validated when the config is parsed.
+
+    Args:
+        weight: α, L_SC's weight in G's loss (paper: 2).
+        start_step: Generator steps trained without L_SC; until then E is neither used nor trained
+            (0: from the first step, as the paper's Algorithm 1).
+        num_pairs: m, the pairs built per generator step (paper: 384 on dSprites, 768 on CelebA);
+            at least 2, as E centres r over them.
+        tau_positive: τ1 of eq. 6, the positives' temperature (paper: 0.07).
+        tau_all: τ2 of eq. 6, the denominator's temperature (paper: 0.1).
+        representation_dim: d, the size of E's L2-normalised representation r (paper: 128).
+        reduction: How eq. 6 reduces over the m anchors: "mean" (SupCon's reference code) or "sum"
+            (eq. 6 as printed: α times m). "mean" reproduces the paper's setting: summed, α = 2
+            weighs L_SC 2m = 768 times a per-anchor loss of ≈ 6 at the start (log(m - 1) with r at
+            random) and ≈ 1.7 at collapse, thousands against G's adversarial loss of ≈ 0.7, so G
+            would follow E alone and not draw the paper's sprites; α = 2 is InfoGAN-CR's weight on
+            its batch-mean cross-entropy, the scale the paper carries over, and SupCon's own eq. 2,
+            which eq. 6 copies, prints the sum that its code averages.
+        optimizer: E's optimizer (paper: as D's).
+
+    Raises:
+        ValueError: ``num_pairs`` below 2 or a temperature that is not positive (when built outside
+            the CLI, which refuses them while parsing).
+    """
+
+    weight: NonNegativeFloat = 2.0
+    start_step: NonNegativeInt = 0
+    num_pairs: PairCount = 384
+    tau_positive: PositiveFloat = 0.07
+    tau_all: PositiveFloat = 0.1
+    representation_dim: PositiveInt = 128
+    reduction: Literal["mean", "sum"] = "mean"
+    optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999))
+
+    def __post_init__(self) -> None:
+        # jsonargparse passes int/float subclasses (PairCount, ...); checkpoints must hold plain values.
+        for name in ("weight", "tau_positive", "tau_all"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("start_step", "num_pairs", "representation_dim"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if self.num_pairs < 2:
+            raise ValueError(f"contrastive num_pairs must be at least 2 (E centres r over the pairs), got {self.num_pairs}")
+        if self.tau_positive <= 0 or self.tau_all <= 0:
+            raise ValueError(f"contrastive temperatures must be positive, got tau_positive={self.tau_positive}, tau_all={self.tau_all}")
+
+    def weight_at(self, step: int) -> float:
+        """α at generator step ``step``: 0 before ``start_step``, then ``weight``."""
+        return self.weight if step >= self.start_step else 0.0
+
+    def loss(self, representations: Tensor, labels: Tensor) -> Tensor:
+        """L_SC (eq. 6, a scalar) of representations r [m, d] labelled by the code dimension [m] their pair varies."""
+        return supervised_contrastive_loss(representations, labels, self.tau_positive, self.tau_all, self.reduction)
 
 
 class ContrastiveHead(nn.Sequential):
@@ -93,3 +165,7 @@ class SeparationWatch:
                 f"the discriminator has left G behind: e.g. discriminator_normalization: spectral and a generator "
                 f"learning rate above the discriminator's, as configs/quickstart.yaml does."
             )
+
+
+# Checkpoints store hyper-parameters; let torch.load(weights_only=True) accept the settings.
+torch.serialization.add_safe_globals([SupervisedContrastive])

@@ -48,7 +48,11 @@ def uniform_pairs_apart(
 ) -> tuple[Tensor, Tensor]:
     """Two tensors of U[low, high] values whose entries differ by at least ``gap`` (InfoGAN-CR's
     reference code, ``UniformLatent.sample_different``): draw both from U[low + gap/2, high - gap/2],
-    then move each away from the other by gap/2. ``gap = 0`` gives two independent uniform draws."""
+    then move each away from the other by gap/2. ``gap = 0`` gives two independent uniform draws.
+
+    Raises:
+        ValueError: ``gap`` outside [0, high - low].
+    """
     if not 0.0 <= gap <= high - low:
         raise ValueError(f"gap must lie in [0, {high - low}], got {gap}")
     first, second = (torch.rand(shape, device=device) * (high - low - gap) + low + gap / 2 for _ in range(2))

@@ -66,7 +66,11 @@ class OptimizerConfig:
         return torch.optim.SGD(parameters, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
     def build_schedule(self, optimizer: torch.optim.Optimizer, max_steps: int, network: str) -> LRScheduler | None:
-        """The learning-rate scheduler of ``lr_schedule`` (None for "constant"), to be stepped once per global step."""
+        """The learning-rate scheduler of ``lr_schedule`` (None for "constant"), to be stepped once per global step.
+
+        Raises:
+            ValueError: a decaying schedule with neither ``schedule_steps`` nor the trainer's ``max_steps``.
+        """
         if self.lr_schedule == "constant":
             return None
         steps = self.schedule_steps or (max_steps if max_steps > 0 else None)

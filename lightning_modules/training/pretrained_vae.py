@@ -89,6 +89,7 @@ class PretrainedVAE:
 
     # ------------------------------------------------------------------------- lifecycle
     def setup(self, stage: str) -> None:
+        """Builds the frozen VAE from its checkpoint when the file is there (a resume builds it from this model's checkpoint instead)."""
         path = getattr(self, self.frozen_vae.checkpoint_argument)
         if self.needs_vae() and self._vae_hparams is None and path is not None and Path(path).is_file():
             self._set_vae(*self.read_vae_checkpoint(path))
@@ -110,6 +111,7 @@ class PretrainedVAE:
         return problems
 
     def on_fit_start(self) -> None:
+        """Raises FileNotFoundError (the message names the config that trains the VAE) when the run needs the VAE and has none."""
         super().on_fit_start()
         if self.needs_vae() and self._vae_hparams is None:
             raise FileNotFoundError(self._missing_vae_message())
@@ -129,6 +131,7 @@ class PretrainedVAE:
         )
 
     def train(self, mode: bool = True):
+        """The module's ``train(mode)``, the frozen VAE always left in eval mode (its batch norm keeps the statistics it was trained with)."""
         super().train(mode)
         frozen = getattr(self, self.frozen_vae.attribute, None)
         if frozen is not None:
@@ -136,11 +139,13 @@ class PretrainedVAE:
         return self
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Also the VAE's hyper-parameters (its weights are in the state dict), so that a resume needs no stage-one file."""
         super().on_save_checkpoint(checkpoint)
         if self._vae_hparams is not None:
             checkpoint[self.frozen_vae.hparams_key] = self._vae_hparams
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Builds the frozen VAE from the hyper-parameters the checkpoint holds, before the state dict fills its weights."""
         super().on_load_checkpoint(checkpoint)
         if self._vae_hparams is None and self.frozen_vae.hparams_key in checkpoint:
             self._set_vae(checkpoint[self.frozen_vae.hparams_key], None)  # weights follow in the state dict
@@ -156,7 +161,11 @@ class PretrainedVAE:
         self._vae_hparams = hparams
 
     def read_vae_checkpoint(self, path: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
-        """A β-VAE checkpoint's hyper-parameters and weights, checked against this model."""
+        """A β-VAE checkpoint's hyper-parameters and weights, checked against this model.
+
+        Raises:
+            ValueError: an unreadable file, a checkpoint that is not a β-VAE's, or one of another code size or image shape than this model's.
+        """
         argument = self.frozen_vae.checkpoint_argument
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)

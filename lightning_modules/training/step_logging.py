@@ -31,6 +31,7 @@ class GeneratorUpdateLogging(_LoggerConnector):
             trainer._logger_connector.__class__ = cls
 
     def on_batch_start(self, batch, dataloader_idx=None) -> None:
+        """Notes the global step before the batch (a batch that made a generator update is logged)."""
         self._global_step_at_batch_start = self.trainer.global_step
         super().on_batch_start(batch, dataloader_idx)
 

@@ -54,6 +54,7 @@ class WarmStart:
         return problems
 
     def setup(self, stage: str) -> None:
+        """In fit, loads ``warm_start``'s networks once, before the base copies the generator into its EMA (a resumed checkpoint replaces them later)."""
         # Before the base's setup, which copies the generator into its EMA. A resumed run's
         # checkpoint is loaded after setup and replaces these weights.
         if stage == "fit" and self.warm_start is not None and not self._warm_started and Path(self.warm_start).is_file():
@@ -65,10 +66,12 @@ class WarmStart:
         super().setup(stage)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Notes the resume: the run's own checkpoint, not ``warm_start``, holds its networks."""
         super().on_load_checkpoint(checkpoint)
         self._resumed = True
 
     def on_fit_start(self) -> None:
+        """Raises FileNotFoundError (naming the pre-training config) when ``warm_start`` was neither loaded nor replaced by a resume."""
         super().on_fit_start()
         if self.warm_start is not None and not (self._warm_started or self._resumed):
             raise FileNotFoundError(self._missing_message())
@@ -81,7 +84,11 @@ class WarmStart:
         )
 
     def read_warm_start(self, path: str) -> dict[str, Tensor]:
-        """The weights of ``warm_start_networks`` in the checkpoint at ``path``, checked against this model."""
+        """The weights of ``warm_start_networks`` in the checkpoint at ``path``, checked against this model.
+
+        Raises:
+            FileNotFoundError: no file at ``path`` (the message names the pre-training config). ValueError: an unreadable checkpoint, another family's, or one written with other network-shaping settings (named).
+        """
         if not Path(path).is_file():
             raise FileNotFoundError(self._missing_message())
         try:
