@@ -3,6 +3,7 @@
 from lightning_modules.base import AdversarialModule, GenerativeModule
 from lightning_modules.beta_vae import BetaVAE
 from lightning_modules.bigan import BiGAN
+from lightning_modules.clr import CLR
 from lightning_modules.cvae import CVAE
 from lightning_modules.dcgan import DCGAN
 from lightning_modules.ebgan import EBGAN
@@ -20,6 +21,6 @@ from lightning_modules.wgan import WGAN
 from lightning_modules.wgan_gp import WGANGP
 
 __all__ = [
-    "AdversarialModule", "BetaVAE", "BiGAN", "CVAE", "DCGAN", "EBGAN", "FGAN", "FactorVAE", "GenerativeModule", "IDGANSC",
+    "AdversarialModule", "BetaVAE", "BiGAN", "CLR", "CVAE", "DCGAN", "EBGAN", "FGAN", "FactorVAE", "GenerativeModule", "IDGANSC",
     "InfoGAN", "InfoGANCR", "InfoGANSC", "KLAnnealing", "LSGAN", "LatentConstraints", "OptimizerConfig", "VAEGAN", "WGAN", "WGANGP",
 ]

@@ -225,6 +225,16 @@ def write_celeba(root: Path, partition: Sequence[int] = (1, 0, 2, 0, 1, 0)) -> t
     return names, attributes, list(partition)
 
 
+def write_image_folder(root: Path, n: int = 12) -> None:
+    """``n`` random RGB photos of mixed sizes and formats in nested folders: an LSUN bedrooms export."""
+    generator = np.random.default_rng(0)
+    for i in range(n):
+        folder = root / f"{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = generator.integers(0, 256, (40 + 4 * i, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.{('png', 'jpg', 'webp')[i % 3]}")
+
+
 def metric_sizes(points: int, batch: int) -> dict[str, dict[str, int]]:
     """Sizes for every disentanglement metric, far below the protocols' (fast tests): about
     ``points`` training points per metric, groups of ``batch`` observations."""

@@ -24,7 +24,7 @@ from typing import Any
 from pytorch_lightning.utilities.seed import isolate_rng
 
 from lightning_modules import (
-    CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR,
+    CLR, CVAE, DCGAN, EBGAN, FGAN, IDGANSC, LSGAN, VAEGAN, WGAN, WGANGP, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR,
     InfoGANSC, KLAnnealing, LatentConstraints, OptimizerConfig,
 )
 from lightning_modules.base import GenerativeModule
@@ -123,6 +123,8 @@ MODELS: dict[str, Entry] = {
     "wgan-boosted": Entry(WGAN, dict(SMALL, latent_dim=6, n_critic=2, boosted_n_critic=3, boost_first=1, boost_every=2)),
     "fgan": Entry(FGAN, dict(SMALL, latent_dim=6, divergence="jensen_shannon")),
     "lsgan": Entry(LSGAN, dict(SMALL, latent_dim=6)),
+    # the views are drawn from the global RNG, which the checkpoint restores
+    "clr": Entry(CLR, dict(SMALL, latent_dim=6, code_dim=8, n_critic=2)),
     "ebgan": Entry(EBGAN, dict(SMALL, latent_dim=6, code_dim=8)),
     # ALI's stochastic encoder, stepped with G from one loss
     "bigan-ali": Entry(BiGAN, dict(SMALL, latent_dim=6, joint_hidden=8, stochastic_encoder=True)),

@@ -20,6 +20,7 @@ from tests.helpers import (
     quiet_trainer,
     with_tiny_evaluations,
     write_celeba,
+    write_image_folder,
     write_mnist,
     write_mpi3d,
     write_shapes3d,
@@ -72,6 +73,9 @@ def data_overrides(config: Path, tmp_path: Path) -> list[str]:
     if name == "CelebADataModule":
         write_celeba(tmp_path / "celeba", partition=[0] * 6 + [1, 2])
         return [f"--data.init_args.root={tmp_path / 'celeba'}"]
+    if name == "LSUNBedroomsDataModule":
+        write_image_folder(tmp_path / "lsun")
+        return [f"--data.init_args.root={tmp_path / 'lsun'}", "--data.init_args.val_size=4"]
     if name == "Shapes3DDataModule":
         write_shapes3d(tmp_path / "3dshapes")
         return [f"--data.init_args.root={tmp_path / '3dshapes'}", "--data.init_args.val_size=8"]

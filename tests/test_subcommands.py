@@ -17,7 +17,7 @@ from torchvision.io import decode_png
 
 from callbacks import FIDEvaluation, RunCheckpoint
 from datamodules.base import BaseDataModule, TensorPairDataset
-from lightning_modules import CVAE, IDGANSC, VAEGAN, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, LatentConstraints
+from lightning_modules import CLR, CVAE, IDGANSC, VAEGAN, BetaVAE, BiGAN, FactorVAE, InfoGAN, InfoGANCR, LatentConstraints
 from lightning_modules.cli import CLI, main
 from tests.helpers import TINY_FID, quiet_trainer
 from tests.probes import TinyFeatures
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The first entry of each model class in the registry (tests/models.py): every model the package defines.
 CLASS_CASES = [name for name, entry in MODELS.items() if next(n for n, e in MODELS.items() if e.model is entry.model) == name]
 VAES = (BetaVAE, FactorVAE, CVAE)
-#: Models that reconstruct their input (an encoder and a decoder/generator of it).
-RECONSTRUCTING = (*VAES, BiGAN, VAEGAN)
+#: Models that reconstruct their input (an encoder and a decoder/generator of it; CLR's critic).
+RECONSTRUCTING = (*VAES, BiGAN, VAEGAN, CLR)
 #: Models that give codes of data: those, and the info-head GANs and latent constraints (its VAE's).
 ENCODING = (*RECONSTRUCTING, IDGANSC, InfoGAN, InfoGANCR, LatentConstraints)
 

@@ -185,6 +185,27 @@ def supervised_contrastive_loss(
     return per_anchor.sum() / anchors.sum().clamp(min=1)
 
 
+def nt_xent_loss(codes: Tensor, other_view_codes: Tensor, temperature: float) -> Tensor:
+    """SimCLR (Chen et al. 2020), eq. 1, the NT-Xent loss, averaged over all 2N anchors (§2's L):
+
+    ℓ(i, j) = -log( exp(sim(z_i, z_j) / τ) / Σ_{k≠i} exp(sim(z_i, z_k) / τ) ),
+
+    over the 2N codes z of two views of N images (``codes`` [N, d] and ``other_view_codes`` [N, d],
+    row n of each a view of image n), (i, j) the two views of one image, sim the cosine similarity.
+    The codes need not be normalised. It is SupCon (Khosla et al. 2020) with each image its own
+    label, so ``supervised_contrastive_loss`` computes it.
+    """
+    representations = F.normalize(torch.cat([codes, other_view_codes]), dim=1)
+    images = torch.arange(len(codes), device=codes.device).repeat(2)
+    return supervised_contrastive_loss(representations, images, temperature, temperature)
+
+
+def squared_reconstruction_error(data: Tensor, reconstruction: Tensor) -> Tensor:
+    """‖x - Dec(E(x))‖²₂ (seed 000's reconstruction term, weighted by its ε): the squared error
+    summed over each sample's elements, averaged over the batch."""
+    return ((reconstruction - data) ** 2).flatten(1).sum(1).mean()
+
+
 def contrastive_regularization_loss(cr_logits: Tensor, dims: Tensor) -> Tensor:
     """InfoGAN-CR (Lin et al. 2020, eq. 2's -α I(x1, x2; d) term, as the reference code trains it):
     softmax cross-entropy of the CR discriminator's logits over the code dimensions against the
