@@ -13,6 +13,9 @@ class GeneratorUpdateLogging(_LoggerConnector):
     ``GenerativeModule.step_network``) as the step of every row it logs and as the unit of
     ``log_every_n_steps``.
 
+    The progress bar's values follow the same cadence: Lightning converts them to Python numbers
+    after every batch (a host synchronisation each), this connector at the logged rows.
+
     Lightning indexes ``self.log`` rows by the batches trained, while ``max_steps``, checkpoints and
     every callback count ``global_step``: with n_critic 5 a loss would sit 5 times further along
     the x-axis than the image and the score of the same moment. Lightning offers no setting for
@@ -45,6 +48,23 @@ class GeneratorUpdateLogging(_LoggerConnector):
         start = self._global_step_at_batch_start
         updated = start is not None and trainer.global_step > start
         return (updated and trainer.global_step % trainer.log_every_n_steps == 0) or trainer.should_stop
+
+    def on_batch_end(self) -> None:
+        # Lightning's refreshes the progress bar's values after every batch, each one converted to a
+        # Python number: a host synchronisation per value and batch. They refresh at the logged rows.
+        if self.trainer.training and not self.should_update_logs:
+            self.trainer._results.batch = None
+            self.trainer._results.batch_size = None
+            return
+        super().on_batch_end()
+
+    @property
+    def progress_bar_metrics(self):
+        """In training, the values of the last logged row (Lightning's would convert the current
+        ones at every refresh of the bar: a host synchronisation each)."""
+        if self.trainer.training:
+            return self._progress_bar_metrics
+        return super().progress_bar_metrics
 
     def log_metrics(self, metrics, step: int | None = None) -> None:
         if metrics and step is None and "step" not in metrics:  # a logged "step" stays the user's choice, as in Lightning

@@ -1,0 +1,150 @@
+"""The speed switches (README "Speed on a GPU"): no host synchronisation inside a training step, and
+compiled training that ends on eager training's weights.
+
+A GPU runs ahead of the host only while nothing in the step reads a device value on the host: every
+``.item()``, ``.tolist()``, ``.cpu()``, ``bool(tensor)`` (``if tensor:``), ``float(tensor)``, ...
+waits for all the work queued so far. On this CPU such a read costs nothing, so the tests count
+the calls themselves (on a GPU, ``torch.cuda.set_sync_debug_mode`` checks the same)."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from contextlib import contextmanager
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from tests.helpers import RandomImages, flat_parameters, quiet_trainer
+from tests.models import MODELS
+from tests.probes import POISONED_BATCH, PoisonedRegression
+
+#: The Tensor methods that bring a value to the host.
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__", "__format__")
+
+
+class HostReads(pl.Callback):
+    """Records every host read of a tensor (where it came from) from the start of batch ``first``
+    to the end of training, except those that read host memory on a GPU too: torch's optimizers
+    keep their step counters on the host (``state["step"]``, unless capturable or fused), and the
+    DataLoader's sampler draws its indices there."""
+
+    def __init__(self, first: int = 1) -> None:
+        self.first, self.reads, self._counting = first, [], False
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self._counting = self._counting or batch_idx >= self.first
+
+    def on_train_end(self, trainer, module):  # before the module's own on_train_end (Lightning's order)
+        self._counting = False
+
+    @contextmanager
+    def patched(self, trainer: pl.Trainer):
+        originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+        def counted(name):
+            def read(tensor, *args, **kwargs):
+                if self._counting and not self._on_host_anyway(tensor, trainer):
+                    self.reads.append(f"{name}: " + " <- ".join(
+                        f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}" for frame in reversed(traceback.extract_stack()[-6:-1])
+                    ))
+                return originals[name](tensor, *args, **kwargs)
+            return read
+
+        for name in HOST_READS:
+            setattr(torch.Tensor, name, counted(name))
+        try:
+            yield self
+        finally:
+            for name, method in originals.items():
+                setattr(torch.Tensor, name, method)
+
+    @staticmethod
+    def _on_host_anyway(tensor: torch.Tensor, trainer: pl.Trainer) -> bool:
+        counters = (state.get("step") for optimizer in trainer.optimizers for state in optimizer.state.values())
+        if any(tensor is counter for counter in counters):
+            return True
+        return any("torch/utils/data/" in frame.filename for frame in traceback.extract_stack()[:-2])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_training_step_reads_nothing_on_the_host_with_nonfinite_sync_at_logging_steps(name, tmp_path):
+    entry = MODELS[name]
+    model = entry.model(**entry.arguments(tmp_path), nonfinite_sync="logging_steps")
+    reads = HostReads()
+    trainer = quiet_trainer(max_steps=3, log_every_n_steps=50, callbacks=[reads])
+    with reads.patched(trainer):
+        trainer.fit(model, entry.data())
+    assert trainer.global_step == 3
+    assert reads.reads == []
+
+
+def test_every_update_reads_its_nonfinite_flags_once_and_logged_rows_read_the_logged_values():
+    """The documented costs of the default: one read per update; the logged row's values."""
+    model = PoisonedRegression(poison=1.0)
+    reads = HostReads()
+    trainer = quiet_trainer(max_steps=5, log_every_n_steps=4, callbacks=[reads])
+    with reads.patched(trainer):
+        trainer.fit(model, RandomImages(n=64))
+    per_update = [read for read in reads.reads if read.startswith("tolist: base.py")]
+    assert len(per_update) == 4  # batches 1-4: the generator's update each
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.cuda.set_sync_debug_mode needs a GPU")
+@pytest.mark.parametrize("name", ["dcgan-ema", "beta-vae", "idgan-sc", "infogan-cr"])
+def test_on_a_gpu_a_training_step_synchronises_nothing(name, tmp_path):
+    class SyncsAreErrors(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            torch.cuda.set_sync_debug_mode("error" if batch_idx >= 1 else "default")
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            torch.cuda.set_sync_debug_mode("default")  # Lightning's loop between batches is not ours
+
+    entry = MODELS[name]
+    model = entry.model(**entry.arguments(tmp_path), nonfinite_sync="logging_steps")
+    trainer = quiet_trainer(accelerator="gpu", max_steps=3, log_every_n_steps=50, callbacks=[SyncsAreErrors()])
+    try:
+        trainer.fit(model, entry.data())
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.global_step == 3
+
+
+class WeightsPerBatch(pl.Callback):
+    def __init__(self):
+        self.weights = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.weights.append(flat_parameters(module).clone())
+
+
+def test_at_logging_steps_a_skipped_update_leaves_the_weights_and_is_reported_at_the_next_logged_row():
+    model = PoisonedRegression(nonfinite_loss="skip", nonfinite_sync="logging_steps")
+    record = WeightsPerBatch()
+    trainer = quiet_trainer(max_steps=6, log_every_n_steps=4, callbacks=[record])
+    with pytest.warns(UserWarning, match=rf"non-finite loss \(nan\) at step {POISONED_BATCH} in the update of generator: skipped") as warned:
+        trainer.fit(model, RandomImages(n=64))
+    assert trainer.global_step == 6 and model.nonfinite_updates == 1  # a skipped update counts as a step here
+    weights = record.weights + [flat_parameters(model)]
+    assert [i for i in range(len(weights) - 1) if torch.equal(weights[i], weights[i + 1])] == [POISONED_BATCH]
+    assert torch.isfinite(weights[-1]).all()
+    assert len([w for w in warned if "non-finite" in str(w.message)]) == 1
+
+
+def test_at_logging_steps_stop_keeps_the_last_good_state_until_the_logged_row_and_saves_it(tmp_path):
+    model = PoisonedRegression(poisoned="gradient", nonfinite_loss="stop", nonfinite_sync="logging_steps")
+    record = WeightsPerBatch()
+    trainer = quiet_trainer(max_steps=10, log_every_n_steps=4, callbacks=[record, ModelCheckpoint(dirpath=tmp_path)],
+                            enable_checkpointing=True)
+    with pytest.warns(UserWarning, match=f"stopped at step 4 after a non-finite gradient of generator at step {POISONED_BATCH}"):
+        trainer.fit(model, RandomImages(n=64))
+    assert trainer.global_step == 4
+    checkpoint = torch.load(tmp_path / "nonfinite-step=4.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4
+    saved = torch.cat([checkpoint["state_dict"][k].reshape(-1) for k in model.state_dict()])
+    assert torch.equal(saved, record.weights[POISONED_BATCH])  # every update from the bad one on was skipped
+    state = checkpoint["optimizer_states"][0]["state"][0]
+    assert torch.isfinite(state["exp_avg"]).all() and float(state["step"]) == POISONED_BATCH  # Adam's too
+    assert re.search("nonfinite", " ".join(str(p) for p in tmp_path.iterdir()))
