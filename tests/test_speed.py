@@ -8,6 +8,7 @@ the calls themselves (on a GPU, ``torch.cuda.set_sync_debug_mode`` checks the sa
 
 from __future__ import annotations
 
+import itertools
 import re
 import traceback
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from datamodules import DSpritesDataModule
+from lightning_modules import OptimizerConfig
 from tests.helpers import RandomImages, flat_parameters, quiet_trainer
 from tests.models import MODELS
 from tests.probes import POISONED_BATCH, PoisonedRegression
@@ -148,3 +151,63 @@ def test_at_logging_steps_stop_keeps_the_last_good_state_until_the_logged_row_an
     state = checkpoint["optimizer_states"][0]["state"][0]
     assert torch.isfinite(state["exp_avg"]).all() and float(state["step"]) == POISONED_BATCH  # Adam's too
     assert re.search("nonfinite", " ".join(str(p) for p in tmp_path.iterdir()))
+
+
+def trained_weights(name: str, directory, steps: int = 3, **switches) -> torch.Tensor:
+    """A registry model's weights (every network's, the EMA's too) after ``steps`` generator steps from seed 0."""
+    entry = MODELS[name]
+    pl.seed_everything(0, verbose=False)
+    model = entry.model(**entry.arguments(directory), **switches)
+    quiet_trainer(max_steps=steps).fit(model, entry.data())
+    return torch.cat([t.detach().reshape(-1).float() for t in model.state_dict().values()])
+
+
+@pytest.mark.parametrize("name", ["dcgan-ema", "idgan-sc"])
+def test_compiled_training_ends_on_the_weights_of_eager_training(name, tmp_path):
+    """Dynamo's graphs of every network, forward and backward (AOTAutograd), with the optimize()
+    blocks' toggling (a guard on requires_grad: D compiles once trainable, once frozen). The
+    "aot_eager" backend runs those graphs without inductor's code generation, which takes over a
+    minute per network on this CPU: the inductor case is the slow test below."""
+    eager = trained_weights(name, tmp_path)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = trained_weights(name, tmp_path, compile="default", compile_backend="aot_eager")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2  # the networks ran as graphs
+    assert torch.allclose(compiled, eager, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(eager, trained_weights(name, tmp_path, steps=2))  # the steps moved the weights
+
+
+@pytest.mark.slow
+def test_inductor_compiled_training_ends_on_the_weights_of_eager_training(tmp_path):
+    eager = trained_weights("dcgan-ema", tmp_path)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = trained_weights("dcgan-ema", tmp_path, compile="default")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2
+    assert torch.allclose(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("switches", [
+    {"channels_last": True},
+    {"generator_optimizer": OptimizerConfig(fused=True), "discriminator_optimizer": OptimizerConfig(fused=True)},
+    {"nonfinite_sync": "logging_steps"},
+], ids=["channels_last", "fused", "nonfinite_sync"])
+def test_each_speed_switch_ends_on_the_weights_of_the_default_training(switches, tmp_path):
+    default = trained_weights("dcgan-ema", tmp_path)
+    assert torch.allclose(trained_weights("dcgan-ema", tmp_path, **switches), default, rtol=1e-5, atol=1e-6)
+
+
+def test_dsprites_rendered_on_the_device_are_the_same_training_batches_in_the_same_order():
+    def batches(**switch):
+        datamodule = DSpritesDataModule(source="procedural", image_size=32, batch_size=16, **switch)
+        datamodule.setup("fit")
+        pl.seed_everything(0, verbose=False)
+        loader = datamodule.train_dataloader()
+        return [datamodule.transfer_batch_to_device(batch, torch.device("cpu"), 0) for batch in itertools.islice(loader, 3)]
+
+    on_host, on_device = batches(), batches(render_on_device=True)
+    for (x, y), (x_device, y_device) in zip(on_host, on_device):
+        assert torch.equal(x, x_device) and torch.equal(y, y_device)
+    assert x.shape == (16, 1, 32, 32) and x.min() == -1 and x.max() == 1
+    with pytest.raises(ValueError, match="render_on_device renders the procedural sprites; got source='npz'"):
+        DSpritesDataModule(source="npz", render_on_device=True)
