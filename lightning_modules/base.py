@@ -58,7 +58,6 @@ from lightning_modules.training.nonfinite import (
 from lightning_modules.training.optim import OptimizerConfig
 from lightning_modules.training.speed import (
     CompileMode,
-    channels_last_batch,
     compile_networks,
     to_channels_last,
 )
@@ -109,8 +108,8 @@ class GenerativeModule(pl.LightningModule):
             rounding of eager; the first steps compile (seconds on a GPU, a minute or more on a CPU).
         compile_backend: torch.compile's backend ("inductor"; "aot_eager" traces without code
             generation, for debugging).
-        channels_last: The trained networks' weights and the data batches in channels-last memory
-            order (NHWC: cuDNN's fastest for convolutions on a GPU).
+        channels_last: The trained networks' weights in channels-last memory order (NHWC: cuDNN's
+            fastest for convolutions on a GPU); the activations follow.
     """
 
     #: The network whose optimizer steps count as Lightning's ``global_step`` (so ``max_steps``
@@ -438,9 +437,6 @@ class GenerativeModule(pl.LightningModule):
         datamodule = self.attached_trainer.datamodule if self.attached_trainer is not None else None
         if datamodule is not None and (problems := data_mismatches(self, datamodule)):
             raise ValueError("\n".join(problems))
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        return channels_last_batch(batch) if self.channels_last else batch
 
     def check_inputs(self, datamodule: pl.LightningDataModule | None, resuming: bool = False) -> list[str]:
         """What keeps this model from running on ``datamodule`` (and, in models that load files,

@@ -6,10 +6,10 @@ within float rounding, and is off by default."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 #: torch.compile's modes: "reduce-overhead" adds CUDA graphs (one launch per compiled graph on a GPU).
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
@@ -24,16 +24,8 @@ def compile_networks(networks: Iterable[nn.Module], mode: CompileMode, backend: 
 
 def to_channels_last(networks: Iterable[nn.Module]) -> None:
     """The networks' 4-D weights in channels-last (NHWC) memory order, which cuDNN's convolutions run
-    fastest in, with tensor cores; with inputs in the same order (:func:`channels_last_batch`), the
-    activations follow."""
+    fastest in, with tensor cores. A convolution with such weights gives channels-last outputs
+    whatever its input's order (torch's rule for cuDNN and oneDNN), so the data batches need no
+    conversion (a model hook for it would also displace a datamodule's batch-transfer hook)."""
     for network in networks:
         network.to(memory_format=torch.channels_last)
-
-
-def channels_last_batch(batch: Any) -> Any:
-    """A data batch with its images (4-D tensors) in channels-last memory order; the rest as it is."""
-    if isinstance(batch, Tensor):
-        return batch.contiguous(memory_format=torch.channels_last) if batch.ndim == 4 else batch
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(channels_last_batch(item) for item in batch)
-    return batch
