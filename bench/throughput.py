@@ -28,6 +28,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,14 +176,45 @@ def synchronize(device: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ ours
-def lightning_run(model: GenerativeModule, datamodule: DSpritesDataModule, steps: int, warmup: int, device: str) -> float:
+class SyncCounter(pl.Callback):
+    """On a GPU, counts the host synchronisations from the first timed batch to the end of training,
+    Lightning's loop between the batches included (``torch.cuda.set_sync_debug_mode("warn")``:
+    each one warns)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.syncs, self.batches = warmup, 0, 0
+        self._catcher = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.fit_loop.epoch_loop.total_batch_idx == self.warmup:
+            self._catcher = warnings.catch_warnings(record=True)
+            self._recorded = self._catcher.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.batches += self._catcher is not None
+
+    def on_train_end(self, trainer, module):
+        if self._catcher is not None:
+            torch.cuda.set_sync_debug_mode("default")
+            self._catcher.__exit__(None, None, None)
+            self.syncs = sum("synchroniz" in str(w.message) for w in self._recorded)
+
+
+def lightning_run(model: GenerativeModule, datamodule: DSpritesDataModule, steps: int, warmup: int, device: str,
+                  count_syncs: bool = False) -> tuple[float, float | None]:
+    """(seconds per iteration, host synchronisations per iteration inside the training batches
+    when counted: CUDA only)."""
     timer = StepTimer(warmup)
+    counter = SyncCounter(warmup) if count_syncs and device == "cuda" else None
     trainer = pl.Trainer(
         accelerator=device, devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer], log_every_n_steps=50,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer] + ([counter] if counter else []),
+        log_every_n_steps=50,
     )
     trainer.fit(model, datamodule)
-    return timer.seconds
+    return timer.seconds, (counter.syncs / max(counter.batches, 1) if counter else None)
 
 
 def model_switches(variant: dict) -> dict:
@@ -194,10 +226,12 @@ def model_switches(variant: dict) -> dict:
     return settings
 
 
-def measure(name: str, variant_name: str, args: argparse.Namespace, directory: str) -> tuple[float, float]:
-    """(ours, plain) iterations per second: the median of ``args.repeats`` alternating runs."""
+def measure(name: str, variant_name: str, args: argparse.Namespace, directory: str) -> tuple[float, float, float | None]:
+    """(ours, plain) iterations per second, the median of ``args.repeats`` alternating runs, and
+    our host synchronisations per iteration (``--count-syncs``, CUDA)."""
     variant = switches(variant_name, args.device)
     seconds: dict[str, list[float]] = {"ours": [], "plain": []}
+    syncs = None
     for repeat in range(args.repeats):
         for loop in ("ours", "plain"):
             torch.manual_seed(repeat)
@@ -208,12 +242,13 @@ def measure(name: str, variant_name: str, args: argparse.Namespace, directory: s
                                             render_on_device=bool(variant.get("device_data")))
             datamodule.setup("fit")
             if loop == "ours":
-                seconds[loop].append(lightning_run(model, datamodule, args.steps, args.warmup, args.device))
+                run_seconds, syncs = lightning_run(model, datamodule, args.steps, args.warmup, args.device, args.count_syncs)
+                seconds[loop].append(run_seconds)
             else:
                 if name == "idgan_sc":
                     model.setup("fit")  # reads the distiller, as Lightning's setup does for ours
                 seconds[loop].append(plain_run(name, model, datamodule, args.steps, args.warmup, args.device, variant))
-    return 1 / statistics.median(seconds["ours"]), 1 / statistics.median(seconds["plain"])
+    return 1 / statistics.median(seconds["ours"]), 1 / statistics.median(seconds["plain"]), syncs
 
 
 def main() -> None:
@@ -226,6 +261,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first (compilation, CUDA graph capture)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--count-syncs", action="store_true",
+                        help="CUDA: also count our host synchronisations per training batch (torch.cuda.set_sync_debug_mode)")
     args = parser.parse_args()
     variants = args.variants or [v for v in VARIANTS if args.device == "cuda" or v not in ("compile", "cudagraphs", "all")]
     if args.device == "cpu" and "cudagraphs" in variants:
@@ -235,17 +272,18 @@ def main() -> None:
     print(f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{os.cpu_count()} CPUs'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}, "
           f"median of {args.repeats} x {args.steps} iterations after {args.warmup}, load average {load:.1f}")
-    print("| model | variant | ours it/s | plain it/s | ours / plain |")
-    print("|---|---|---|---|---|")
+    print("| model | variant | ours it/s | plain it/s | ours / plain |" + (" our syncs / it |" if args.count_syncs else ""))
+    print("|---|---|---|---|---|" + ("---|" if args.count_syncs else ""))
     with tempfile.TemporaryDirectory() as directory:
         for name in args.models:
             for variant in variants:
                 try:
-                    ours, plain = measure(name, variant, args, directory)
+                    ours, plain, syncs = measure(name, variant, args, directory)
                 except Exception as error:  # one failing variant (e.g. a compile error) leaves the table going
                     print(f"| {name} | {variant} | failed: {type(error).__name__}: {str(error).splitlines()[0][:150]} | | |", flush=True)
                     continue
-                print(f"| {name} | {variant} | {ours:.2f} | {plain:.2f} | {ours / plain:.3f} |", flush=True)
+                counted = "" if not args.count_syncs else f" {syncs:.2f} |" if syncs is not None else " - |"
+                print(f"| {name} | {variant} | {ours:.2f} | {plain:.2f} | {ours / plain:.3f} |{counted}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

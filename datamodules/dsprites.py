@@ -75,10 +75,9 @@ def _check_factors(factors: Tensor) -> Tensor:
     a GPU the check would wait for all queued work: there they come from the training loader, whose
     indices are checked on the host, ``GridGroundTruth.index_to_factors``)."""
     factors = torch.as_tensor(factors, dtype=torch.long)
-    sizes = torch.tensor(FACTOR_SIZES, device=factors.device)
     if factors.ndim != 2 or factors.shape[1] != len(FACTOR_SIZES):
         raise ValueError(f"factors must have shape [n, {len(FACTOR_SIZES)}], got {list(factors.shape)}")
-    if factors.device.type == "cpu" and ((factors < 0) | (factors >= sizes)).any():
+    if factors.device.type == "cpu" and ((factors < 0) | (factors >= torch.tensor(FACTOR_SIZES))).any():
         raise ValueError(
             f"factor classes out of range; sizes are {list(FACTOR_SIZES)} ({', '.join(FACTOR_NAMES)})"
         )

@@ -395,6 +395,13 @@ class GenerativeModule(pl.LightningModule):
         if stopping:
             self.trainer.should_stop = True  # known before the batch's callbacks: the checkpoint callback saves the end state
 
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        # Lightning makes a Python number (a learning rate, a loss weight) a tensor by copying it from
+        # the host, which on a GPU waits for the queued work; a fill on the device does not.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = torch.full((), value, dtype=torch.get_default_dtype(), device=self.device)
+        super().log(name, value, *args, **kwargs)
+
     def _logging_step(self) -> bool:
         """Whether this generator update's count gets a logged row (``log_every_n_steps``)."""
         every = self.trainer.log_every_n_steps

@@ -29,8 +29,9 @@ HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int_
 
 
 class HostReads(pl.Callback):
-    """Records every host read of a tensor (where it came from) from the start of batch ``first``
-    to the end of training, except those that read host memory on a GPU too: torch's optimizers
+    """Records every host read of a tensor, and every Python value made a tensor on a device (a
+    copy from the host, which on a GPU waits as a read does), with where it came from, from the
+    start of batch ``first`` to the end of training, except those that read host memory on a GPU too: torch's optimizers
     keep their step counters on the host (``state["step"]``, unless capturable or fused), and the
     DataLoader's sampler draws its indices there."""
 
@@ -56,13 +57,25 @@ class HostReads(pl.Callback):
                 return originals[name](tensor, *args, **kwargs)
             return read
 
+        tensor = torch.tensor
+
+        def copied(data, *args, **kwargs):  # a Python value made a tensor on a device: a copy from the host, which waits
+            device = kwargs.get("device")  # "cpu" spelled out: a tensor kept on the host on purpose (optimizers' counters)
+            if self._counting and device is not None and device != "cpu" and not isinstance(data, torch.Tensor):
+                self.reads.append("torch.tensor(..., device=...): " + " <- ".join(
+                    f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}" for frame in reversed(traceback.extract_stack()[-6:-1])
+                ))
+            return tensor(data, *args, **kwargs)
+
         for name in HOST_READS:
             setattr(torch.Tensor, name, counted(name))
+        torch.tensor = copied
         try:
             yield self
         finally:
             for name, method in originals.items():
                 setattr(torch.Tensor, name, method)
+            torch.tensor = tensor
 
     @staticmethod
     def _on_host_anyway(tensor: torch.Tensor, trainer: pl.Trainer) -> bool:

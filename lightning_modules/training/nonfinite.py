@@ -90,11 +90,9 @@ class NonfinitePolicy:
         record = self._record if self._record is not None else torch.zeros(6, dtype=torch.float64, device=flags.device)
         bad = flags.any()
         bits = ((flags[1:] > 0).double() * 2.0 ** torch.arange(len(flags) - 1, device=flags.device)).sum()
-        first = torch.stack([
-            record[0] + 1, torch.tensor(float(step), dtype=torch.float64, device=flags.device),
-            loss.detach().double().reshape(()), flags[0].double(),
-            torch.tensor(float(self._updates.index(networks)), dtype=torch.float64, device=flags.device), bits,
-        ])
+        known = torch.full((2,), float(step), dtype=torch.float64, device=flags.device)  # a fill: no copy from the host
+        known[1] = self._updates.index(networks)
+        first = torch.stack([record[0] + 1, known[0], loss.detach().double().reshape(()), flags[0].double(), known[1], bits])
         later = torch.cat([record[:1] + bad.double(), record[1:]])
         self._record = torch.where(bad & (record[0] == 0), first, later)
         if self.action == "stop":
