@@ -303,13 +303,16 @@ class GenerativeModule(pl.LightningModule):
             raise RuntimeError(f"{type(self).__name__} must fill self.optimized_networks in __init__")
         optimizers, schedulers = [], []
         for name, config in self.optimized_networks.items():
-            # on a GPU, "logging_steps" undoes a skipped update on the device, step counters included
-            state_on_device = self.nonfinite.sync == "logging_steps" and self.device.type != "cpu"
-            optimizers.append(config.build(getattr(self, name).parameters(), state_on_device))
+            optimizers.append(config.build(getattr(self, name).parameters(), self._optimizer_state_on_device))
             scheduler = config.build_schedule(optimizers[-1], self.trainer.max_steps, name)
             if scheduler is not None:
                 schedulers.append(scheduler)
         return optimizers, schedulers
+
+    @property
+    def _optimizer_state_on_device(self) -> bool:
+        """On a GPU, "logging_steps" undoes a skipped update on the device, step counters included."""
+        return self.nonfinite.sync == "logging_steps" and self.device.type != "cpu"
 
     def optimizer_of(self, network: str) -> pl.core.optimizer.LightningOptimizer:
         optimizers = self.optimizers()
@@ -471,7 +474,7 @@ class GenerativeModule(pl.LightningModule):
         schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
         for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers):
             scheduler = next((s for s in schedulers if s.optimizer is optimizer), None)
-            self.optimized_networks[name].apply_to_restored(optimizer, scheduler, self.trainer.max_steps)
+            self.optimized_networks[name].apply_to_restored(optimizer, scheduler, self.trainer.max_steps, self._optimizer_state_on_device)
         # Restored here rather than on load: building the data loaders in between draws from the
         # global RNG, which the uninterrupted run did before the checkpoint was written.
         states, self._rng_states_to_restore = self._rng_states_to_restore, None

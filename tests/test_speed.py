@@ -224,3 +224,19 @@ def test_dsprites_rendered_on_the_device_are_the_same_training_batches_in_the_sa
     assert x.shape == (16, 1, 32, 32) and x.min() == -1 and x.max() == 1
     with pytest.raises(ValueError, match="render_on_device renders the procedural sprites; got source='npz'"):
         DSpritesDataModule(source="npz", render_on_device=True)
+
+
+def test_a_run_resumed_with_fused_optimizers_steps_them_fused(tmp_path):
+    """The switch takes effect on resume (the optimizer states restored from the checkpoint carry
+    the implementation they were written with)."""
+    entry = MODELS["dcgan-ema"]
+    trainer = quiet_trainer(max_steps=2)
+    trainer.fit(entry.build(tmp_path), entry.data())
+    trainer.save_checkpoint(tmp_path / "eager.ckpt")
+    fused = OptimizerConfig(fused=True)
+    model = entry.model(**entry.arguments(tmp_path), generator_optimizer=fused, discriminator_optimizer=fused)
+    resumed = quiet_trainer(max_steps=4)
+    resumed.fit(model, entry.data(), ckpt_path=tmp_path / "eager.ckpt")
+    assert resumed.global_step == 4
+    assert all(group["fused"] for optimizer in resumed.optimizers for group in optimizer.param_groups)
+    assert all(float(state["step"]) == 4 for state in resumed.optimizers[1].state.values())  # the generator's

@@ -91,17 +91,28 @@ class OptimizerConfig:
             return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=steps)
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
 
-    def apply_to_restored(self, optimizer: torch.optim.Optimizer, scheduler: LRScheduler | None, max_steps: int) -> None:
+    def apply_to_restored(self, optimizer: torch.optim.Optimizer, scheduler: LRScheduler | None, max_steps: int,
+                          state_on_device: bool = False) -> None:
         """Make an optimizer and schedule restored from a checkpoint follow these settings where
         they differ from the checkpoint's (a resume with a lower ``lr``, say): their state_dicts
         carry the old ``lr``, ``betas``, ... and the schedule's old base rate and length. The
         schedule keeps its position and gives the rate it gives there from the new base rate.
-        Settings equal to the checkpoint's leave everything as restored, bit for bit."""
+        Settings equal to the checkpoint's leave everything as restored, bit for bit. ``fused`` and
+        ``state_on_device`` (see :meth:`build`) too: the step counters move where they then live."""
         settings = {"betas": self.betas, "weight_decay": self.weight_decay, "momentum": self.momentum}
+        implementation = {"fused": self.fused or None, "capturable": state_on_device and not self.fused}
         for group in optimizer.param_groups:
             for key, value in settings.items():
                 if key in group and tuple(_as_tuple(group[key])) != tuple(_as_tuple(value)):
                     group[key] = value
+            for key, value in implementation.items():
+                if key in group and bool(group[key]) != bool(value):
+                    group[key] = value if key == "fused" else bool(value)
+                    on_device = bool(group.get("fused")) or bool(group.get("capturable"))
+                    for parameter in group["params"]:
+                        state = optimizer.state.get(parameter, {})
+                        if isinstance(state.get("step"), torch.Tensor):
+                            state["step"] = state["step"].to(parameter.device if on_device else "cpu", torch.float32)
         if scheduler is None:
             for group in optimizer.param_groups:
                 group["lr"] = self.lr
