@@ -8,6 +8,7 @@ the calls themselves (on a GPU, ``torch.cuda.set_sync_debug_mode`` checks the sa
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import traceback
@@ -136,8 +137,11 @@ class WeightsPerBatch(pl.Callback):
         self.weights.append(flat_parameters(module).clone())
 
 
-def test_at_logging_steps_a_skipped_update_leaves_the_weights_and_is_reported_at_the_next_logged_row():
+@pytest.mark.parametrize("fused", [False, True], ids=["restored", "fused"])
+def test_at_logging_steps_a_skipped_update_leaves_the_weights_and_is_reported_at_the_next_logged_row(fused):
+    """Undone from a copy, or skipped by a fused optimizer itself (found_inf)."""
     model = PoisonedRegression(nonfinite_loss="skip", nonfinite_sync="logging_steps")
+    model.optimized_networks["generator"] = dataclasses.replace(model.optimized_networks["generator"], fused=fused)
     record = WeightsPerBatch()
     trainer = quiet_trainer(max_steps=6, log_every_n_steps=4, callbacks=[record])
     with pytest.warns(UserWarning, match=rf"non-finite loss \(nan\) at step {POISONED_BATCH} in the update of generator: skipped") as warned:
