@@ -28,9 +28,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'lightning', pl.__version__)"
 # IDGAN-SC first: the paper's protocol is the target (>= 540 it/s); then the others.
 models="idgan_sc beta_vae infogan_cr dcgan"
-# eager: ~4 models x 5 variants x 2 loops x 220 iterations
-timeout 210 python -m bench.throughput --device cuda --count-syncs --steps 200 --warmup 20 --repeats 1 \
-    --models $models --variants default no_sync fused channels_last device_data 2>&1 | grep -E "^(\||device|load)" | tee "$out/eager.md"
+# eager: 4 models x 6 variants x 2 loops x 220 iterations
+timeout 230 python -m bench.throughput --device cuda --count-syncs --steps 200 --warmup 20 --repeats 1 \
+    --models $models --variants default no_sync fused channels_last device_data bf16 2>&1 | grep -E "^(\||device|load)" | tee "$out/eager.md"
 # compiled: the first iterations compile (tens of seconds per network on 16 cores)
-timeout 290 python -m bench.throughput --device cuda --steps 200 --warmup 10 --repeats 1 \
+timeout 270 python -m bench.throughput --device cuda --steps 200 --warmup 10 --repeats 1 \
     --models $models --variants all cudagraphs compile 2>&1 | grep -E "^(\||device|load)" | tee "$out/compiled.md"

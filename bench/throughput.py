@@ -13,7 +13,8 @@ Variants (``--variants``), each applied to both loops where it applies: ``defaul
 they are), ``no_sync`` (ours: ``nonfinite_sync: logging_steps``), ``fused`` (fused Adam),
 ``channels_last``, ``device_data`` (dSprites rendered on the device: ``render_on_device``),
 ``compile`` (torch.compile, mode "default"), ``cudagraphs`` (mode "reduce-overhead", CUDA only) and
-``all`` (every switch; "reduce-overhead" on CUDA). Runs alternate ours/plain, and the median of
+``all`` (every switch; "reduce-overhead" on CUDA), and ``bf16`` (``precision: bf16-mixed``; the plain
+loop under ``torch.autocast``: other numerics, so not in ``all``). Runs alternate ours/plain, and the median of
 ``--repeats`` is reported, so drift of the machine hits both alike.
 
     python -m bench.throughput --device cpu --steps 3 --warmup 1 --repeats 1
@@ -48,7 +49,7 @@ from lightning_modules.losses import (
 from lightning_modules.training.latents import gaussian_posterior
 from lightning_modules.training.speed import compile_networks, to_channels_last
 
-VARIANTS = ("default", "no_sync", "fused", "channels_last", "device_data", "compile", "cudagraphs", "all")
+VARIANTS = ("default", "no_sync", "fused", "channels_last", "device_data", "bf16", "compile", "cudagraphs", "all")
 MODELS = ("dcgan", "beta_vae", "idgan_sc", "infogan_cr")
 
 
@@ -62,6 +63,8 @@ def switches(variant: str, device: str) -> dict:
         return {"compile": "default"}
     if variant == "cudagraphs":
         return {"compile": "reduce-overhead"}
+    if variant == "bf16":
+        return {"bf16": True}
     return {} if variant == "default" else {variant: every[variant]}
 
 
@@ -165,7 +168,8 @@ def plain_run(name: str, model: GenerativeModule, datamodule: DSpritesDataModule
             synchronize(device)
             start = time.perf_counter()
         batch = datamodule.transfer_batch_to_device(next(batches), torch.device(device), 0)  # renders on the device for device_data
-        step(batch[0])
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bool(variant.get("bf16"))):  # as Lightning's bf16-mixed
+            step(batch[0])
     synchronize(device)
     return (time.perf_counter() - start) / steps
 
@@ -203,7 +207,7 @@ class SyncCounter(pl.Callback):
 
 
 def lightning_run(model: GenerativeModule, datamodule: DSpritesDataModule, steps: int, warmup: int, device: str,
-                  count_syncs: bool = False) -> tuple[float, float | None]:
+                  count_syncs: bool = False, precision: str = "32-true") -> tuple[float, float | None]:
     """(seconds per iteration, host synchronisations per iteration inside the training batches
     when counted: CUDA only)."""
     timer = StepTimer(warmup)
@@ -211,7 +215,7 @@ def lightning_run(model: GenerativeModule, datamodule: DSpritesDataModule, steps
     trainer = pl.Trainer(
         accelerator=device, devices=1, max_steps=warmup + steps, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer] + ([counter] if counter else []),
-        log_every_n_steps=50,
+        log_every_n_steps=50, precision=precision,
     )
     trainer.fit(model, datamodule)
     return timer.seconds, (counter.syncs / max(counter.batches, 1) if counter else None)
@@ -242,7 +246,8 @@ def measure(name: str, variant_name: str, args: argparse.Namespace, directory: s
                                             render_on_device=bool(variant.get("device_data")))
             datamodule.setup("fit")
             if loop == "ours":
-                run_seconds, syncs = lightning_run(model, datamodule, args.steps, args.warmup, args.device, args.count_syncs)
+                run_seconds, syncs = lightning_run(model, datamodule, args.steps, args.warmup, args.device, args.count_syncs,
+                                                   "bf16-mixed" if variant.get("bf16") else "32-true")
                 seconds[loop].append(run_seconds)
             else:
                 if name == "idgan_sc":
@@ -255,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--variants", nargs="+", default=None, choices=VARIANTS,
-                        help="default: all but the compiled ones on cpu (inductor compiles for minutes there), all on cuda")
+                        help="default: all but the compiled ones and bf16 on cpu (inductor compiles for minutes there), all on cuda")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed iterations per run")
     parser.add_argument("--warmup", type=int, default=5, help="untimed iterations first (compilation, CUDA graph capture)")
@@ -264,7 +269,7 @@ def main() -> None:
     parser.add_argument("--count-syncs", action="store_true",
                         help="CUDA: also count our host synchronisations per training batch (torch.cuda.set_sync_debug_mode)")
     args = parser.parse_args()
-    variants = args.variants or [v for v in VARIANTS if args.device == "cuda" or v not in ("compile", "cudagraphs", "all")]
+    variants = args.variants or [v for v in VARIANTS if args.device == "cuda" or v not in ("bf16", "compile", "cudagraphs", "all")]
     if args.device == "cpu" and "cudagraphs" in variants:
         parser.error("--variants cudagraphs needs --device cuda (CUDA graphs)")
 
