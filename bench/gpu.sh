@@ -12,7 +12,7 @@
 set -u
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = prepare ]; then
-    python=python; [ -x .venv/bin/python ] && python=.venv/bin/python
+    python=python3; [ -x .venv/bin/python ] && python=.venv/bin/python
     site=$($python -c "import jsonargparse, os; print(os.path.dirname(os.path.dirname(jsonargparse.__file__)))")
     rm -rf .gpu_site && mkdir -p .gpu_site
     for package in jsonargparse docstring_parser typeshed_client torch_fidelity; do cp -r "$site/$package" .gpu_site/; done
@@ -25,12 +25,12 @@ out=${OUT:-/tmp/gpu-bench}; mkdir -p "$out"
 export PYTHONPATH=$PWD:$PWD/.gpu_site PYTHONUNBUFFERED=1 OMP_NUM_THREADS=8 WANDB_MODE=disabled
 export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor TORCHINDUCTOR_COMPILE_THREADS=16  # ours and the plain loop share compiled kernels
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-python -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'lightning', pl.__version__)"
+python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'lightning', pl.__version__)"
 # IDGAN-SC first: the paper's protocol is the issue's target (>= 540 it/s); then the others.
 models="idgan_sc beta_vae infogan_cr dcgan"
 # eager: 4 models x 6 variants x 2 loops x 220 iterations
-timeout 230 python -m bench.throughput --device cuda --count-syncs --steps 200 --warmup 20 --repeats 1 \
+timeout 230 python3 -m bench.throughput --device cuda --count-syncs --steps 200 --warmup 20 --repeats 1 \
     --models $models --variants default no_sync fused channels_last device_data bf16 2>&1 | grep -E "^(\||device|load)" | tee "$out/eager.md"
 # compiled: the first iterations compile (tens of seconds per network on 16 cores)
-timeout 270 python -m bench.throughput --device cuda --steps 200 --warmup 10 --repeats 1 \
+timeout 270 python3 -m bench.throughput --device cuda --steps 200 --warmup 10 --repeats 1 \
     --models $models --variants all cudagraphs compile 2>&1 | grep -E "^(\||device|load)" | tee "$out/compiled.md"
