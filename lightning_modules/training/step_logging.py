@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+from torch import Tensor
 from pytorch_lightning.trainer.connectors.logger_connector.logger_connector import (
     _LoggerConnector,
 )
@@ -51,12 +52,20 @@ class GeneratorUpdateLogging(_LoggerConnector):
 
     def on_batch_end(self) -> None:
         # Lightning's refreshes the progress bar's values after every batch, each one converted to a
-        # Python number: a host synchronisation per value and batch. They refresh at the logged rows.
-        if self.trainer.training and not self.should_update_logs:
-            self.trainer._results.batch = None
-            self.trainer._results.batch_size = None
-            return
-        super().on_batch_end()
+        # Python number: a host synchronisation per value and batch. They refresh at the logged rows;
+        # the callback and logged values (tensors, no conversion) after every batch, as Lightning's.
+        results = self.trainer._results
+        if not self.trainer.training or self.should_update_logs or results is None:
+            return super().on_batch_end()
+        for _, metric in results.valid_items():  # ``_ResultCollection.metrics`` without the progress bar's
+            value = results._get_cache(metric, on_step=True)
+            if isinstance(value, Tensor):
+                name, forked_name = results._forked_name(metric, on_step=True)
+                if metric.meta.logger:
+                    self._logged_metrics[forked_name] = value
+                self._callback_metrics[name] = self._callback_metrics[forked_name] = value
+        results.batch = None
+        results.batch_size = None
 
     @property
     def progress_bar_metrics(self):
