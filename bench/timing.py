@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
 
 class StepTimer(pl.Callback):
@@ -25,6 +26,7 @@ class StepTimer(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.fit_loop.epoch_loop.total_batch_idx == self.warmup:
+            _synchronize(pl_module)
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -34,6 +36,13 @@ class StepTimer(pl.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if self.start is None or self.timed_batches == 0:
             raise RuntimeError(f"StepTimer: train for more than warmup={self.warmup} batches")
+        _synchronize(pl_module)
         self.seconds = (time.perf_counter() - self.start) / self.timed_batches
         if self.out and trainer.is_global_zero:
             Path(self.out).write_text(json.dumps({"seconds_per_batch": self.seconds, "batches": self.timed_batches}))
+
+
+def _synchronize(module: pl.LightningModule) -> None:
+    """On a GPU the host runs ahead: time what the device has done."""
+    if module.device.type == "cuda":
+        torch.cuda.synchronize(module.device)

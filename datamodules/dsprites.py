@@ -18,8 +18,14 @@ from torch import Tensor
 from PIL import Image
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from .base import missing_dataset_error, unit_to_range
-from .ground_truth import GridGroundTruth, GroundTruthDataModule, RowTable, damaged_dataset_error
+from .base import BatchedDataset, missing_dataset_error, unit_to_range
+from .ground_truth import (
+    GridGroundTruth,
+    GroundTruthDataModule,
+    GroundTruthDataset,
+    RowTable,
+    damaged_dataset_error,
+)
 
 NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 DSPRITES_URL = "https://github.com/google-deepmind/dsprites-dataset"
@@ -65,11 +71,13 @@ _SHAPE_TESTS = (_square, _ellipse, _heart)
 
 
 def _check_factors(factors: Tensor) -> Tensor:
+    """Factor classes as a long tensor [n, 5]; their range is checked where they are on the host (on
+    a GPU the check would wait for all queued work: there they come from the training loader, whose
+    indices are checked on the host, ``GridGroundTruth.index_to_factors``)."""
     factors = torch.as_tensor(factors, dtype=torch.long)
-    sizes = torch.tensor(FACTOR_SIZES, device=factors.device)
     if factors.ndim != 2 or factors.shape[1] != len(FACTOR_SIZES):
         raise ValueError(f"factors must have shape [n, {len(FACTOR_SIZES)}], got {list(factors.shape)}")
-    if ((factors < 0) | (factors >= sizes)).any():
+    if factors.device.type == "cpu" and ((factors < 0) | (factors >= torch.tensor(FACTOR_SIZES))).any():
         raise ValueError(
             f"factor classes out of range; sizes are {list(FACTOR_SIZES)} ({', '.join(FACTOR_NAMES)})"
         )
@@ -101,10 +109,11 @@ def render_dsprites(factors: Tensor) -> Tensor:
     cos, sin = theta.cos()[:, None, None], theta.sin()[:, None, None]
     # Rotating the pixel grid by -theta turns the shape by +theta.
     u, v = cos * dx + sin * dy, cos * dy - sin * dx
-    window = torch.empty(n, _WINDOW, _WINDOW, dtype=torch.bool, device=device)
+    # each shape's test on every window, kept where it is the image's shape: no data-dependent
+    # sizes (a selection of the members would wait for the GPU to count them)
+    window = torch.zeros(n, _WINDOW, _WINDOW, dtype=torch.bool, device=device)
     for shape, inside in enumerate(_SHAPE_TESTS):
-        members = (factors[:, 0] == shape).nonzero().squeeze(1)
-        window[members] = inside(u[members], v[members])
+        window |= (factors[:, 0] == shape)[:, None, None] & inside(u, v)
     frame = torch.zeros(n, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.bool, device=device)
     frame[torch.arange(n, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]] = window
     return frame
@@ -281,6 +290,10 @@ class DSpritesDataModule(GroundTruthDataModule):
         source: "npz" requires that file, "procedural" renders the grid, "auto" uses the file when present.
         val_size: number of images held out for validation, chosen by seed; the rest is training data.
         image_size: 64 (the official images) or 32 (each 2x2 block averaged: 4x cheaper nets).
+        render_on_device: The training loader yields factor classes only, rendered into images on
+            the training device after the transfer (``source: procedural``; the same images, in
+            the same order): no images built by the host, copied, or held in a worker. Off by
+            default: on a CPU it is the same work.
     """
 
     channels = 1
@@ -291,12 +304,27 @@ class DSpritesDataModule(GroundTruthDataModule):
         source: Literal["auto", "npz", "procedural"] = "auto",
         val_size: PositiveInt = 10000,
         image_size: Literal[32, 64] = IMAGE_SIZE,
+        render_on_device: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(root, val_size, **kwargs)
+        if render_on_device and source != "procedural":
+            raise ValueError(f"render_on_device renders the procedural sprites; got source={source!r}: set source: procedural")
         self.source = source
         self.image_size = image_size
+        self.render_on_device = render_on_device
         self.data_shape = (self.channels, image_size, image_size)
+
+    def _loader(self, dataset, *, train: bool):
+        if train and self.render_on_device:
+            dataset = FactorClasses(dataset)
+        return super()._loader(dataset, train=train)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        batch = super().transfer_batch_to_device(batch, device, dataloader_idx)
+        if isinstance(batch, Tensor):  # factor classes from render_on_device's loader
+            return self.ground_truth.images_for(batch), batch
+        return batch
 
     def _npz_path(self) -> Path | None:
         """The npz to read, or None to render: only the npz source reads a file (and fails when it is missing)."""
@@ -314,6 +342,22 @@ class DSpritesDataModule(GroundTruthDataModule):
     def ground_truth(self) -> DSpritesGroundTruth:
         """Built on first use."""
         return DSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed)
+
+
+class FactorClasses(BatchedDataset):
+    """A ground-truth dataset's factor classes [B, F] without its images (``render_on_device``)."""
+
+    def __init__(self, dataset: GroundTruthDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, indices: Sequence[int]) -> Tensor:
+        return self.dataset.ground_truth.index_to_factors(self.dataset.indices[torch.as_tensor(indices, dtype=torch.long)])
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.__getitems__([index])[0]
 
 
 class ColorDSpritesDataModule(DSpritesDataModule):

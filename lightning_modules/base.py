@@ -52,9 +52,15 @@ from lightning_modules.training.ema import exponential_moving_average
 from lightning_modules.training.nonfinite import (
     NonfiniteAction,
     NonfinitePolicy,
+    NonfiniteSync,
     nonfinite_gradients,
 )
 from lightning_modules.training.optim import OptimizerConfig
+from lightning_modules.training.speed import (
+    CompileMode,
+    compile_networks,
+    to_channels_last,
+)
 from lightning_modules.training.step_logging import GeneratorUpdateLogging
 from lightning_modules.training.strategies import average_gradients, check_wrapped_model
 
@@ -89,6 +95,21 @@ class GenerativeModule(pl.LightningModule):
             (``lightning_modules.training.nonfinite``). Under float16 AMP non-finite gradients are
             the GradScaler's: a loss-scale overflow makes them, and the scaler skips that step and
             lowers the scale.
+        nonfinite_sync: When the host learns of a non-finite update. "every_update": one read of
+            the flags per update (a host synchronisation each; exact: a skipped update is no
+            generator step, and "stop" stops after that batch). "logging_steps": none in the step:
+            the update is skipped on the device (weights, optimizer states and EMA untouched; it
+            still counts as a step and moves the schedules, as torch's GradScaler does), the host
+            reads the record at each logged row (``log_every_n_steps``) and at the end of fit, then
+            warns and, under "stop", stops there, every update since the bad one skipped too (the
+            checkpoint holds the last good weights and optimizer states, at the later step).
+        compile: torch.compile the trained networks in fit with this mode ("default";
+            "reduce-overhead" adds CUDA graphs on a GPU); None: eager. Results within float
+            rounding of eager; the first steps compile (seconds on a GPU, a minute or more on a CPU).
+        compile_backend: torch.compile's backend ("inductor"; "aot_eager" traces without code
+            generation, for debugging).
+        channels_last: The trained networks' weights in channels-last memory order (NHWC: cuDNN's
+            fastest for convolutions on a GPU); the activations follow.
     """
 
     #: The network whose optimizer steps count as Lightning's ``global_step`` (so ``max_steps``
@@ -107,6 +128,10 @@ class GenerativeModule(pl.LightningModule):
         gradient_clip_norm: PositiveFloat | None = None,
         ema_decay: OpenUnitInterval | None = None,
         nonfinite_loss: NonfiniteAction = "stop",
+        nonfinite_sync: NonfiniteSync = "every_update",
+        compile: CompileMode | None = None,
+        compile_backend: str = "inductor",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -115,7 +140,8 @@ class GenerativeModule(pl.LightningModule):
             self.hparams[key] = plain_hyperparameter(value)
         self.gradient_clip_norm = gradient_clip_norm
         self.ema_decay = ema_decay
-        self.nonfinite = NonfinitePolicy(nonfinite_loss)
+        self.nonfinite = NonfinitePolicy(nonfinite_loss, nonfinite_sync)
+        self.compile_mode, self.compile_backend, self.channels_last = compile, compile_backend, channels_last
         self._rng_states_to_restore: dict | None = None
         #: network attribute name -> its optimizer settings, filled in by the subclass.
         self.optimized_networks: dict[str, OptimizerConfig] = {}
@@ -283,11 +309,16 @@ class GenerativeModule(pl.LightningModule):
             raise RuntimeError(f"{type(self).__name__} must fill self.optimized_networks in __init__")
         optimizers, schedulers = [], []
         for name, config in self.optimized_networks.items():
-            optimizers.append(config.build(getattr(self, name).parameters()))
+            optimizers.append(config.build(getattr(self, name).parameters(), self._optimizer_state_on_device))
             scheduler = config.build_schedule(optimizers[-1], self.trainer.max_steps, name)
             if scheduler is not None:
                 schedulers.append(scheduler)
         return optimizers, schedulers
+
+    @property
+    def _optimizer_state_on_device(self) -> bool:
+        """On a GPU, "logging_steps" undoes a skipped update on the device, step counters included."""
+        return self.nonfinite.sync == "logging_steps" and self.device.type != "cpu"
 
     def optimizer_of(self, network: str) -> pl.core.optimizer.LightningOptimizer:
         """The optimizer of ``network`` (a key of ``optimized_networks``), as Lightning wraps it."""
@@ -318,12 +349,16 @@ class GenerativeModule(pl.LightningModule):
                 # every process, so the decision is too. A scaler's loss-scaled gradients are
                 # non-finite whenever the scale overflows; it checks them itself (found_inf).
                 nonfinite = torch.cat([nonfinite, *(nonfinite_gradients(o.optimizer, nonfinite) for o in optimizers.values())])
-            loss_flag, *gradient_flags = nonfinite.tolist()  # the one synchronisation of the step
-            if loss_flag or any(gradient_flags):
-                bad_gradients = [name for name, flag in zip(optimizers, gradient_flags) if flag]
-                self._skip_nonfinite_update(networks, loss, bad_gradients if not loss_flag else [])
-                return
-            with one_loss_scale_update(scaler):
+            keep = None  # apply the update: decided on the host ("every_update") or on the device
+            if self.nonfinite.sync == "every_update":
+                loss_flag, *gradient_flags = nonfinite.tolist()  # the one synchronisation of the step
+                if loss_flag or any(gradient_flags):
+                    bad_gradients = [name for name, flag in zip(optimizers, gradient_flags) if flag]
+                    self._skip_nonfinite_update(networks, loss, bad_gradients if not loss_flag else [])
+                    return
+            elif scaler is None:  # under a GradScaler its own found_inf skips the step
+                keep = self.nonfinite.record(nonfinite, networks, loss, self.trainer.global_step)
+            with one_loss_scale_update(scaler), self.nonfinite.applied_where(keep, [o.optimizer for o in optimizers.values()]):
                 for name, optimizer in optimizers.items():
                     if name == self.step_network:
                         optimizer.step()
@@ -334,8 +369,10 @@ class GenerativeModule(pl.LightningModule):
             if self.step_network in optimizers:  # a global step: every network's schedule moves on
                 for scheduler in self.trainer.lr_scheduler_configs:
                     scheduler.scheduler.step()
+                if self.nonfinite.sync == "logging_steps" and self._logging_step():
+                    self._read_nonfinite_record()
             if self.sampling_network in optimizers and self.sampling_network_ema is not None:
-                self.sampling_network_ema.update_parameters(getattr(self, self.sampling_network))
+                self.sampling_network_ema.update_parameters(getattr(self, self.sampling_network), applied=keep)
 
         trained = {p for optimizer in optimizers.values() for group in optimizer.param_groups for p in group["params"]}
         frozen = [
@@ -368,6 +405,30 @@ class GenerativeModule(pl.LightningModule):
         if stopping:
             self.trainer.should_stop = True  # known before the batch's callbacks: the checkpoint callback saves the end state
 
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        # Lightning makes a Python number (a learning rate, a loss weight) a tensor by copying it from
+        # the host, which on a GPU waits for the queued work; a fill on the device does not.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = torch.full((), value, dtype=torch.get_default_dtype(), device=self.device)
+        super().log(name, value, *args, **kwargs)
+
+    def _logging_step(self) -> bool:
+        """Whether this generator update's count gets a logged row (``log_every_n_steps``)."""
+        every = self.trainer.log_every_n_steps
+        return bool(every) and self.trainer.global_step % every == 0
+
+    def _read_nonfinite_record(self) -> None:
+        """("logging_steps") The device's record of skipped updates to the host: warn, log the count
+        and, under "stop", stop after this batch (every update since the first bad one was skipped)."""
+        if self.nonfinite.read(self.trainer.global_step):
+            self.trainer.should_stop = True
+        if self.nonfinite.skipped:
+            self.log("train/nonfinite_updates", float(self.nonfinite.skipped))
+
+    def on_train_end(self) -> None:
+        if self.nonfinite.sync == "logging_steps":  # what was skipped since the last logged row
+            self.nonfinite.read(self.trainer.global_step)
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Logged at every batch; the logger connector writes the rows of the batches at its cadence
         # (generator updates, ``GeneratorUpdateLogging``), as it does for every other value.
@@ -389,6 +450,11 @@ class GenerativeModule(pl.LightningModule):
             ValueError: the data's shape or value range differs from the model's (every mismatch named).
         """
         self._build_ema()
+        networks = [getattr(self, name) for name in self.optimized_networks]
+        if self.channels_last:
+            to_channels_last(networks)
+        if stage == "fit" and self.compile_mode is not None:  # after the EMA's copy: that one stays eager
+            compile_networks(networks, self.compile_mode, self.compile_backend)
         if self.attached_trainer is not None:  # every logged row at generator updates, the step callbacks use
             GeneratorUpdateLogging.install(self.attached_trainer)
         datamodule = self.attached_trainer.datamodule if self.attached_trainer is not None else None
@@ -421,7 +487,7 @@ class GenerativeModule(pl.LightningModule):
         schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
         for name, optimizer in zip(self.optimized_networks, self.trainer.optimizers):
             scheduler = next((s for s in schedulers if s.optimizer is optimizer), None)
-            self.optimized_networks[name].apply_to_restored(optimizer, scheduler, self.trainer.max_steps)
+            self.optimized_networks[name].apply_to_restored(optimizer, scheduler, self.trainer.max_steps, self._optimizer_state_on_device)
         # Restored here rather than on load: building the data loaders in between draws from the
         # global RNG, which the uninterrupted run did before the checkpoint was written.
         states, self._rng_states_to_restore = self._rng_states_to_restore, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+from torch import Tensor
 from pytorch_lightning.trainer.connectors.logger_connector.logger_connector import (
     _LoggerConnector,
 )
@@ -12,6 +13,9 @@ class GeneratorUpdateLogging(_LoggerConnector):
     """Lightning's logger connector with ``trainer.global_step`` (generator updates, see
     ``GenerativeModule.step_network``) as the step of every row it logs and as the unit of
     ``log_every_n_steps``.
+
+    The progress bar's values follow the same cadence: Lightning converts them to Python numbers
+    after every batch (a host synchronisation each), this connector at the logged rows.
 
     Lightning indexes ``self.log`` rows by the batches trained, while ``max_steps``, checkpoints and
     every callback count ``global_step``: with n_critic 5 a loss would sit 5 times further along
@@ -46,6 +50,31 @@ class GeneratorUpdateLogging(_LoggerConnector):
         start = self._global_step_at_batch_start
         updated = start is not None and trainer.global_step > start
         return (updated and trainer.global_step % trainer.log_every_n_steps == 0) or trainer.should_stop
+
+    def on_batch_end(self) -> None:
+        # Lightning's refreshes the progress bar's values after every batch, each one converted to a
+        # Python number: a host synchronisation per value and batch. They refresh at the logged rows;
+        # the callback and logged values (tensors, no conversion) after every batch, as Lightning's.
+        results = self.trainer._results
+        if not self.trainer.training or self.should_update_logs or results is None:
+            return super().on_batch_end()
+        for _, metric in results.valid_items():  # ``_ResultCollection.metrics`` without the progress bar's
+            value = results._get_cache(metric, on_step=True)
+            if isinstance(value, Tensor):
+                name, forked_name = results._forked_name(metric, on_step=True)
+                if metric.meta.logger:
+                    self._logged_metrics[forked_name] = value
+                self._callback_metrics[name] = self._callback_metrics[forked_name] = value
+        results.batch = None
+        results.batch_size = None
+
+    @property
+    def progress_bar_metrics(self):
+        """In training, the values of the last logged row (Lightning's would convert the current
+        ones at every refresh of the bar: a host synchronisation each)."""
+        if self.trainer.training:
+            return self._progress_bar_metrics
+        return super().progress_bar_metrics
 
     def log_metrics(self, metrics, step: int | None = None) -> None:
         if metrics and step is None and "step" not in metrics:  # a logged "step" stays the user's choice, as in Lightning
