@@ -33,8 +33,10 @@ class HostReads(pl.Callback):
     """Records every host read of a tensor, and every Python value made a tensor on a device (a
     copy from the host, which on a GPU waits as a read does), with where it came from, from the
     start of batch ``first`` to the end of training, except those that read host memory on a GPU too: torch's optimizers
-    keep their step counters on the host (``state["step"]``, unless capturable or fused), and the
-    DataLoader's sampler draws its indices there."""
+    keep their step counters on the host (``state["step"]``, unless capturable or fused), the
+    DataLoader's sampler draws its indices there, and torchvision's v2 transforms draw their random
+    parameters there (``torch.rand(1)``, ``torch.empty(1).uniform_()``: host tensors whatever the
+    image's device; their kernels, ``transforms/v2/functional``, are not exempt)."""
 
     def __init__(self, first: int = 1) -> None:
         self.first, self.reads, self._counting = first, [], False
@@ -83,7 +85,11 @@ class HostReads(pl.Callback):
         counters = (state.get("step") for optimizer in trainer.optimizers for state in optimizer.state.values())
         if any(tensor is counter for counter in counters):
             return True
-        return any("torch/utils/data/" in frame.filename for frame in traceback.extract_stack()[:-2])
+        stack = traceback.extract_stack()[:-2]
+        caller = stack[-1].filename  # the frame that read the tensor
+        if "torchvision/transforms/v2/" in caller and "transforms/v2/functional/" not in caller:
+            return True
+        return any("torch/utils/data/" in frame.filename for frame in stack)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -52,6 +52,9 @@ class GeneratorUpdateLogging(_LoggerConnector):
         return (updated and trainer.global_step % trainer.log_every_n_steps == 0) or trainer.should_stop
 
     def on_batch_end(self) -> None:
+        """After each batch: the callback metrics (and the logged ones) refreshed as Lightning does,
+        the progress bar's values only at logged rows (Lightning's private result collection, hence
+        pyproject's upper bound on pytorch-lightning)."""
         # Lightning's refreshes the progress bar's values after every batch, each one converted to a
         # Python number: a host synchronisation per value and batch. They refresh at the logged rows;
         # the callback and logged values (tensors, no conversion) after every batch, as Lightning's.
