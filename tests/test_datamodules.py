@@ -496,13 +496,14 @@ def test_every_datamodule_states_the_settings_that_choose_its_data() -> None:
     """``dataset_fingerprint`` (e.g. FID's cache key) knows a datamodule's data only by what its
     ``data_settings`` state: every constructor argument that chooses the data (its own or a base
     class's) must be there, or two datasets would share keys. Left out: how the data is loaded
-    (batch size, workers, 3D Shapes' ``in_memory``), what the fingerprint holds itself (seed, value
+    (batch size, workers, 3D Shapes' ``in_memory``, dSprites' ``render_on_device``: the same images
+    rendered after the transfer), what the fingerprint holds itself (seed, value
     range), and the mixture's layout arguments, which it states as the centres they place."""
     import inspect
 
     import datamodules
 
-    not_data = {"self", "kwargs", "batch_size", "num_workers", "seed", "value_range", "in_memory"}
+    not_data = {"self", "kwargs", "batch_size", "num_workers", "seed", "value_range", "in_memory", "render_on_device"}
     stated_as_centres = {"layout", "num_components", "radius"}
     classes = [getattr(datamodules, name) for name in datamodules.__all__]
     image_modules = [
