@@ -93,9 +93,9 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
             InfoGAN's ``info_std``); ``None`` (the default) keeps Q's own variance. With
             info_head="distiller" Q's variance is the β-VAE posterior's, which is narrow
             (σ ~ 0.1 where a dimension carries ~2.5 nats) and narrower still on images unlike
-            the data: its NLL starts ~10^4 (measured, quick start), λ L_info outweighs the
-            adversarial loss ~1000x, and G draws whatever the encoder reads as c (grey blocks)
-            instead of sprites.
+            the data: its NLL started at ~11,000 nats in the quick start, λ L_info ~600x the
+            adversarial loss, and G drew whatever the encoder reads as c (grey blocks) instead
+            of sprites.
         contrastive_weight: α (paper: 2).
         num_pairs: m, the pairs built per generator step (paper: 384 on dSprites, 768 on CelebA).
         tau_positive: τ1 of eq. 6, the positives' temperature (paper: 0.07).
