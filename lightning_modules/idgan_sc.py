@@ -14,6 +14,7 @@ normalisation, without which eq. 6 with τ1 < τ2 collapses E (that module's doc
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -29,7 +30,12 @@ from lightning_modules.losses import (
     kl_per_dimension,
     nonsaturating_generator_loss,
 )
-from lightning_modules.nets import ConvDiscriminator, ConvGenerator, image_shape
+from lightning_modules.nets import (
+    ConvDiscriminator,
+    ConvGenerator,
+    SpatialBroadcastDecoder,
+    image_shape,
+)
 from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch, SupervisedContrastive
 from lightning_modules.training.latents import (
@@ -62,9 +68,25 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         noise_dim: Size d of the noise z ~ N(0, I).
         data_shape: Shape of one image: [channels, size, size] with size 28, 32 or 64.
         width: Feature maps of the conv layers next to the image.
+        generator_network: G's architecture: "dcgan" (transposed convolutions, the paper's) or
+            "spatial_broadcast" (Watters et al. 2019: (c, z) tiled over the image with x/y
+            coordinate channels, stride-1 3x3 convolutions of ``width`` maps; the stage-one decoder
+            that learns axis-aligned position codes). Measured in the quick start (32 px, 1,000
+            steps): a DCGAN G that follows the distiller's position codes draws grey striped
+            blobs, a spatial broadcast G crisp white sprites whose traversal rows each move one
+            factor (the notes in configs/quickstart.yaml).
+        broadcast_layers: The spatial broadcast G's hidden convolutions (Watters et al.: 4).
+        broadcast_padding: The spatial broadcast G's padding: "valid" (Watters et al.) or "same".
         discriminator_normalization: D's normalization (batch norm, the DCGAN practice the paper
             follows; "spectral": Miyato et al. 2018).
         info_weight: λ (paper: 0.05).
+        info_std: Fix Q's σ, so that λ L_info is a squared error between c and Q's mean (as
+            InfoGAN's ``info_std``); ``None`` (the default) keeps Q's own variance. With
+            info_head="distiller" Q's variance is the β-VAE posterior's, which is narrow
+            (σ ~ 0.1 where a dimension carries ~2.5 nats) and narrower still on images unlike
+            the data: its NLL started at ~11,000 nats in the quick start, λ L_info ~600x the
+            adversarial loss, and G drew whatever the encoder reads as c (grey blocks) instead
+            of sprites.
         contrastive: The supervised-contrastive regulariser: α, m, τ1, τ2, the size of r, the
             reduction over the anchors, E's optimizer and a start step
             (:class:`~lightning_modules.training.contrastive.SupervisedContrastive`; paper: α 2,
@@ -84,8 +106,12 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         noise_dim: PositiveInt = 5,
         data_shape: ImageShape = (1, 64, 64),
         width: PositiveInt = 32,
+        generator_network: Literal["dcgan", "spatial_broadcast"] = "dcgan",
+        broadcast_layers: PositiveInt = 4,
+        broadcast_padding: Literal["valid", "same"] = "valid",
         discriminator_normalization: Normalization = "batch",
         info_weight: NonNegativeFloat = 0.05,
+        info_std: PositiveFloat | None = None,
         contrastive: SupervisedContrastive = SupervisedContrastive(),
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-4, betas=(0.5, 0.999)),
         discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)),
@@ -95,10 +121,16 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         self.distiller_checkpoint, self.code_source, self.info_head_kind = distiller_checkpoint, code_source, info_head
         self.code_dim, self.noise_dim, self.latent_dim = code_dim, noise_dim, code_dim + noise_dim
         self.info_weight, self.contrastive = info_weight, contrastive
+        self.info_log_var = None if info_std is None else 2 * math.log(info_std)
         channels, size = image_shape(data_shape, "IDGANSC")
         self.data_shape = (channels, size, size)
 
-        self.generator = ConvGenerator(self.latent_dim, size, channels, width, activation="sigmoid")
+        if generator_network == "spatial_broadcast":
+            self.generator = SpatialBroadcastDecoder(
+                self.latent_dim, size, channels, width, broadcast_layers, broadcast_padding, activation="sigmoid"
+            )
+        else:
+            self.generator = ConvGenerator(self.latent_dim, size, channels, width, activation="sigmoid")
         self.discriminator = ConvDiscriminator(size, channels, width, normalization=discriminator_normalization)
         self.contrastive_head = ContrastiveHead(
             ConvDiscriminator(size, 2 * channels, width, out_features=contrastive.representation_dim), contrastive.representation_dim
@@ -167,8 +199,10 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         """Q's Gaussian (mean, log-variance) over the code behind ``images``: a head on D's trunk
         features (computed here unless given), or the frozen distiller's encoder."""
         if self.info_head_kind == "distiller":
-            return gaussian_posterior(self.distiller, images)
-        return gaussian_posterior(self.info_head, self.discriminator.features(images) if features is None else features)
+            mean, log_var = gaussian_posterior(self.distiller, images)
+        else:
+            mean, log_var = gaussian_posterior(self.info_head, self.discriminator.features(images) if features is None else features)
+        return (mean, log_var) if self.info_log_var is None else (mean, torch.full_like(mean, self.info_log_var))
 
     def contrastive_pairs(self, codes: Tensor) -> tuple[Tensor, Tensor]:
         """§2.2: m pairs, each varying one dimension s of a code from the batch (the other

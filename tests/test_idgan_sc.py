@@ -405,6 +405,49 @@ def test_stage_two_ranks_its_code_dimensions_by_the_distillers_kl(stage_one, tmp
     assert IDGANSC(distiller_checkpoint=str(path), code_source="prior", info_head="trainable", **STAGE_TWO).code_kl(x) is None
 
 
+def test_a_fixed_sigma_makes_the_distillers_info_loss_a_squared_error_on_images_unlike_the_data(stage_one):
+    """The quick start's Q = distiller with ``info_std: 1``: G's info term is ½‖c − μ_Q(x)‖²
+    (plus a constant) whatever variance the β-VAE's encoder gives the image. With the encoder's own
+    variance, narrow on the data and narrower on images unlike it, the term reached ~11,000 nats at
+    the quick start's first step and G drew what the encoder reads as c instead of sprites."""
+    path, vae, _ = stage_one
+    model = IDGANSC(distiller_checkpoint=str(path), info_head="distiller", info_std=1.0, **STAGE_TWO)
+    model.setup("fit")
+    torch.manual_seed(0)
+    grey = torch.full((8, 1, 64, 64), 0.5) + 0.1 * torch.randn(8, 1, 64, 64)  # what the failing G drew
+    codes = torch.randn(8, model.code_dim)
+    with torch.no_grad():
+        mean, log_var = model.q_posterior(grey)
+        encoder_mean, encoder_log_var = gaussian_posterior(vae.encoder.eval(), grey)
+        info_nll = gaussian_nll(codes, mean, log_var)
+    torch.testing.assert_close(mean, encoder_mean)
+    assert torch.equal(log_var, torch.zeros_like(log_var)) and not torch.equal(encoder_log_var, log_var)
+    expected = 0.5 * ((codes - encoder_mean) ** 2).sum(1).mean() + 0.5 * model.code_dim * math.log(2 * math.pi)
+    torch.testing.assert_close(info_nll, expected)
+
+
+def test_a_spatial_broadcast_generator_draws_every_pixel_from_the_whole_latent_and_survives_the_checkpoint(stage_one, tmp_path):
+    """``generator_network: spatial_broadcast`` (the quick start's G): (c, z) tiled with coordinates,
+    same-padded convolutions; samples in [0, 1]; trains, and comes back from its checkpoint."""
+    from lightning_modules.nets import SpatialBroadcastDecoder
+
+    path, _, _ = stage_one
+    settings = dict(STAGE_TWO, generator_network="spatial_broadcast", broadcast_layers=3, broadcast_padding="same")
+    model = IDGANSC(distiller_checkpoint=str(path), info_std=1.0, **settings)
+    assert isinstance(model.generator, SpatialBroadcastDecoder)
+    trainer = quiet_trainer(max_steps=3, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    trainer.fit(model, dsprites())
+    latent = torch.randn(2, model.latent_dim, requires_grad=True)
+    image = model.generator(latent)
+    assert image.shape == (2, 1, 64, 64) and image.min() >= 0 and image.max() <= 1
+    (grad,) = torch.autograd.grad(image[0, 0, 0, 0], latent)
+    assert (grad[0] != 0).all() and (grad[1] == 0).all()  # a corner pixel sees all of (c, z)
+    restored = IDGANSC.load_from_checkpoint(tmp_path / "last.ckpt")
+    assert isinstance(restored.generator, SpatialBroadcastDecoder)
+    code = torch.randn(2, model.latent_dim)
+    torch.testing.assert_close(restored.eval().generate(code), model.eval().generate(code))
+
+
 def test_stage_two_checkpoint_embeds_the_distiller(stage_one, tmp_path):
     path, vae, _ = stage_one
     model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)

