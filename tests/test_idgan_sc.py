@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import pytest
 import pytorch_lightning as pl
@@ -491,3 +492,31 @@ def test_every_supervised_contrastive_model_centres_its_e():
         assert isinstance(model.contrastive_head, ContrastiveHead), type(model).__name__
         r = model.contrastive_head(torch.rand(6, 2 * model.data_shape[0], *model.data_shape[1:]))
         assert torch.allclose(r.norm(dim=1), torch.ones(6), atol=1e-5)  # normalised, as eq. 6 takes them
+
+
+def test_the_frozen_distiller_in_eval_mode_brings_no_warning_but_another_module_in_eval_mode_does(stage_one):
+    """Lightning warns of modules in eval mode at the start of training; the frozen distiller is in
+    eval mode on purpose (its batch norm keeps its statistics), so that warning says nothing a user can
+    act on (issue 14 §3). A module of the model's own left in eval mode is still warned of."""
+    path, _, _ = stage_one
+    model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_trainer(max_steps=1).fit(model, dsprites())
+    assert not [w for w in caught if "in eval mode" in str(w.message)]
+
+    model = IDGANSC(distiller_checkpoint=str(path), **STAGE_TWO)
+    model.setup("fit")
+    original_train = model.train
+
+    def train_leaving_the_discriminator_in_eval_mode(mode=True):
+        original_train(mode)
+        model.discriminator.eval()
+        return model
+
+    model.train = train_leaving_the_discriminator_in_eval_mode
+    model.train()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_trainer(max_steps=1).fit(model, dsprites())
+    assert [w for w in caught if "in eval mode" in str(w.message)]

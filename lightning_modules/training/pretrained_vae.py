@@ -14,6 +14,7 @@ comes first among its bases (its hooks wrap the model's; a wrong order is refuse
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from torch import Tensor, nn
 
 #: The repository's configs folder (what the README's commands name, relative to the clone).
@@ -111,10 +113,22 @@ class PretrainedVAE:
         return problems
 
     def on_fit_start(self) -> None:
-        """Raises FileNotFoundError (the message names the config that trains the VAE) when the run needs the VAE and has none."""
+        """Silences Lightning's warning of modules in eval mode when the frozen VAE's are the only ones.
+
+        Raises:
+            FileNotFoundError: the run needs the VAE and has none (the message names the config that trains it).
+        """
         super().on_fit_start()
         if self.needs_vae() and self._vae_hparams is None:
             raise FileNotFoundError(self._missing_vae_message())
+        frozen = getattr(self, self.frozen_vae.attribute, None)
+        in_eval_mode = [name for name, module in self.named_modules() if not module.training]
+        if frozen is not None and len(in_eval_mode) == len([m for m in frozen.modules() if not m.training]):
+            # Lightning's warning of modules in eval mode would name only the frozen VAE's, in eval
+            # mode on purpose; with the exact count, any other module in eval mode is still warned of.
+            warnings.filterwarnings(
+                "ignore", message=rf"Found {len(in_eval_mode)} module\(s\) in eval mode at the start of training", category=PossibleUserWarning
+            )
 
     def _missing_vae_message(self) -> str:
         argument = self.frozen_vae.checkpoint_argument
