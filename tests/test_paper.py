@@ -4,10 +4,12 @@ run leaves on disk, and the report (Table 3 with floor rows, Fig. 3) read back f
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
 import yaml
 
 from lightning_modules.cli import report, resolved_config, seeds
@@ -215,3 +217,18 @@ def test_the_small_scale_protocol_runs_every_model_over_seeds_then_the_report(tm
     paper = {r["model"]: r["paper_mean"] for r in table if (r["row"], r["protocol"], r["score"]) == ("trained", "infogan_cr", "factor_vae")}
     assert paper == {"beta_vae": "", "infogan": "0.82", "infogan_cr": "0.88", "idgan_sc_prior": "0.9", "factor_vae": "0.82", "idgan_sc": "0.91"}
     assert (tmp_path / "report_small" / "fig3.png").stat().st_size > 10_000
+
+
+def test_each_seed_runs_as_its_own_command_line(monkeypatch):
+    """Each seed's run sees its own command as sys.argv and is parsed from it, as if typed: W&B
+    records that command, and Lightning does not warn that the seeds command's arguments and the run's
+    differ ("LightningCLI's args parameter is intended to run from within Python...", printed before
+    every seed's run of the small-scale protocol)."""
+    monkeypatch.setattr(sys, "argv", ["python -m lightning_modules.cli.seeds", "--seeds", "3", "4", "--", "fit", "--config", "x.yaml"])
+    seen = []
+    monkeypatch.setattr(seeds, "run_command", lambda args=None: seen.append((args, list(sys.argv))))
+    assert seeds.main(sys.argv[1:]) == 0
+    assert seen == [
+        (None, ["python -m lightning_modules", "fit", "--config", "x.yaml", f"--seed_everything={seed}", "--run_per_seed=true"]) for seed in (3, 4)
+    ]
+    assert sys.argv[0] == "python -m lightning_modules.cli.seeds"  # given back after the runs

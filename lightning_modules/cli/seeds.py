@@ -32,18 +32,24 @@ def main(args: list[str] | None = None) -> int:
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
     if not command:
         parser.error("give the command after --, e.g. -- fit --config configs/infogan_dsprites.yaml")
-    failed = []
-    for seed in options.seeds:
-        arguments = [argument.replace("{seed}", str(seed)) for argument in command]
-        print(f"seeds: seed {seed}: python -m lightning_modules {' '.join(arguments)}", file=sys.stderr, flush=True)
-        try:
-            run_command([*arguments, f"--seed_everything={seed}", "--run_per_seed=true"])
-        except SystemExit as exit_:
-            if exit_.code not in (0, None):
+    failed, own_argv = [], sys.argv
+    try:
+        for seed in options.seeds:
+            arguments = [argument.replace("{seed}", str(seed)) for argument in command]
+            print(f"seeds: seed {seed}: python -m lightning_modules {' '.join(arguments)}", file=sys.stderr, flush=True)
+            # parsed from sys.argv, as if typed: W&B records this run's command, and Lightning does not
+            # warn that the arguments given differ from the seeds command's
+            sys.argv = ["python -m lightning_modules", *arguments, f"--seed_everything={seed}", "--run_per_seed=true"]
+            try:
+                run_command()
+            except SystemExit as exit_:
+                if exit_.code not in (0, None):
+                    failed.append(seed)
+            except Exception as error:  # noqa: BLE001 (one seed's failure must not stop the others)
+                print(f"seeds: seed {seed} failed: {type(error).__name__}: {error}", file=sys.stderr)
                 failed.append(seed)
-        except Exception as error:  # noqa: BLE001 (one seed's failure must not stop the others)
-            print(f"seeds: seed {seed} failed: {type(error).__name__}: {error}", file=sys.stderr)
-            failed.append(seed)
+    finally:
+        sys.argv = own_argv
     if failed:
         print(f"seeds: {len(failed)} of {len(options.seeds)} runs failed (seeds {', '.join(map(str, failed))})", file=sys.stderr)
     return 1 if failed else 0
