@@ -128,18 +128,17 @@ class NonfinitePolicy:
         for optimizer in fused:
             optimizer.found_inf = (~keep).float()
         restored = [o for o in optimizers if o not in fused]
-        before = [(p, p.detach().clone(), {k: v.clone() for k, v in o.state[p].items() if isinstance(v, Tensor)})
+        before = [(o, p, p.detach().clone(), {k: v.clone() for k, v in o.state[p].items() if isinstance(v, Tensor)})
                   for o in restored for group in o.param_groups for p in group["params"]]
         try:
             yield
         finally:
             for optimizer in fused:
                 del optimizer.found_inf
-        owner = {p: o for o in restored for group in o.param_groups for p in group["params"]}
         with torch.no_grad():
-            for parameter, value, state in before:
+            for optimizer, parameter, value, state in before:
                 parameter.copy_(torch.where(keep, parameter, value))
-                for key, new in owner[parameter].state[parameter].items():
+                for key, new in optimizer.state[parameter].items():
                     if isinstance(new, Tensor):  # a state created by this step is as it starts: zeros
                         new.copy_(torch.where(keep, new, state.get(key, torch.zeros_like(new))))
 
