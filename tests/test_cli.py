@@ -254,6 +254,7 @@ NOISE = (
     "You passed in a `val_dataloader` but have no `validation_step`",
     "You defined a `validation_step` but have no `val_dataloader`",
     "torchvision.io",
+    "Epoch 0/-",  # rich's bar printed max_epochs - 1 of a step-based run (max_epochs -1): "Epoch 0/-2"
 )
 
 
@@ -285,6 +286,33 @@ def test_the_first_screen_shows_what_matters(tmp_path):
     assert re.search(r"train/g_loss(=|: )-?\d", output) and re.search(r"train/d_loss(=|: )-?\d", output), output[-3000:]
     assert "W&B logging offline to runs/dcgan_dsprites: no W&B login" in output  # actionable: kept
 
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ([], "StepRunProgressBar"),  # rich installed (import-linter's dependency): the rich bar, epoch total mended
+        (["--trainer.callbacks+=TQDMProgressBar"], "TQDMProgressBar"),  # the config's own bar, not a second one
+        (["--trainer.enable_progress_bar=false"], None),
+    ],
+    ids=["default", "config-names-a-bar", "bar-off"],
+)
+def test_the_cli_keeps_the_configs_progress_bar_and_mends_only_lightnings_default(override, expected, tmp_path, monkeypatch):
+    """Lightning 2.6's rich bar titles a step-based run "Epoch 0/-2" (max_epochs -1); the CLI puts
+    in its place a bar titled "Epoch 0" where Lightning would add its own, and nowhere else."""
+    from lightning_modules.cli import CLI
+
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--model.init_args.width=4", "--data.init_args.source=procedural", "--trainer.accelerator=cpu", "--trainer.max_steps=5"]
+    cli = CLI(args=["--config", DCGAN_DSPRITES, *tiny, *override], run=False)
+    trainer, bar = cli.trainer, cli.trainer.progress_bar_callback
+    assert (type(bar).__name__ if bar is not None else None) == expected
+    if expected == "StepRunProgressBar":
+        bar.setup(trainer, cli.model, stage="fit")
+        trainer.fit_loop.max_epochs = -1  # what fit sets for max_steps without max_epochs
+        assert bar._get_train_description(0).strip() == "Epoch 0"
+        trainer.fit_loop.max_epochs = 3  # an epoch-based run keeps Lightning's total
+        assert bar._get_train_description(0).strip() == "Epoch 0/2"
 
 
 def test_a_shipped_config_keeps_the_best_checkpoints_by_fid_and_wandb_summarises_every_score(tmp_path, monkeypatch):

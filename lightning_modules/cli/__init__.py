@@ -24,12 +24,14 @@ from jsonargparse import Namespace
 from jsonargparse.typing import PositiveInt
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningDataModule, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.imports import _RICH_AVAILABLE
 
 import datamodules  # noqa: F401  (makes every datamodule selectable by class name)
+from callbacks.progress import StepRunProgressBar
 from lightning_modules.base import GenerativeModule
 from lightning_modules.cli import moved
 from lightning_modules.cli.loggers import WandbLogger
@@ -260,6 +262,12 @@ class CLI(LightningCLI):
                 f"backward to reach every network; {strategy} averages the gradients of each network that steps."
             )
             kwargs = {"strategy": strategy, **kwargs}
+        callbacks = trainer_config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if _RICH_AVAILABLE and trainer_config.get("enable_progress_bar") is not False and not any(
+            isinstance(callback, ProgressBar) for callback in callbacks
+        ):  # the bar Lightning would add, without its "Epoch 0/-2"
+            kwargs = {"callbacks": [*callbacks, StepRunProgressBar()], **kwargs}
         return super().instantiate_trainer(plugins=plugins, **kwargs)
 
     def preflight(self, trainer_config: Namespace) -> None:
