@@ -207,7 +207,8 @@ class DSpritesGroundTruth(GridGroundTruth):
             self._rows = RowTable(GRID_SIZE, indices, f"the npz {npz_path}")
         for factor, kept in fixed.items():
             indices = indices[indices // _STRIDES[factor] % FACTOR_SIZES[factor] == kept]
-        super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, indices if fixed or npz_path else None, seed)
+        whole_grid = npz_path is None and not fixed  # None below: all of it, without sorting 737,280 indices
+        super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, None if whole_grid else indices, seed)
 
     def sprites_for(self, factors: Tensor) -> Tensor:
         """The sprites [n, 1, 64, 64] of factor classes [n, 5]: 1 inside the shape, 0 outside."""
