@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -82,6 +82,23 @@ def _check_factors(factors: Tensor) -> Tensor:
             f"factor classes out of range; sizes are {list(FACTOR_SIZES)} ({', '.join(FACTOR_NAMES)})"
         )
     return factors
+
+
+def _check_fixed_factors(fixed_factors: Mapping[str, int]) -> dict[int, int]:
+    """{factor index: kept class} from {factor name: kept class}.
+
+    Raises:
+        ValueError: an unknown factor name, or a class outside the factor's range.
+    """
+    checked = {}
+    for name, kept in fixed_factors.items():
+        if name not in FACTOR_NAMES:
+            raise ValueError(f"fixed_factors names an unknown dSprites factor {name!r}; the factors are {list(FACTOR_NAMES)}")
+        size = FACTOR_SIZES[FACTOR_NAMES.index(name)]
+        if not 0 <= int(kept) < size:
+            raise ValueError(f"fixed_factors[{name!r}] = {kept} is not a class of {name}: use 0 to {size - 1}")
+        checked[FACTOR_NAMES.index(name)] = int(kept)
+    return checked
 
 
 def render_dsprites(factors: Tensor) -> Tensor:
@@ -161,9 +178,12 @@ class DSpritesGroundTruth(GridGroundTruth):
         image_size: 64 (the official images) or 32: each 2x2 block of the 64 px image averaged,
             so edges are grey as an anti-aliased rendering would be.
         seed: seed of the variants' colours, noise and crops when `images_for` gets no generator.
+        fixed_factors: factor name -> the one class kept, e.g. ``{"orientation": 0}``: upright
+            sprites only. `available_indices` then holds only the images with that class, so
+            `sample_factors` draws only it and the metrics leave the factor out (one class).
 
     Raises:
-        ValueError: an ``image_size`` other than 64 or 32.
+        ValueError: an ``image_size`` other than 64 or 32; an unknown factor or class in ``fixed_factors``.
     """
 
     def __init__(
@@ -172,18 +192,23 @@ class DSpritesGroundTruth(GridGroundTruth):
         npz_path: str | Path | None = None,
         image_size: Literal[32, 64] = IMAGE_SIZE,
         seed: int = 0,
+        fixed_factors: Mapping[str, int] | None = None,
     ) -> None:
         if image_size not in (32, IMAGE_SIZE):
             raise ValueError(f"dSprites image_size must be 64 or 32 (64 averaged over 2x2 blocks), got {image_size}")
+        fixed = _check_fixed_factors(fixed_factors or {})
         self.image_size = image_size
         self._images: Tensor | None = None
         if npz_path is None:
-            super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, seed=seed)
-            return
-        self._images, factors = _load_npz(Path(npz_path))
-        indices = (factors * torch.tensor(_STRIDES)).sum(1)
-        super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, indices, seed)
-        self._rows = RowTable(GRID_SIZE, indices, f"the npz {npz_path}")
+            indices = torch.arange(GRID_SIZE)
+        else:
+            self._images, factors = _load_npz(Path(npz_path))
+            indices = (factors * torch.tensor(_STRIDES)).sum(1)
+            self._rows = RowTable(GRID_SIZE, indices, f"the npz {npz_path}")
+        for factor, kept in fixed.items():
+            indices = indices[indices // _STRIDES[factor] % FACTOR_SIZES[factor] == kept]
+        whole_grid = npz_path is None and not fixed  # None below: all of it, without sorting 737,280 indices
+        super().__init__(FACTOR_NAMES, FACTOR_SIZES, value_range, None if whole_grid else indices, seed)
 
     def sprites_for(self, factors: Tensor) -> Tensor:
         """The sprites [n, 1, 64, 64] of factor classes [n, 5]: 1 inside the shape, 0 outside."""
@@ -263,8 +288,9 @@ class ScreamDSpritesGroundTruth(DSpritesGroundTruth):
         scream_path: the painting (``scream.jpg``).
     """
 
-    def __init__(self, value_range=(-1.0, 1.0), npz_path=None, image_size=IMAGE_SIZE, seed=0, *, scream_path: str | Path) -> None:
-        super().__init__(value_range, npz_path, image_size, seed)
+    def __init__(self, value_range=(-1.0, 1.0), npz_path=None, image_size=IMAGE_SIZE, seed=0, fixed_factors=None, *,
+                 scream_path: str | Path) -> None:
+        super().__init__(value_range, npz_path, image_size, seed, fixed_factors)
         self.scream = load_scream(Path(scream_path))
 
     def colour(self, sprites, factors, generator):
@@ -294,6 +320,9 @@ class DSpritesDataModule(GroundTruthDataModule):
             the training device after the transfer (``source: procedural``; the same images, in
             the same order): no images built by the host, copied, or held in a worker. Off by
             default: on a CPU it is the same work.
+        fixed_factors: factor name -> the one class kept in training, validation and the metrics'
+            ground truth, e.g. ``{orientation: 0}``: upright sprites, whose shapes stay readable at
+            32 px (the quick start). The metrics then score the other factors.
     """
 
     channels = 1
@@ -305,9 +334,12 @@ class DSpritesDataModule(GroundTruthDataModule):
         val_size: PositiveInt = 10000,
         image_size: Literal[32, 64] = IMAGE_SIZE,
         render_on_device: bool = False,
+        fixed_factors: dict[str, int] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(root, val_size, **kwargs)
+        _check_fixed_factors(fixed_factors or {})  # a bad name or class fails here, not at first use
+        self.fixed_factors = dict(fixed_factors or {})
         if render_on_device and source != "procedural":
             raise ValueError(f"render_on_device renders the procedural sprites; got source={source!r}: set source: procedural")
         self.source = source
@@ -336,12 +368,13 @@ class DSpritesDataModule(GroundTruthDataModule):
     def data_settings(self) -> dict:
         # the folder only where it may be read: procedural sprites are the same whatever is there
         root = None if self.source == "procedural" else self.root
-        return {"root": root, "source": self.source, "image_size": self.image_size, "val_size": self.val_size}
+        return {"root": root, "source": self.source, "image_size": self.image_size, "val_size": self.val_size,
+                "fixed_factors": self.fixed_factors}
 
     @cached_property
     def ground_truth(self) -> DSpritesGroundTruth:
         """Built on first use."""
-        return DSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed)
+        return DSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed, self.fixed_factors)
 
 
 class FactorClasses(BatchedDataset):
@@ -371,7 +404,7 @@ class ColorDSpritesDataModule(DSpritesDataModule):
 
     @cached_property
     def ground_truth(self) -> ColorDSpritesGroundTruth:
-        return ColorDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed)
+        return ColorDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed, self.fixed_factors)
 
 
 class NoisyDSpritesDataModule(DSpritesDataModule):
@@ -381,7 +414,7 @@ class NoisyDSpritesDataModule(DSpritesDataModule):
 
     @cached_property
     def ground_truth(self) -> NoisyDSpritesGroundTruth:
-        return NoisyDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed)
+        return NoisyDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed, self.fixed_factors)
 
 
 class ScreamDSpritesDataModule(DSpritesDataModule):
@@ -403,4 +436,6 @@ class ScreamDSpritesDataModule(DSpritesDataModule):
 
     @cached_property
     def ground_truth(self) -> ScreamDSpritesGroundTruth:
-        return ScreamDSpritesGroundTruth(self.value_range, self._npz_path(), self.image_size, self.seed, scream_path=self.scream_path)
+        return ScreamDSpritesGroundTruth(
+            self.value_range, self._npz_path(), self.image_size, self.seed, self.fixed_factors, scream_path=self.scream_path
+        )

@@ -64,13 +64,14 @@ class GridGroundTruth(ABC):
         self.grid_size = math.prod(self.factor_sizes)
         self._strides = torch.tensor([math.prod(self.factor_sizes[i + 1 :]) for i in range(self.num_factors)])
         self._sizes = torch.tensor(self.factor_sizes)
+        #: The classes of each factor that the data holds: the metrics score only factors with more than one.
         if available_indices is None:
             self.available_indices = torch.arange(self.grid_size)
-            self._classes = [torch.arange(size) for size in self.factor_sizes]
+            self.factor_classes = [torch.arange(size) for size in self.factor_sizes]
         else:
             self.available_indices = available_indices.unique()
             present = self.index_to_factors(self.available_indices)
-            self._classes = [present[:, j].unique() for j in range(self.num_factors)]
+            self.factor_classes = [present[:, j].unique() for j in range(self.num_factors)]
 
     def __len__(self) -> int:
         return self.grid_size
@@ -114,7 +115,7 @@ class GridGroundTruth(ABC):
         device = generator.device
         columns = [
             classes.to(device)[torch.randint(len(classes), (n,), generator=generator, device=device)]
-            for classes in self._classes
+            for classes in self.factor_classes
         ]
         return torch.stack(columns, dim=1)
 

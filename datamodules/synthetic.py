@@ -26,6 +26,7 @@ class FactorGroundTruth:
             raise ValueError(f"factor_sizes must be positive integers, got {list(factor_sizes)}")
         self.factor_sizes = [int(size) for size in factor_sizes]
         self.num_factors = len(self.factor_sizes)
+        self.factor_classes = [torch.arange(size) for size in self.factor_sizes]
 
     def sample_factors(self, n: int, generator: torch.Generator) -> Tensor:
         """Factor classes [n, F], each uniform over its classes, on the generator's device."""

@@ -69,6 +69,8 @@ class GroundTruth(Protocol):
     every evaluation sees the same observations."""
 
     factor_sizes: list[int]
+    #: The classes of each factor that ``sample_factors`` draws (all of them, or the ones the data holds).
+    factor_classes: list[Tensor]
 
     def sample_factors(self, n: int, generator: torch.Generator) -> Tensor:
         """Factor classes [n, F] drawn with ``generator``, each within its ``factor_sizes``."""
@@ -112,8 +114,8 @@ class DisentanglementMetric(Metric, ABC):
         self.ground_truth, self.protocol, self.seed = ground_truth, protocol, seed
         self.sizes = {**self.defaults, **self.protocol_defaults.get(protocol, {}), **sizes}
         self.factor_sizes = [int(size) for size in ground_truth.factor_sizes]
-        #: The factors with more than one value: the only ones a score can be about.
-        self.varying = torch.tensor([j for j, size in enumerate(self.factor_sizes) if size > 1], dtype=torch.long)
+        #: The factors with more than one value in the data: the only ones a score can be about.
+        self.varying = torch.tensor([j for j, classes in enumerate(ground_truth.factor_classes) if len(classes) > 1], dtype=torch.long)
         if len(self.varying) == 0:
             raise ValueError("every factor has a single value: there is nothing to disentangle")
         #: Factor classes [groups, group size, F] of every observation the score needs, in order.

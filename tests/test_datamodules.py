@@ -555,3 +555,32 @@ def test_a_datamodule_that_states_no_settings_is_a_clear_error() -> None:
 
     with pytest.raises(NotImplementedError, match=r"Unstated does not state its data_settings\(\)"):
         Unstated().dataset_fingerprint("train")
+
+
+def test_dsprites_fixed_factors_keep_one_class_in_the_batches_the_draws_and_the_scores(tmp_path: Path) -> None:
+    """The quick start's upright sprites: `fixed_factors={"orientation": 0}` leaves only orientation
+    class 0 in the batches, in the metrics' factor draws and in the grid, the scores leave the
+    now constant factor out, and the fixed class is part of what the data is (its fingerprint)."""
+    from metrics.mig import MutualInformationGap
+
+    dm = DSpritesDataModule(source="procedural", val_size=100, batch_size=64, image_size=32, fixed_factors={"orientation": 0})
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert (y[:, 2] == 0).all() and len(y[:, 0].unique()) == 3 and len(y[:, 3].unique()) > 10
+    assert len(dm.train_set) + len(dm.val_set) == 3 * 6 * 32 * 32
+    truth = dm.ground_truth
+    assert torch.equal(truth.images_for(y), x)
+    drawn = truth.sample_factors(500, torch.Generator().manual_seed(0))
+    assert (drawn[:, 2] == 0).all() and len(drawn[:, 4].unique()) == 32
+    assert MutualInformationGap(truth, num_train=10).varying.tolist() == [0, 1, 3, 4]
+    turned = DSpritesGroundTruth(value_range=(0.0, 1.0), fixed_factors={"orientation": 10, "shape": 2})
+    assert (turned.index_to_factors(turned.available_indices)[:, [0, 2]] == torch.tensor([2, 10])).all()
+    write_fake_npz(tmp_path / NPZ_NAME, factors([0, 0, 0, 1, 2], [1, 0, 0, 1, 2], [0, 3, 5, 4, 4]))  # a file: filtered the same way
+    from_file = DSpritesDataModule(root=str(tmp_path), source="npz", fixed_factors={"shape": 0}).ground_truth
+    assert from_file.index_to_factors(from_file.available_indices).tolist() == [[0, 0, 0, 1, 2], [0, 3, 5, 4, 4]]
+    upright = DSpritesDataModule(source="procedural", fixed_factors={"orientation": 0}).data_settings()
+    assert upright != DSpritesDataModule(source="procedural").data_settings()
+    with pytest.raises(ValueError, match="unknown dSprites factor 'rotation'.*orientation"):
+        DSpritesDataModule(fixed_factors={"rotation": 0})
+    with pytest.raises(ValueError, match=r"fixed_factors\['orientation'\] = 40 is not a class of orientation: use 0 to 39"):
+        DSpritesDataModule(fixed_factors={"orientation": 40})
