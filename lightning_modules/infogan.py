@@ -39,7 +39,12 @@ from lightning_modules.losses import (
     gaussian_nll,
     nonsaturating_generator_loss,
 )
-from lightning_modules.nets import InfoGANCRGenerator, InfoGANCRTrunk, image_shape
+from lightning_modules.nets import (
+    InfoGANCRGenerator,
+    InfoGANCRTrunk,
+    SpatialBroadcastDecoder,
+    image_shape,
+)
 from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch, SupervisedContrastive
 from lightning_modules.training.latents import (
     gaussian_posterior,
@@ -114,6 +119,13 @@ class InfoGAN(WarmStart, AdversarialModule):
         info_weight: λ, on Q's Gaussian negative log-likelihood in both the D/Q and the G loss (0.05).
         info_std: Fix Q's σ (the reference code: 1.0, so its info loss is a squared error); the
             default ``None`` learns Q's log-variance (InfoGAN's factored Gaussian).
+        generator_network: G's architecture: "infogan_cr" (the reference's transposed
+            convolutions) or "spatial_broadcast" (Watters et al. 2019: (c, z) tiled over the image
+            with x/y coordinate channels, stride-1 3x3 convolutions of ``broadcast_width`` maps), as
+            ``IDGANSC``'s option: a code that moves the sprite along x or y is one input per axis.
+        broadcast_layers: The spatial broadcast G's hidden convolutions (Watters et al.: 4).
+        broadcast_padding: The spatial broadcast G's padding: "valid" (Watters et al.) or "same".
+        broadcast_width: The spatial broadcast G's feature maps (Watters et al.: 64).
         generator_optimizer: The reference: Adam, lr 1e-3, β1 0.5.
         discriminator_optimizer: D and Q (one network). The reference: Adam, lr 2e-3, β1 0.5.
         warm_start: A checkpoint of this network family (the ablation's InfoGAN pre-training,
@@ -125,7 +137,10 @@ class InfoGAN(WarmStart, AdversarialModule):
     output_range = (0.0, 1.0)
     traversal_span = 1.0  # the reference's codes are U[-1, 1]; 2.0 (the bulk of N(0, 1)) under a Gaussian prior
     warm_start_networks = ("generator", "discriminator")
-    warm_start_settings = ("code_dim", "noise_dim", "prior", "data_shape", "info_std")
+    warm_start_settings = (
+        "code_dim", "noise_dim", "prior", "data_shape", "info_std",
+        "generator_network", "broadcast_layers", "broadcast_padding", "broadcast_width",
+    )
     warm_start_role = "InfoGAN generator and discriminator"
     warm_start_config = "configs/ablation_infogan_pretrain_dsprites.yaml"
 
@@ -137,6 +152,10 @@ class InfoGAN(WarmStart, AdversarialModule):
         data_shape: tuple[PositiveInt, Literal[32, 64], Literal[32, 64]] = (1, 64, 64),
         info_weight: NonNegativeFloat = 0.05,
         info_std: PositiveFloat | None = None,
+        generator_network: Literal["infogan_cr", "spatial_broadcast"] = "infogan_cr",
+        broadcast_layers: PositiveInt = 4,
+        broadcast_padding: Literal["valid", "same"] = "valid",
+        broadcast_width: PositiveInt = 64,
         generator_optimizer: OptimizerConfig = OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
         discriminator_optimizer: OptimizerConfig = OptimizerConfig(lr=2e-3, betas=(0.5, 0.999)),
         warm_start: str | None = None,
@@ -150,7 +169,12 @@ class InfoGAN(WarmStart, AdversarialModule):
         self.info_weight = info_weight
         channels, size = image_shape(data_shape, type(self).__name__, sizes=(32, 64))
         self.data_shape = (channels, size, size)
-        self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid", image_size=size)
+        if generator_network == "spatial_broadcast":
+            self.generator = SpatialBroadcastDecoder(
+                self.latent_dim, size, channels, broadcast_width, broadcast_layers, broadcast_padding, activation="sigmoid"
+            )
+        else:
+            self.generator = InfoGANCRGenerator(self.latent_dim, channels, activation="sigmoid", image_size=size)
         self.discriminator = InfoGANDiscriminator(channels, code_dim, info_std, size)
         self.optimized_networks = {"discriminator": discriminator_optimizer, "generator": generator_optimizer}
 

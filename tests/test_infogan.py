@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 from datamodules import DSpritesDataModule
-from lightning_modules import InfoGAN, InfoGANCR, OptimizerConfig
+from lightning_modules import InfoGAN, InfoGANCR, InfoGANSC, OptimizerConfig
+from lightning_modules.training.contrastive import SupervisedContrastive
 from lightning_modules.training.latents import uniform_pairs_apart
 from lightning_modules.losses import contrastive_regularization_loss
 from tests.helpers import RandomImages, over_seeds, quiet_trainer, record_optimize_blocks
@@ -144,3 +145,34 @@ def test_the_networks_take_32_px_images(model_class):
     assert trainer.global_step == 2
     with pytest.raises(ValueError, match="size 32 or 64"):
         model_class(data_shape=(1, 28, 28))
+
+
+@pytest.mark.parametrize("model_class", [InfoGAN, InfoGANCR, InfoGANSC])
+def test_a_spatial_broadcast_generator_draws_every_pixel_from_the_whole_latent_and_survives_the_checkpoint(model_class, tmp_path):
+    """``generator_network: spatial_broadcast`` on the whole InfoGAN family (the small-scale protocol's
+    G): (c, z) tiled with coordinates; samples in [0, 1]; trains with its regulariser on, comes back
+    from its checkpoint, and a warm start from a reference-G pre-training is refused by name."""
+    from lightning_modules.nets import SpatialBroadcastDecoder
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    torch.manual_seed(0)
+    settings = dict(data_shape=(1, 32, 32), generator_network="spatial_broadcast", broadcast_layers=2,
+                    broadcast_padding="same", broadcast_width=8)
+    regulariser = {InfoGANCR: dict(cr_start_step=0), InfoGANSC: dict(contrastive=SupervisedContrastive(num_pairs=8, representation_dim=8))}
+    model = model_class(**settings, **regulariser.get(model_class, {}))
+    assert isinstance(model.generator, SpatialBroadcastDecoder)
+    latent = model.sample_latent(2).requires_grad_()
+    image = model.generator(latent)
+    assert image.shape == (2, 1, 32, 32) and image.min() >= 0 and image.max() <= 1
+    (grad,) = torch.autograd.grad(image[0, 0, 0, 0], latent)
+    assert (grad[0] != 0).all() and (grad[1] == 0).all()  # a corner pixel sees all of (c, z)
+    data = DSpritesDataModule(source="procedural", batch_size=8, num_workers=0, value_range=(0.0, 1.0), image_size=32)
+    trainer = quiet_trainer(max_steps=2, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    trainer.fit(model, data)
+    restored = model_class.load_from_checkpoint(tmp_path / "last.ckpt")
+    assert isinstance(restored.generator, SpatialBroadcastDecoder)
+    latent = model.sample_latent(3)
+    torch.testing.assert_close(restored.eval().generate(latent), model.eval().generate(latent))
+    reference_g = model_class(data_shape=(1, 32, 32), warm_start=str(tmp_path / "last.ckpt"), **regulariser.get(model_class, {}))
+    with pytest.raises(ValueError, match="generator_network=spatial_broadcast.*set model.init_args.generator_network"):
+        quiet_trainer(max_steps=1).fit(reference_g, data)

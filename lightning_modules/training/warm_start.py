@@ -12,6 +12,7 @@ own checkpoint, so the warm-start file is needed only for the first start.
 from __future__ import annotations
 
 from pathlib import Path
+from pydoc import locate
 from typing import Any
 
 from torch import Tensor
@@ -98,15 +99,15 @@ class WarmStart:
         saved: dict[str, Tensor] = checkpoint.get("state_dict", {})
         prefixes = tuple(f"{network}." for network in self.warm_start_networks)
         expected = {key: value for key, value in self.state_dict().items() if key.startswith(prefixes)}
-        if not expected.keys() <= saved.keys():
+        then: dict[str, Any] = checkpoint.get("hyper_parameters", {}) if self._same_family(checkpoint) else {}
+        differ = [name for name in self.warm_start_settings if name in then and as_config(then[name]) != as_config(self.hparams[name])]
+        if not expected.keys() <= saved.keys() and not differ:  # a family member's other G is a setting to name
             writer = str(checkpoint.get(MODEL_CLASS_KEY, "another model")).rpartition(".")[2]
             raise ValueError(
                 f"warm_start '{path}' (written by {writer}) holds no {self.warm_start_role}: point it at the last.ckpt "
                 f"of the pre-training ({self.warm_start_config})."
             )
-        then: dict[str, Any] = checkpoint.get("hyper_parameters", {})
-        differ = [name for name in self.warm_start_settings if name in then and as_config(then[name]) != as_config(self.hparams[name])]
-        mismatched = [key for key, value in expected.items() if tuple(saved[key].shape) != tuple(value.shape)]
+        mismatched = [key for key, value in expected.items() if key in saved and tuple(saved[key].shape) != tuple(value.shape)]
         if differ or mismatched:
             settings = ", ".join(f"{name}={then[name]}" for name in differ)
             now = ", ".join(f"{name}={self.hparams[name]}" for name in differ)
@@ -119,3 +120,11 @@ class WarmStart:
                 f"with the pre-training's settings."
             )
         return {key: saved[key] for key in expected}
+
+    def _same_family(self, checkpoint: dict[str, Any]) -> bool:
+        """Whether ``checkpoint`` was written by this network family (the class that declares
+        ``warm_start_networks``, or a subclass of it); a checkpoint that records no class counts."""
+        writer = checkpoint.get(MODEL_CLASS_KEY)
+        family = next(cls for cls in type(self).__mro__ if "warm_start_networks" in vars(cls))
+        writer_class = locate(writer) if writer else family
+        return isinstance(writer_class, type) and issubclass(writer_class, family)
