@@ -238,6 +238,7 @@ def test_a_failed_run_of_the_small_scale_protocol_is_reported_and_the_rest_go_on
         assert f"report: runs/small/{model}: no config.yaml (not a run folder, or the run never started); left out." in result.stderr
     table = list(csv.DictReader(open(tmp_path / "report_small" / "table3.csv", newline="")))
     assert {r["model"] for r in table} == {"factor_vae", "infogan", "infogan_cr", "idgan_sc_prior"}
+    assert "report: 6 runs, 2 left out (above) ->" in result.stdout  # the count says what the table leaves out
 
 
 def test_each_seed_runs_as_its_own_command_line(monkeypatch):

@@ -265,7 +265,9 @@ def main(args: list[str] | None = None) -> int:
     write_tables(tables, notes, options.out, options.paper, runs)
     for note in dict.fromkeys(notes):
         print(f"report: {note}", file=sys.stderr)
-    print(f"report: {len(runs)} runs -> {options.out / 'table3.md'}, table3.csv" + (", fig3.png" if (options.out / "fig3.png").is_file() else ""))
+    left_out = sum(run.problem is not None for run in runs)
+    counted = f"{len(runs)} runs" + (f", {left_out} left out (above)" if left_out else "")
+    print(f"report: {counted} -> {options.out / 'table3.md'}, table3.csv" + (", fig3.png" if (options.out / "fig3.png").is_file() else ""))
     return 0
 
 
