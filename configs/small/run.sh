@@ -6,7 +6,8 @@
 # Two lanes run side by side, one thread each (their output and errors on stdout, each line
 # starting with [A] or [B]):
 #   A: IDGAN-SC's stage one, its stage two on each seed's distiller, then FactorVAE;
-#   B: the GANs whose Q is a trainable head on D: InfoGAN, InfoGAN-CR, IDGAN-SC without β-VAE.
+#   B: the GANs whose Q is a trainable head on D: InfoGAN, InfoGAN-CR, then IDGAN-SC without β-VAE
+#      continuing each seed's InfoGAN (the §3.1 ablation's arm).
 # Arguments after the script go to every `fit` (e.g. --trainer.max_steps=20 for a smoke test);
 # SEEDS (default "0 1 2") and REPORT (default report_small) are read from the environment. Each run
 # writes runs/small/<model>/seed_<S> (the configs' folders); a failed seed is reported and the rest
@@ -32,9 +33,10 @@ lane_a() {
 }
 lane_b() {
   local status=0
-  for model in infogan infogan_cr idgan_sc_prior; do
-    fit "$here/$model.yaml" "$@" || status=1
-  done
+  fit "$here/infogan.yaml" "$@" || status=1
+  fit "$here/infogan_cr.yaml" "$@" || status=1
+  fit "$here/idgan_sc_prior.yaml" \
+    --model.init_args.warm_start="$runs/infogan/seed_{seed}/checkpoints/last.ckpt" "$@" || status=1  # the ablation's arm continues its seed's InfoGAN
   return $status
 }
 
