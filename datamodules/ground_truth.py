@@ -9,6 +9,8 @@ files hold.
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import math
 from abc import ABC, abstractmethod
@@ -80,12 +82,14 @@ class GridGroundTruth(ABC):
         """``factors`` as a long tensor [n, F] of factor classes.
 
         Raises:
-            ValueError: not of shape [n, F], or a class outside its factor's range.
+            ValueError: not of shape [n, F], or (for factors on the host) a class outside its factor's range.
         """
         factors = torch.as_tensor(factors, dtype=torch.long)
         if factors.ndim != 2 or factors.shape[1] != self.num_factors:
             raise ValueError(f"factors must have shape [n, {self.num_factors}], got {list(factors.shape)}")
-        if ((factors < 0) | (factors >= self._sizes.to(factors.device))).any():
+        # checked on the host only: on a GPU the check would wait for all queued work, and there
+        # the classes come from the loader's or the metrics' draws, made and checked on the host
+        if factors.device.type == "cpu" and ((factors < 0) | (factors >= self._sizes)).any():
             raise ValueError(f"factor classes out of range; sizes are {self.factor_sizes} ({', '.join(self.factor_names)})")
         return factors
 
@@ -132,16 +136,24 @@ class GridGroundTruth(ABC):
 
 
 class RowTable:
-    """Grid index -> row of a file that holds part (or all) of the grid, with a clear error for the rest."""
+    """Grid index -> row of a file that holds part (or all) of the grid, with a clear error for the
+    rest (on the host; a table moved to a GPU with :meth:`to` looks rows up there unchecked, as
+    ``GridGroundTruth.check_factors`` does)."""
 
     def __init__(self, grid_size: int, indices: Tensor, what: str) -> None:
         self.what = what
         self.rows = torch.full((grid_size,), -1, dtype=torch.long)
         self.rows[indices] = torch.arange(len(indices))
 
+    def to(self, device: torch.device) -> RowTable:
+        """This table on ``device`` (a copy, as ``Tensor.to``)."""
+        table = copy.copy(self)
+        table.rows = self.rows.to(device)
+        return table
+
     def __call__(self, indices: Tensor) -> Tensor:
-        rows = self.rows[indices.cpu()]
-        if (rows < 0).any():
+        rows = self.rows[indices.to(self.rows.device)]
+        if rows.device.type == "cpu" and (rows < 0).any():
             raise ValueError(f"{int((rows < 0).sum())} requested factor combinations are not in {self.what}")
         return rows
 

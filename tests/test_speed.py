@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import pickle
 import re
 import traceback
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from datamodules import DSpritesDataModule
+from datamodules.dsprites import NPZ_NAME
 from lightning_modules import OptimizerConfig
-from tests.helpers import RandomImages, flat_parameters, quiet_trainer
+from tests.helpers import RandomImages, flat_parameters, quiet_trainer, write_fake_npz
 from tests.models import MODELS
 from tests.probes import POISONED_BATCH, PoisonedRegression
 
@@ -220,20 +223,45 @@ def test_each_speed_switch_ends_on_the_weights_of_the_default_training(switches,
     assert torch.allclose(trained_weights("dcgan-ema", tmp_path, **switches), default, rtol=1e-5, atol=1e-6)
 
 
-def test_dsprites_rendered_on_the_device_are_the_same_training_batches_in_the_same_order():
-    def batches(**switch):
-        datamodule = DSpritesDataModule(source="procedural", image_size=32, batch_size=16, **switch)
-        datamodule.setup("fit")
-        pl.seed_everything(0, verbose=False)
-        loader = datamodule.train_dataloader()
-        return [datamodule.transfer_batch_to_device(batch, torch.device("cpu"), 0) for batch in itertools.islice(loader, 3)]
+def dsprites_batches(device: str, steps: int = 3, **settings) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first training batches of a dSprites datamodule, as the trainer hands them to the model on ``device``."""
+    datamodule = DSpritesDataModule(image_size=32, batch_size=16, **settings)
+    datamodule.setup("fit")
+    pl.seed_everything(0, verbose=False)
+    loader = datamodule.train_dataloader()
+    return [datamodule.transfer_batch_to_device(batch, torch.device(device), 0) for batch in itertools.islice(loader, steps)]
 
-    on_host, on_device = batches(), batches(render_on_device=True)
-    for (x, y), (x_device, y_device) in zip(on_host, on_device):
-        assert torch.equal(x, x_device) and torch.equal(y, y_device)
-    assert x.shape == (16, 1, 32, 32) and x.min() == -1 and x.max() == 1
-    with pytest.raises(ValueError, match="render_on_device renders the procedural sprites; got source='npz'"):
-        DSpritesDataModule(source="npz", render_on_device=True)
+
+@pytest.fixture
+def dsprites_npz(tmp_path):
+    """A dSprites npz of 54 random images: 3 shapes x 6 scales x 3 orientations."""
+    classes = np.array([[s, sc, o, 4, 5] for s in range(3) for sc in range(6) for o in range(3)], dtype=np.int64)
+    write_fake_npz(tmp_path / NPZ_NAME, classes)
+    return tmp_path
+
+
+def test_dsprites_rendered_on_the_device_are_the_same_training_batches_in_the_same_order(dsprites_npz):
+    """Procedural sprites rendered after the transfer, and the npz's images looked up there: the
+    batches the host would have built."""
+    for source in ({"source": "procedural"}, {"source": "npz", "root": str(dsprites_npz), "val_size": 6}):
+        on_host, on_device = dsprites_batches("cpu", **source), dsprites_batches("cpu", render_on_device=True, **source)
+        for (x, y), (x_device, y_device) in zip(on_host, on_device, strict=True):
+            assert torch.equal(x, x_device) and torch.equal(y, y_device)
+        assert x.shape == (16, 1, 32, 32) and x.min() == -1 and x.max() == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="holds the npz in a GPU's memory")
+def test_the_npz_is_held_in_gpu_memory_once_and_gives_the_hosts_batches(dsprites_npz):
+    datamodule = DSpritesDataModule(source="npz", root=str(dsprites_npz), val_size=6, image_size=32, batch_size=16,
+                                    render_on_device=True)
+    datamodule.setup("fit")
+    pl.seed_everything(0, verbose=False)
+    batches = [datamodule.transfer_batch_to_device(batch, torch.device("cuda"), 0) for batch in itertools.islice(datamodule.train_dataloader(), 3)]
+    images, _ = datamodule.ground_truth._held
+    assert images.device.type == "cuda" and datamodule.ground_truth._images.device.type == "cpu"  # a copy; workers keep the host's
+    for (x, y), (x_host, y_host) in zip(batches, dsprites_batches("cpu", source="npz", root=str(dsprites_npz), val_size=6), strict=True):
+        assert x.device.type == "cuda" and torch.equal(x.cpu(), x_host) and torch.equal(y.cpu(), y_host)
+    assert pickle.loads(pickle.dumps(datamodule.ground_truth))._held is None
 
 
 def test_a_run_resumed_with_fused_optimizers_steps_them_fused(tmp_path):
