@@ -309,7 +309,7 @@ def dsprites(batch_size: int = 16):
 STAGE_TWO = dict(code_dim=4, noise_dim=2, width=8, contrastive=SupervisedContrastive(num_pairs=24, representation_dim=16))
 # The quick start's D/G balance (configs/quickstart.yaml): with D's learning rate above G's, as
 # above, D wins and G's pairs give E nothing to tell apart.
-QUICK_START_BALANCE = dict(discriminator_normalization="spectral", generator_optimizer=OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
+QUICK_START_BALANCE = dict(discriminator_normalization="batch", generator_optimizer=OptimizerConfig(lr=1e-3, betas=(0.5, 0.999)),
                            discriminator_optimizer=OptimizerConfig(lr=2e-4, betas=(0.5, 0.999)))
 
 
@@ -370,8 +370,8 @@ def test_stage_two_trains_e_beyond_what_an_untrained_e_does(stage_one):
         quiet_trainer(max_steps=60).fit(model, dsprites())
         return {"contrastive_accuracy_gain": contrastive_accuracy(model, pairs=400, rounds=10) - untrained}
 
-    # measured, seeds 0-2: .060 .065 .115; with STAGE_TWO's balance (D's learning rate above G's)
-    # .025 .003 .022
+    # measured, seeds 0-2: .066 -.019 .098 (with the spectral-norm D the quick start had before: .060 .065
+    # .115); with STAGE_TWO's balance (D's learning rate above G's) .025 .003 .022
     assert over_seeds(measure)["contrastive_accuracy_gain"] > 0.03
 
 
