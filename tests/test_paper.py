@@ -228,6 +228,8 @@ def test_the_small_scale_protocol_runs_every_model_over_seeds_then_the_report(tm
     paper = {r["model"]: r["paper_mean"] for r in table if (r["row"], r["protocol"], r["score"]) == ("trained", "infogan_cr", "factor_vae")}
     assert paper == {"beta_vae": "", "infogan": "0.82", "infogan_cr": "0.88", "idgan_sc_prior": "0.9", "factor_vae": "0.82", "idgan_sc": "0.91"}
     assert (tmp_path / "report_small" / "fig3.png").stat().st_size > 10_000
+    assert "- idgan_sc_prior: warm-started (its step 0 is the model it continues, not an untrained one) — no floor row" in (
+        tmp_path / "report_small" / "table3.md").read_text()
 
 
 @pytest.mark.slow

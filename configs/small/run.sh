@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The small-scale protocol (README "Small-scale protocol"): Table 3's models x 3 seeds at 32 px on a
-# 2-core CPU, then the report (measured: 21 min 19 s wall, 41 CPU-minutes, on an otherwise idle 2-core
-# CPU; 35 minutes with another job on one core). Run from the repository root:
+# 2-core CPU, then the report (measured: 21 min 56 s wall, 40 CPU-minutes, on an otherwise idle 2-core
+# CPU; 34 minutes with another job on one core). Run from the repository root:
 #     bash configs/small/run.sh
 # Two lanes run side by side, one thread each (their output and errors on stdout, each line
 # starting with [A] or [B]):

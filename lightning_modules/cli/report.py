@@ -167,6 +167,9 @@ def build_tables(runs: list[Run], notes: list[str]) -> dict[str, list[dict]]:
                 tables[protocol].append({"model": model, "row": "floor", "paper_model": None, "cells": floor})
             elif scratch and any(cell.values for cell in trained.values()):
                 notes.append(f"{model}: no step-0 scores (set at_start: true in its evaluation callbacks) — no floor row.")
+            elif any(cell.values for cell in trained.values()):
+                notes.append(f"{model}: warm-started (its step 0 is the model it continues, not an untrained one) — no floor row; "
+                             "read it against that model's floor.")
     return tables
 
 
