@@ -10,7 +10,6 @@ files hold.
 from __future__ import annotations
 
 import copy
-
 import hashlib
 import math
 from abc import ABC, abstractmethod
