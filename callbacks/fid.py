@@ -99,6 +99,9 @@ class FIDEvaluation(EvaluationCallback):
             samples (10 in the original code and torch-fidelity).
     """
 
+    fast_dev_run_sizes = dict(num_samples=8, num_real_samples=8, kid_real_samples=8, kid_subsets=2, kid_subset_size=4,
+                              batch_size=4, inception_score_splits=2)
+
     def __init__(
         self,
         inception_weights: str | None = None,
@@ -153,6 +156,7 @@ class FIDEvaluation(EvaluationCallback):
         return []
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if stage in _STAGE_SPLITS:  # fail at start-up, not at the first evaluation
             _split_size(trainer.datamodule, _STAGE_SPLITS[stage] or self.split)
             self._load_inception()

@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from jsonargparse.typing import PositiveInt
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_info
 
 
 #: Per trainer, the step at which each published score was computed (see :func:`score_step`).
@@ -77,7 +78,7 @@ class PeriodicCallback(StepCadence, ABC):
             self._run_at(trainer, pl_module)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if self.at_start and trainer.global_step == 0:
+        if self.at_start and trainer.global_step == 0 and not trainer.fast_dev_run:
             self._run_at(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -102,6 +103,8 @@ class PeriodicCallback(StepCadence, ABC):
         _SCORED_AT.setdefault(trainer, {}).update(dict.fromkeys(metrics, trainer.global_step))
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
+        if trainer.fast_dev_run:  # its numbers are a smoke test's, not the run's scores (Lightning logs nothing either)
+            return
         # the run folder, as config.yaml is saved in (log_dir is collective: every process asks)
         path = Path(trainer.log_dir or trainer.default_root_dir) / cls.scores_file
         if trainer.is_global_zero:
@@ -122,10 +125,26 @@ class EvaluationCallback(PeriodicCallback):
     """A score of the model: during fit on the step cadence (published: ``callback_metrics``, the
     progress bar, every logger, at ``trainer.global_step``); under ``validate`` and ``test`` once,
     on that split, logged as ``val/<key>`` or ``test/<key>`` with the model's own held-out numbers
-    (Lightning's results table, ``callback_metrics`` and every logger, at the checkpoint's step)."""
+    (Lightning's results table, ``callback_metrics`` and every logger, at the checkpoint's step).
+
+    Under ``trainer.fast_dev_run`` (Lightning's smoke test of a run's code: one batch, no logging or
+    checkpoints) the evaluation runs once, at the end, with the constructor arguments in
+    :attr:`fast_dev_run_sizes` in place of the configured ones: every code path runs in seconds, and
+    its numbers are not scores (no step-0 evaluation, nothing in scores.csv). At the sizes the
+    configs give (disentanglement_lib's protocol, FID-10k) a smoke test on a CPU would take minutes
+    to hours.
+    """
 
     #: The datamodule split fit's evaluations use.
     fit_split: str = "train"
+    #: Constructor arguments at the smallest sizes that still run every code path (``fast_dev_run``).
+    fast_dev_run_sizes: dict = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Under ``fast_dev_run``, takes :attr:`fast_dev_run_sizes` for this run."""
+        if trainer.fast_dev_run and self.fast_dev_run_sizes:
+            vars(self).update(self.fast_dev_run_sizes)
+            rank_zero_info(f"fast_dev_run: evaluations at their smoke-test sizes ({type(self).__name__}); the numbers it prints are not scores")
 
     @abstractmethod
     def compute_scores(self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str) -> dict[str, float]:

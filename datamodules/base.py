@@ -222,7 +222,19 @@ class BaseDataModule(pl.LightningDataModule):
             self.setup(stage)
         except (FileNotFoundError, ValueError) as error:
             return [str(error)]
-        return []
+        too_small = self._train_split_too_small() if stage == "fit" else None
+        return [too_small] if too_small else []
+
+    def _train_split_too_small(self) -> str | None:
+        """Why the training loader would yield no batch (it drops the last incomplete one), or None."""
+        size = len(self._split("train"))
+        if size >= self.batch_size:
+            return None
+        return (
+            f"{type(self).__name__}: the train split has {size} samples, fewer than its batch_size {self.batch_size}, "
+            "and the training loader drops the last incomplete batch, so it would yield none: "
+            f"set --data.init_args.batch_size to at most {size}, or give it more data"
+        )
 
     def data_settings(self) -> dict[str, Any]:
         """The settings that choose this datamodule's data and how it renders it (files, image size,
@@ -289,13 +301,10 @@ class BaseDataModule(pl.LightningDataModule):
         Raises:
             ValueError: a train split smaller than ``batch_size`` (it would yield no batch).
         """
-        dataset = self._split("train")
-        if len(dataset) < self.batch_size:
-            raise ValueError(
-                f"train split has {len(dataset)} samples, fewer than batch_size={self.batch_size}; "
-                "with drop_last=True it would yield no batches"
-            )
-        return self._loader(dataset, train=True)
+        too_small = self._train_split_too_small()
+        if too_small:
+            raise ValueError(too_small)
+        return self._loader(self._split("train"), train=True)
 
     @property
     def val_dataloader(self) -> Callable[[], ResumableDataLoader]:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from wandb.proto import wandb_internal_pb2 as pb
 from datamodules.loader import ResumableDataLoader
 
+from callbacks import DisentanglementEvaluation, FIDEvaluation
 from datamodules import GaussianMixtureDataModule
 from lightning_modules import GenerativeModule, OptimizerConfig
 from lightning_modules.cli import resolved_config
@@ -340,13 +341,10 @@ def shrunk_ring_config(tmp_path: Path, name: str, every_n_train_steps: int, peri
 
 
 #: Evaluation callbacks' sizes that run in a second (the shipped configs' are a paper's).
-TINY_FID = dict(num_samples=8, num_real_samples=8, kid_real_samples=8, kid_subsets=2, kid_subset_size=4, batch_size=4,
-                inception_score_splits=2)
-# every size the metrics take (a default left in, e.g. FactorVAE's num_eval 5000, encoded 20,000 images per test)
-TINY_DISENTANGLEMENT = {"beta_vae": {"batch_size": 2, "num_train": 6, "num_eval": 4},
-                        "factor_vae": {"batch_size": 4, "num_train": 6, "num_eval": 4, "num_variance_estimate": 32},
-                        "mig": {"num_train": 32}, "sap": {"num_train": 32, "num_test": 16},
-                        "dci": {"num_train": 32, "num_test": 16}}
+#: Every size the evaluations take, at their smoke-test values (a default left in, e.g. FactorVAE's
+#: num_eval 5000, encoded 20,000 images per test).
+TINY_FID = FIDEvaluation.fast_dev_run_sizes
+TINY_DISENTANGLEMENT = DisentanglementEvaluation.fast_dev_run_sizes["sizes"]
 
 
 def evaluations(config: dict) -> list[dict]:

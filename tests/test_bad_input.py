@@ -41,7 +41,7 @@ import torch
 from datamodules.dsprites import NPZ_NAME
 from lightning_modules import DCGAN, BetaVAE
 from lightning_modules.cli import InputError, main
-from tests.helpers import RandomImages, quiet_trainer, write_celeba, write_fake_npz, write_mnist
+from tests.helpers import RandomImages, quiet_trainer, write_celeba, write_fake_npz, write_mnist, write_shapes3d
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PROCEDURAL_DSPRITES = ["--data.init_args.source=procedural", "--data.init_args.num_workers=0"]
@@ -287,6 +287,17 @@ def test_missing_or_damaged_dataset_files(config, write_data, message, in_tmp_pa
     overrides = write_data(in_tmp_path / "data")
     error = refused(fit_args(config, *overrides, "--data.init_args.num_workers=0"), capsys, in_tmp_path / "runs", files)
     assert re.search(message, error)
+
+
+def test_a_train_split_smaller_than_the_batch(in_tmp_path, capsys):
+    """A small dataset (a 3D Shapes file of 64 images, 56 for training) with the config's batch of 64:
+    the training loader drops the last incomplete batch, so it would yield nothing; said before
+    anything starts, with the fix."""
+    files = previous_run(in_tmp_path / "runs" / "beta_vae_3dshapes")
+    write_shapes3d(in_tmp_path / "data")
+    error = refused(fit_args("beta_vae_3dshapes", f"--data.init_args.root={in_tmp_path / 'data'}", "--data.init_args.val_size=8"),
+                    capsys, in_tmp_path / "runs", files)
+    assert re.search(r"the train split has 56 samples, fewer than its batch_size 64.*set --data.init_args.batch_size to at most 56", error), error
 
 
 # -------------------------------------------------------------------------------- checkpoints

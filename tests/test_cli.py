@@ -176,6 +176,24 @@ def test_fast_dev_run_fits(config, tmp_path, monkeypatch, caplog):
         assert [m for m in caplog.messages if re.fullmatch(r"step 1: factor_vae \d\.\d{3}", m)]
 
 
+@pytest.mark.parametrize("config", ["beta_vae_3dshapes", "beta_vae_mpi3d_toy", "factor_vae_dsprites"])
+def test_fast_dev_run_of_a_shipped_config_as_it_is_scores_once_at_its_smallest(config, tmp_path, monkeypatch, caplog):
+    """Lightning's smoke test (one batch; logging and checkpointing suppressed) of a config as
+    shipped, its evaluations at their configured sizes: they run once, at the end, at their
+    fast_dev_run sizes (configured, disentanglement_lib's protocol encodes ~10^6 images, minutes on
+    a CPU, at step 0 and again at the end), and leave no scores.csv behind."""
+    monkeypatch.chdir(tmp_path)
+    shipped = ROOT / "configs" / f"{config}.yaml"
+    overrides = data_overrides(shipped, tmp_path) + distiller_override(shipped, tmp_path)
+    with caplog.at_level("INFO", logger="pytorch_lightning"):
+        main(["fit", "--config", str(shipped), "--trainer.fast_dev_run=true", "--data.init_args.batch_size=4",
+              "--data.init_args.num_workers=0", "--trainer.accelerator=cpu", *overrides])
+    scored = [m for m in caplog.messages if m.startswith("step ") and "mig" in m]
+    assert [m.split(":")[0] for m in scored] == ["step 1"], scored  # none at step 0, one at the end
+    assert "fast_dev_run: evaluations at their smoke-test sizes" in caplog.text
+    assert not list(tmp_path.rglob("scores.csv"))
+
+
 DCGAN_DSPRITES = str(ROOT / "configs" / "dcgan_dsprites.yaml")
 
 

@@ -273,7 +273,7 @@ def file_weights(path: Path) -> torch.Tensor:
 
 def fit_start(callback: FIDEvaluation) -> None:
     """What the trainer calls before the first step."""
-    callback.setup(SimpleNamespace(datamodule=TinyImages()), tiny_dcgan(), "fit")
+    callback.setup(SimpleNamespace(datamodule=TinyImages(), fast_dev_run=False), tiny_dcgan(), "fit")
 
 
 def test_without_a_path_the_weights_are_downloaded_into_torch_homes_hub_cache(hub, monkeypatch, inception_file):
@@ -581,7 +581,7 @@ def test_a_datamodule_that_states_no_data_settings_fails_at_start_up(tmp_path):
 
     callback = tiny_evaluation(tmp_path)
     with pytest.raises(NotImplementedError, match=r"Unstated does not state its data_settings\(\)"):
-        callback.setup(SimpleNamespace(datamodule=Unstated()), tiny_dcgan(), "fit")
+        callback.setup(SimpleNamespace(datamodule=Unstated(), fast_dev_run=False), tiny_dcgan(), "fit")
 
 
 def test_the_files_fingerprint(tmp_path):
@@ -677,3 +677,18 @@ def test_a_checkpoint_ranked_by_a_score_is_kept_only_at_the_steps_the_score_saw(
     steps = sorted(torch.load(path, weights_only=True)["global_step"] for path in checkpoint.best_k_models)
     assert steps == [2, 4]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(["last.ckpt", *(Path(p).name for p in checkpoint.best_k_models)])
+
+
+def test_fast_dev_run_scores_once_at_the_smoke_test_sizes(tmp_path):
+    """FID-10k as configured, under Lightning's fast_dev_run: one evaluation, at the end, of
+    FIDEvaluation.fast_dev_run_sizes' samples, and no scores.csv."""
+    model = DCGAN(**TINY)
+    drawn = []
+    sample = model.sample
+    model.sample = lambda n, generator=None: drawn.append(n) or sample(n, generator)
+    evaluation = FIDEvaluation(feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "cache"), every_n_steps=1)
+    trainer = quiet_trainer(fast_dev_run=True, callbacks=[evaluation], default_root_dir=str(tmp_path))
+    trainer.fit(model, DSpritesDataModule(source="procedural", batch_size=8, num_workers=0, value_range=(-1.0, 1.0)))
+    assert sum(drawn) == FIDEvaluation.fast_dev_run_sizes["num_samples"] == 8
+    assert np.isfinite(evaluation.last_results["fid"])
+    assert not list(tmp_path.rglob("scores.csv"))
