@@ -15,7 +15,8 @@ normalisation, without which eq. 6 with τ1 < τ2 collapses E (that module's doc
 from __future__ import annotations
 
 import math
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +78,16 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
             factor (the notes in configs/quickstart.yaml).
         broadcast_layers: The spatial broadcast G's hidden convolutions (Watters et al.: 4).
         broadcast_padding: The spatial broadcast G's padding: "valid" (Watters et al.) or "same".
+        generator_init: G's weights at step 0: "random" (the networks' own initialisation), or
+            "distiller_decoder": the stage-one β-VAE's spatial broadcast decoder, read from
+            ``distiller_checkpoint``, its first convolution's z columns zero, so that at step 0
+            G(c, z) = sigmoid(decoder(c)), the β-VAE's mean image of c, for every z: the GAN starts
+            from sprites at the code's place and size, and only has to sharpen them and use z. G
+            must be built as the decoder (spatial broadcast, the same width, broadcast_layers,
+            broadcast_padding; checked before the run starts) and the distiller's likelihood
+            Bernoulli (its decoder's logits are what G's sigmoid takes). Copied at the first fit
+            only: a resumed run's checkpoint replaces it. Measured in the quick start
+            (configs/quickstart.yaml's header).
         discriminator_normalization: D's normalization (batch norm, the DCGAN practice the paper
             follows; "spectral": Miyato et al. 2018).
         info_weight: λ (paper: 0.05).
@@ -109,6 +120,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         generator_network: Literal["dcgan", "spatial_broadcast"] = "dcgan",
         broadcast_layers: PositiveInt = 4,
         broadcast_padding: Literal["valid", "same"] = "valid",
+        generator_init: Literal["random", "distiller_decoder"] = "random",
         discriminator_normalization: Normalization = "batch",
         info_weight: NonNegativeFloat = 0.05,
         info_std: PositiveFloat | None = None,
@@ -119,6 +131,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
     ) -> None:
         super().__init__(**kwargs)
         self.distiller_checkpoint, self.code_source, self.info_head_kind = distiller_checkpoint, code_source, info_head
+        self.generator_init, self._decoder_copied = generator_init, False
         self.code_dim, self.noise_dim, self.latent_dim = code_dim, noise_dim, code_dim + noise_dim
         self.info_weight, self.contrastive = info_weight, contrastive
         self.info_log_var = None if info_std is None else 2 * math.log(info_std)
@@ -239,5 +252,54 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
 
     # ------------------------------------------------------------------------- the distiller
     def needs_vae(self) -> bool:
-        return self.code_source == "distiller" or self.info_head_kind == "distiller"
+        return self.code_source == "distiller" or self.info_head_kind == "distiller" or self.generator_init == "distiller_decoder"
+
+    def check_inputs(self, datamodule, resuming: bool = False) -> list[str]:
+        """Also, with ``generator_init: distiller_decoder``, that G is built as the distiller's decoder (unless ``resuming``: G comes from the checkpoint)."""
+        problems = super().check_inputs(datamodule, resuming)
+        if self.generator_init == "distiller_decoder" and not resuming and self._vae_hparams is not None:
+            problems += self.decoder_mismatches(self._vae_hparams)
+        return problems
+
+    def setup(self, stage: str) -> None:
+        """In fit, G starts as the distiller's decoder (``generator_init``), once, before the base copies G into its EMA."""
+        # Setup runs before Lightning restores a checkpoint: a resumed run's G and EMA replace these weights.
+        path = self.distiller_checkpoint
+        if stage == "fit" and self.generator_init == "distiller_decoder" and not self._decoder_copied and path and Path(path).is_file():
+            hparams, state_dict = self.read_vae_checkpoint(path)
+            if not self.decoder_mismatches(hparams):
+                decoder = {key.removeprefix("decoder."): value for key, value in state_dict.items() if key.startswith("decoder.")}
+                weight = decoder["net.0.weight"]  # the first convolution's input channels: (c, x, y) there, (c, z, x, y) in G
+                zero_noise = weight.new_zeros(len(weight), self.noise_dim, *weight.shape[2:])
+                decoder["net.0.weight"] = torch.cat([weight[:, : self.code_dim], zero_noise, weight[:, self.code_dim :]], 1)
+                self.generator.load_state_dict(decoder)  # the decoder's logits, G's sigmoid after them
+                self._decoder_copied = True
+        super().setup(stage)
+
+    def on_fit_start(self) -> None:
+        """Raises ValueError (naming the settings) when G was to start as the distiller's decoder and could not; a resumed run's G is its checkpoint's."""
+        super().on_fit_start()
+        if self.generator_init == "distiller_decoder" and not self._decoder_copied and self._checkpoint_step is None:
+            raise ValueError("\n".join(self.decoder_mismatches(self._vae_hparams)))
+
+    def decoder_mismatches(self, hparams: dict[str, Any]) -> list[str]:
+        """Why G cannot start as the decoder of the distiller with ``hparams`` (``generator_init: distiller_decoder``): one message, or none."""
+        path = self.distiller_checkpoint
+        theirs = dict(generator_network=hparams.get("decoder"), width=hparams.get("width"),
+                      broadcast_layers=hparams.get("broadcast_layers"), broadcast_padding=hparams.get("broadcast_padding"))
+        differ = {name: value for name, value in theirs.items() if value != self.hparams[name]}
+        if hparams.get("likelihood", "bernoulli") != "bernoulli":
+            return [f"generator_init=distiller_decoder: the distiller in '{path}' has a {hparams['likelihood']} likelihood, its decoder "
+                    f"draws means, not the logits G's sigmoid takes: set model.init_args.generator_init=random."]
+        if not differ:
+            return []
+        if theirs["generator_network"] != "spatial_broadcast":
+            return [f"generator_init=distiller_decoder starts G as the distiller's spatial broadcast decoder, but the distiller in '{path}' "
+                    f"has a {theirs['generator_network']} decoder: set model.init_args.generator_init=random, or train stage one with "
+                    f"model.init_args.decoder=spatial_broadcast."]
+        now = ", ".join(f"{name}={self.hparams[name]}" for name in differ)
+        fix = ", ".join(f"model.init_args.{name}={value}" for name, value in differ.items())
+        return [f"generator_init=distiller_decoder starts G as the distiller's decoder, which '{path}' built with "
+                f"{', '.join(f'{name}={value}' for name, value in differ.items())}; G here has {now}: set {fix}, "
+                f"or model.init_args.generator_init=random."]
 

@@ -33,7 +33,7 @@ CONFIGS = sorted(path for path in (ROOT / "configs").glob("*.yaml") if path != D
 
 def distiller_override(config: Path, tmp_path: Path) -> list[str]:
     """A model built on a pretrained β-VAE (IDGAN-SC stage two, latent constraints) gets a briefly
-    trained one of the code size and image shape it expects."""
+    trained one of the code size and image shape it expects (and, for a G that starts as its decoder, of G's architecture)."""
     model = yaml.safe_load(config.read_text())["model"]
     args = model["init_args"]
     if model["class_path"].endswith("IDGANSC") and args.get("code_source") != "prior":
@@ -43,7 +43,9 @@ def distiller_override(config: Path, tmp_path: Path) -> list[str]:
     else:
         return []
     channels, size, _ = args["data_shape"]
-    vae = BetaVAE(latent_dim=latent_dim, data_shape=args["data_shape"], width=4)
+    decoder = dict(decoder="spatial_broadcast", width=args["width"], broadcast_layers=args["broadcast_layers"],
+                   broadcast_padding=args["broadcast_padding"]) if args.get("generator_init") == "distiller_decoder" else dict(width=4)
+    vae = BetaVAE(latent_dim=latent_dim, data_shape=args["data_shape"], **decoder)
     trainer = quiet_trainer(max_steps=1)
     trainer.fit(vae, RandomImages(size=size, channels=channels, value_range=(0.0, 1.0)))
     trainer.save_checkpoint(tmp_path / "pretrained_vae.ckpt")

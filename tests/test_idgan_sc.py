@@ -520,3 +520,77 @@ def test_the_frozen_distiller_in_eval_mode_brings_no_warning_but_another_module_
         warnings.simplefilter("always")
         quiet_trainer(max_steps=1).fit(model, dsprites())
     assert [w for w in caught if "in eval mode" in str(w.message)]
+
+
+# ------------------------------------------------------------- G started as the distiller's decoder
+BROADCAST = dict(generator_network="spatial_broadcast", width=8, broadcast_layers=2, broadcast_padding="same")
+
+
+@pytest.fixture(scope="module")
+def broadcast_stage_one(tmp_path_factory):
+    """A β-VAE with a spatial broadcast decoder (the quick start's stage one, tiny), trained 5 steps: its checkpoint and itself."""
+    directory = tmp_path_factory.mktemp("broadcast_stage_one")
+    pl.seed_everything(0)
+    vae = BetaVAE(latent_dim=4, width=8, decoder="spatial_broadcast", broadcast_layers=2, broadcast_padding="same")
+    quiet_trainer(max_steps=5, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=directory, save_last=True)]).fit(vae, dsprites())
+    return directory / "last.ckpt", vae.eval()
+
+
+class GeneratorAtStart(pl.Callback):
+    """G's and its EMA's images of fixed codes, for two noises, when training starts (after any resume)."""
+
+    def __init__(self, code: torch.Tensor) -> None:
+        self.code, self.images = code, {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        with torch.no_grad():
+            for name, network in (("generator", pl_module.generator), ("ema", pl_module.sampler())):
+                self.images[name] = [network(torch.cat([self.code, torch.randn(len(self.code), pl_module.noise_dim)], 1)) for _ in range(2)]
+
+
+def test_generator_init_distiller_decoder_starts_g_and_its_ema_as_the_decoders_mean_image_for_any_z(broadcast_stage_one):
+    """``generator_init: distiller_decoder``: at step 0 G(c, z) = sigmoid(decoder(c)), the β-VAE's mean image of c, whatever z."""
+    path, vae = broadcast_stage_one
+    code = torch.randn(3, 4)
+    start = GeneratorAtStart(code)
+    model = IDGANSC(distiller_checkpoint=str(path), code_dim=4, noise_dim=2, generator_init="distiller_decoder", ema_decay=0.9, **BROADCAST)
+    quiet_trainer(max_steps=1, callbacks=[start]).fit(model, dsprites())
+    with torch.no_grad():
+        mean_image = vae.decoder(code).sigmoid()
+    assert mean_image.std() > 0.01  # a real image, not a constant
+    for name in ("generator", "ema"):
+        for image in start.images[name]:
+            torch.testing.assert_close(image, mean_image)
+
+
+def test_a_resumed_run_keeps_its_own_g_not_the_distillers_decoder(broadcast_stage_one, tmp_path):
+    path, _ = broadcast_stage_one
+    settings = dict(code_dim=4, noise_dim=2, generator_init="distiller_decoder", **BROADCAST)
+    trainer = quiet_trainer(max_steps=3, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    trainer.fit(IDGANSC(distiller_checkpoint=str(path), **settings), dsprites())
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)["state_dict"]
+    for distiller in (str(path), str(tmp_path / "gone.ckpt")):  # the stage-one file still there, or gone
+        resumed = IDGANSC(distiller_checkpoint=distiller, **settings)
+        weights = {}
+        grab = pl.Callback()
+        grab.on_train_start = lambda trainer, module: weights.update({k: v.clone() for k, v in module.generator.state_dict().items()})
+        quiet_trainer(max_steps=4, callbacks=[grab]).fit(resumed, dsprites(), ckpt_path=tmp_path / "last.ckpt")
+        assert weights and all(torch.equal(value, saved[f"generator.{key}"]) for key, value in weights.items())
+
+
+@pytest.mark.parametrize(
+    "settings, named",
+    [
+        (dict(BROADCAST, width=16), "width=8"),
+        (dict(BROADCAST, broadcast_layers=3), "broadcast_layers=2"),
+        (dict(BROADCAST, broadcast_padding="valid"), "broadcast_padding=same"),
+        (dict(BROADCAST, generator_network="dcgan"), "generator_network=spatial_broadcast"),
+    ],
+)
+def test_a_generator_unlike_the_distillers_decoder_is_refused_before_training_naming_the_settings(broadcast_stage_one, settings, named):
+    path, _ = broadcast_stage_one
+    model = IDGANSC(distiller_checkpoint=str(path), code_dim=4, noise_dim=2, generator_init="distiller_decoder", **settings)
+    (problem,) = model.check_inputs(dsprites())
+    assert "generator_init" in problem and named in problem and "generator_init=random" in problem
+    with pytest.raises(ValueError, match=named):
+        quiet_trainer(max_steps=1).fit(IDGANSC(distiller_checkpoint=str(path), code_dim=4, noise_dim=2, generator_init="distiller_decoder", **settings), dsprites())
