@@ -15,6 +15,8 @@ Catalogue entry → test (here unless named otherwise):
 - IDGAN-SC stage two with a distiller of another code size → test_a_distiller_with_another_code_size
   (a missing distiller, or a checkpoint that is not a β-VAE: test_idgan_sc.py,
   test_a_missing_distiller_names_the_file_and_stage_one, test_a_checkpoint_that_is_not_a_beta_vae_is_refused)
+- the quick start's G started as a distiller's decoder of another width → test_a_generator_unlike_the_distillers_decoder
+  (each architecture setting: test_idgan_sc.py, test_a_generator_unlike_the_distillers_decoder_is_refused_before_training_naming_the_settings)
 - missing or truncated dataset files → test_missing_or_damaged_dataset_files
   (each reader's other damage, e.g. a bad idx magic number or gzip stream: test_datamodules.py,
   test_mnist_corrupt_files, test_mnist_missing_files, test_dsprites_missing_npz, test_celeba_missing)
@@ -190,6 +192,18 @@ def test_a_distiller_with_another_code_size(in_tmp_path, beta_vae_checkpoint, ca
     args = fit_args("idgan_sc_dsprites", f"--model.init_args.distiller_checkpoint={beta_vae_checkpoint}", *PROCEDURAL_DSPRITES)
     error = refused(args, capsys, in_tmp_path / "runs", files)
     assert "code of size 4 but code_dim=10: set model.init_args.code_dim=4" in error
+
+
+def test_a_generator_unlike_the_distillers_decoder(in_tmp_path, capsys):
+    """configs/quickstart.yaml starts G as the distiller's decoder: a stage one of another width is refused before anything starts."""
+    vae = BetaVAE(latent_dim=6, data_shape=(1, 32, 32), width=8, decoder="spatial_broadcast", broadcast_layers=3, broadcast_padding="same")
+    trainer = quiet_trainer(max_steps=1)
+    trainer.fit(vae, RandomImages(size=32, value_range=(0.0, 1.0)))
+    trainer.save_checkpoint(in_tmp_path / "narrow.ckpt")
+    files = previous_run(in_tmp_path / "runs" / "quickstart")
+    args = fit_args("quickstart", f"--model.init_args.distiller_checkpoint={in_tmp_path / 'narrow.ckpt'}", *PROCEDURAL_DSPRITES)
+    error = refused(args, capsys, in_tmp_path / "runs", files)
+    assert "built with width=8; G here has width=16: set model.init_args.width=8, or model.init_args.generator_init=random" in error
 
 
 def test_no_data_and_no_stage_one_checkpoint_are_both_reported(in_tmp_path, capsys, monkeypatch):
