@@ -26,10 +26,27 @@ UNIT = (0.0, 1.0)
         (KLAnnealing("linear", warmup_steps=4), {0: 0.0, 1: 0.25, 2: 0.5, 3: 0.75, 4: 1.0, 100: 1.0}),
         # cycles of 4 steps, rising over the first 2 of each
         (KLAnnealing("cyclical", warmup_steps=2, cycle_steps=4), {0: 0.0, 1: 0.5, 2: 1.0, 3: 1.0, 4: 0.0, 5: 0.5, 6: 1.0, 9: 0.5}),
+        # up to 3 over 2 steps, held, down to 1 by step 6, held after the last point
+        (KLAnnealing("piecewise", points=[(0, 0.0), (2, 3.0), (4, 3.0), (6, 1.0)]), {0: 0.0, 1: 1.5, 2: 3.0, 4: 3.0, 5: 2.0, 6: 1.0, 100: 1.0}),
     ],
 )
 def test_kl_annealing_factors_by_hand(annealing, factors):
     assert {step: annealing.factor(step) for step in factors} == factors
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(schedule="piecewise"), "points go with schedule 'piecewise' and only with it"),
+        (dict(schedule="linear", warmup_steps=4, points=[(0, 1.0)]), "points go with schedule 'piecewise' and only with it"),
+        (dict(schedule="piecewise", points=[]), "increasing steps"),
+        (dict(schedule="piecewise", points=[(10, 1.0), (5, 2.0)]), r"increasing steps and factors >= 0, got \[\(10, 1.0\), \(5, 2.0\)\]"),
+        (dict(schedule="piecewise", points=[(0, -1.0)]), "factors >= 0"),
+    ],
+)
+def test_a_piecewise_schedule_needs_ordered_points(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        KLAnnealing(**kwargs)
 
 
 def test_a_cyclical_schedule_needs_a_warmup_within_its_cycle():
