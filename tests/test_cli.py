@@ -379,3 +379,31 @@ def test_a_shipped_config_keeps_the_best_checkpoints_by_fid_and_wandb_summarises
     for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "is_mean", "is_std"):
         assert isinstance(summary[f"fid_10k/{key}"], (int, float)), key  # JSON writes 0.0 as 0
     assert summary["fid_2k/fid"] == pytest.approx(fid[3])
+
+
+def test_a_refused_command_prints_its_problems_first_and_a_run_says_its_seed_after_the_checks(tmp_path):
+    """Nothing comes before a refused command's message, not even Lightning's "Seed set to 0" (it used to be
+    the first line); a command that starts still says its seed, once the checks have passed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
+    common = ["--data.init_args.num_workers=0", "--model.init_args.width=4", "--data.init_args.batch_size=8",
+              "--seed_everything=7"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "lightning_modules", "fit", "--config", DCGAN_DSPRITES, "--data.init_args.source=npz",
+         "--data.init_args.root=nowhere", *common],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    lines = [line for line in (refused.stdout + refused.stderr).splitlines() if line.strip()]
+    assert lines[0].startswith("error: cannot start"), lines[:3]
+    assert not any("Seed set" in line for line in lines), lines
+    started = subprocess.run(
+        [sys.executable, "-m", "lightning_modules", "fit", "--config", DCGAN_DSPRITES, "--data.init_args.source=procedural",
+         "--trainer.max_steps=1", "--trainer.enable_progress_bar=false", *common],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert started.returncode == 0, started.stderr[-3000:]
+    assert (started.stdout + started.stderr).count("Seed set to 7") == 1, (started.stdout + started.stderr)[-3000:]

@@ -230,6 +230,17 @@ class CLI(LightningCLI):
             "(`python -m lightning_modules.cli.seeds` sets it).",
         )
 
+    def _set_seed(self) -> None:
+        """Lightning's, without its "Seed set to N" line here: it would come before :meth:`preflight`'s
+        message on a refused command. :meth:`instantiate_trainer` says it once the checks have passed."""
+        seed_log = logging.getLogger("lightning_fabric.utilities.seed")
+        level = seed_log.level
+        seed_log.setLevel(logging.WARNING)
+        try:
+            super()._set_seed()
+        finally:
+            seed_log.setLevel(level)
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         run_settings(config)
@@ -252,6 +263,8 @@ class CLI(LightningCLI):
         Lightning on several devices (see :func:`gan_strategy_for`)."""
         trainer_config = self._get(self.config_init, "trainer", default={})
         self.preflight(trainer_config)
+        if (seed := self._get(self.config, "seed_everything")) is not False:
+            rank_zero_info(f"Seed set to {seed}")
         plugins = trainer_config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
