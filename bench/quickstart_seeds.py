@@ -34,7 +34,7 @@ import torch
 import yaml
 from sklearn.metrics import mutual_info_score
 
-from bench.readme_times import ROOT, machine
+from bench.readme_times import ROOT, command_env, machine
 
 STAGE_ONE, STAGE_TWO = ROOT / "configs/quickstart_stage_one.yaml", ROOT / "configs/quickstart.yaml"
 SCORES = re.compile(r"^step \d+: beta_vae .*$", re.MULTILINE)  # the line the end-of-fit evaluation prints
@@ -60,10 +60,8 @@ def run(command: list[str], log: Path) -> tuple[float, str]:
     Raises:
         RuntimeError: the command failed (its log's last lines in the message).
     """
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    env.setdefault("WANDB_MODE", "offline")
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(command, cwd=ROOT, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seconds = time.perf_counter() - start
     log.write_text(done.stdout)
     if done.returncode != 0:

@@ -38,11 +38,16 @@ def machine() -> str:
     return f"{cpus}-core CPU ({platform.processor() or platform.machine()}), load average {load}"
 
 
-def timed(command: list[str], cwd: Path) -> float:
+def command_env() -> dict[str, str]:
+    """The environment a measured command runs in: this checkout importable, W&B offline unless set."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.setdefault("WANDB_MODE", "offline")
+    return env
+
+
+def timed(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, cwd=cwd, env=command_env(), check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
