@@ -1,9 +1,9 @@
 """The quick start over several seeds: its two commands as the README types them, plus ``--seed_everything``.
 
-For each seed it prints the wall times, the disentanglement scores the run printed at its end, and
-what each of stage one's code dimensions carries: the distiller is what stage two's G follows, so
-its axes are the traversal rows the user sees. For every dimension the β-VAE uses (KL to the prior
-≥ 0.1 nats on 3,000 sprites), it gives |corr| of the posterior mean with posX, posY and scale, and
+For each seed it prints the wall times, the disentanglement scores each run printed at its end, and
+what each code dimension carries, in stage one (the β-VAE's) and in stage two (the codes G is given
+and Q reads: the distiller's, turned by stage two's ``code_rotation``), whose axes are the traversal
+rows the user sees. For every dimension used (KL to the prior ≥ 0.1 nats on 3,000 sprites), it gives |corr| of the posterior mean with posX, posY and scale, and
 its mutual information with shape over H(shape) (the code in 20 equal-width bins). A position
 dimension's *turn* is atan(|corr with the other axis| / |corr with its own|): 0° is a row that moves
 the sprite straight along x or y, 45° a diagonal row. The README's quick-start figures come from here:
@@ -72,13 +72,15 @@ def run(command: list[str], log: Path) -> tuple[float, str]:
 
 
 def code_axes(run: Path) -> list[str]:
-    """What each used code dimension of a stage-one run's β-VAE (its last checkpoint) carries, on 3,000
-    sprites of the data its ``config.yaml`` names."""
+    """What each used code dimension of a quick-start run's model (its last checkpoint, of the class
+    its ``config.yaml`` names) carries, on 3,000 sprites of the data that config names."""
+    import lightning_modules
     from datamodules import DSpritesDataModule
-    from lightning_modules import BetaVAE
 
-    model = BetaVAE.load_from_checkpoint(run / "checkpoints/last.ckpt", map_location="cpu").eval()
-    data = yaml.safe_load((run / "config.yaml").read_text())["data"]["init_args"]
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    model_class = getattr(lightning_modules, config["model"]["class_path"].rpartition(".")[2])
+    model = model_class.load_from_checkpoint(run / "checkpoints/last.ckpt", map_location="cpu").eval()
+    data = config["data"]["init_args"]
     truth = DSpritesDataModule(**{k: v for k, v in data.items() if k != "root"}).ground_truth
     factors = truth.sample_factors(NUM_SPRITES, torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -130,10 +132,12 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"seed {seed}, {name}: {' '.join(command)}")
                 continue
             folder.mkdir(parents=True, exist_ok=True)
-            (one, scores), (two, _) = (run(command, folder / f"{name.replace(' ', '_')}.log") for name, command in commands(seed, folder))
-            print(f"seed {seed}: stage one {one:.0f} s, stage two {two:.0f} s wall; {scores}")
-            for row in code_axes(folder / "quickstart_stage_one"):
-                print(f"  {row}")
+            (one, scores_one), (two, scores_two) = (run(command, folder / f"{name.replace(' ', '_')}.log") for name, command in commands(seed, folder))
+            print(f"seed {seed}: stage one {one:.0f} s, stage two {two:.0f} s wall")
+            for stage, scores, run_folder in (("one", scores_one, "quickstart_stage_one"), ("two", scores_two, "quickstart")):
+                print(f"  stage {stage}: {scores}")
+                for row in code_axes(folder / run_folder):
+                    print(f"    {row}")
             sys.stdout.flush()
 
 

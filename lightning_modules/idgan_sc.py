@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeFloat, PositiveInt
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from lightning_modules.base import AdversarialModule, ImageShape
@@ -41,6 +42,7 @@ from lightning_modules.nets.dcgan import Normalization
 from lightning_modules.training.contrastive import ContrastiveHead, SeparationWatch, SupervisedContrastive
 from lightning_modules.training.latents import (
     gaussian_posterior,
+    independent_rotation,
     pairs_differing_in,
     reparameterize,
 )
@@ -52,6 +54,10 @@ DISTILLER = FrozenVAE(
     "distiller_checkpoint", attribute="distiller", latent_argument="code_dim", vae_class=BetaVAE, part=lambda vae: vae.encoder,
     role="stage-one β-VAE distiller", config="configs/beta_vae_dsprites.yaml",
 )
+
+#: ``code_rotation="ica"``: the training images its R is fitted on, and the dims it turns (those the
+#: distiller uses; under 0.5 nats a dim is mostly noise, which ICA's whitening would scale up).
+ROTATION_IMAGES, ROTATION_MIN_KL = 5_000, 0.5
 
 
 class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
@@ -88,6 +94,19 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
             Bernoulli (its decoder's logits are what G's sigmoid takes). Copied at the first fit
             only: a resumed run's checkpoint replaces it. Measured in the quick start
             (configs/quickstart.yaml's header).
+        code_rotation: The axes of the distilled code c: "none", the β-VAE's own (the paper), or
+            "ica": c = R μ(x) (and R's rotation of the posterior's noise), with R the rotation
+            among the dims the distiller uses (KL ≥ 0.5 nats) under which the codes of 5,000
+            training images are most independent (FastICA:
+            :func:`~lightning_modules.training.latents.independent_rotation`), fitted once when
+            fit starts and kept in the checkpoint. The β-VAE's prior N(0, I) looks the same in
+            every rotation, and the β-VAE's objective hardly prefers one where dims carry the same
+            information, so two such dims can each code a mix of two factors (on dSprites, x and
+            y turned by 15-40° from their axes): R turns them back. Q (info_head="distiller"), the
+            codes G is given, the KL that orders the traversal rows and the codes the metrics
+            score are all R's; G started as the decoder (generator_init) draws decoder(Rᵀ c).
+            Needs the distiller's codes (code_source="distiller" or info_head="distiller").
+            Measured in the quick start (configs/quickstart.yaml's header).
         discriminator_normalization: D's normalization (batch norm, the DCGAN practice the paper
             follows; "spectral": Miyato et al. 2018).
         info_weight: λ (paper: 0.05).
@@ -121,6 +140,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         broadcast_layers: PositiveInt = 4,
         broadcast_padding: Literal["valid", "same"] = "valid",
         generator_init: Literal["random", "distiller_decoder"] = "random",
+        code_rotation: Literal["none", "ica"] = "none",
         discriminator_normalization: Normalization = "batch",
         info_weight: NonNegativeFloat = 0.05,
         info_std: PositiveFloat | None = None,
@@ -132,6 +152,8 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         super().__init__(**kwargs)
         self.distiller_checkpoint, self.code_source, self.info_head_kind = distiller_checkpoint, code_source, info_head
         self.generator_init, self._decoder_copied = generator_init, False
+        self.rotate_codes, self._rotation_fitted = code_rotation == "ica", False
+        self.register_buffer("code_rotation", torch.eye(code_dim))  # R: c = R μ(x); the identity until fit sets it
         self.code_dim, self.noise_dim, self.latent_dim = code_dim, noise_dim, code_dim + noise_dim
         self.info_weight, self.contrastive = info_weight, contrastive
         self.info_log_var = None if info_std is None else 2 * math.log(info_std)
@@ -206,13 +228,13 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         if self.code_source == "prior":
             return torch.randn(len(real), self.code_dim, device=real.device)
         with torch.no_grad():
-            return reparameterize(*gaussian_posterior(self.distiller, real))
+            return reparameterize(*gaussian_posterior(self.distiller, real)) @ self.code_rotation.T
 
     def q_posterior(self, images: Tensor, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Q's Gaussian (mean, log-variance) over the code behind ``images``: a head on D's trunk
         features (computed here unless given), or the frozen distiller's encoder."""
         if self.info_head_kind == "distiller":
-            mean, log_var = gaussian_posterior(self.distiller, images)
+            mean, log_var = self.distilled_posterior(images)
         else:
             mean, log_var = gaussian_posterior(self.info_head, self.discriminator.features(images) if features is None else features)
         return (mean, log_var) if self.info_log_var is None else (mean, torch.full_like(mean, self.info_log_var))
@@ -248,18 +270,40 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         gets as pure noise); None for codes drawn from the prior."""
         if self.code_source == "prior":
             return None
-        return kl_per_dimension(*gaussian_posterior(self.distiller, x))
+        return kl_per_dimension(*self.distilled_posterior(x))
+
+    def distilled_posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The distiller's posterior of the code c = R μ(x) + R σ ε (``code_rotation``): its mean R μ
+        [B, k] and each dim's marginal log-variance [B, k] (Σ_j R_ij² σ_j²; R's off-diagonal
+        covariance is left out)."""
+        mean, log_var = gaussian_posterior(self.distiller, x)
+        rotation = self.code_rotation
+        return mean @ rotation.T, (log_var.exp() @ rotation.square().T).log()
 
     # ------------------------------------------------------------------------- the distiller
     def needs_vae(self) -> bool:
         return self.code_source == "distiller" or self.info_head_kind == "distiller" or self.generator_init == "distiller_decoder"
 
     def check_inputs(self, datamodule, resuming: bool = False) -> list[str]:
-        """Also, with ``generator_init: distiller_decoder``, that G is built as the distiller's decoder (unless ``resuming``: G comes from the checkpoint)."""
-        problems = super().check_inputs(datamodule, resuming)
+        """Also, with ``generator_init: distiller_decoder``, that G is built as the distiller's decoder (unless ``resuming``: G comes from the
+        checkpoint), and that ``code_rotation: ica`` has the distiller's codes and training images to fit R on."""
+        problems = super().check_inputs(datamodule, resuming) + self.rotation_problems(datamodule)
         if self.generator_init == "distiller_decoder" and not resuming and self._vae_hparams is not None:
             problems += self.decoder_mismatches(self._vae_hparams)
         return problems
+
+    def rotation_problems(self, datamodule) -> list[str]:
+        """Why ``code_rotation: ica`` cannot run on ``datamodule``: one message, or none."""
+        if not self.rotate_codes:
+            return []
+        if not self.needs_vae():
+            return ["code_rotation=ica turns the distiller's codes, which this model does not use (code_source=prior, "
+                    "info_head=trainable): set model.init_args.code_rotation=none, or model.init_args.code_source=distiller."]
+        if not hasattr(datamodule, "subset_loader"):
+            has = f"{type(datamodule).__name__} lacks" if datamodule is not None else "a run without a datamodule lacks"
+            return [f"code_rotation=ica fits its rotation on training images read through the datamodule's subset_loader, which "
+                    f"{has}: use a datamodules.BaseDataModule, or set model.init_args.code_rotation=none."]
+        return []
 
     def setup(self, stage: str) -> None:
         """In fit, G starts as the distiller's decoder (``generator_init``), once, before the base copies G into its EMA."""
@@ -276,11 +320,54 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
                 self._decoder_copied = True
         super().setup(stage)
 
+    def fit_code_rotation(self) -> Tensor:
+        """``code_rotation``'s R [k, k], from the distiller's codes of ``ROTATION_IMAGES`` training
+        images (the same images on every process; process 0's R is everyone's), read through the
+        datamodule's ``subset_loader``. Prints the dims it turns and by how much."""
+        datamodule = self.trainer.datamodule
+        size = len(datamodule.split_dataset("train"))
+        indices = torch.randperm(size, generator=torch.Generator().manual_seed(0))[:ROTATION_IMAGES]
+        with torch.no_grad():
+            posteriors = [gaussian_posterior(self.distiller, x.to(self.device)) for x, _ in datamodule.subset_loader("train", indices, batch_size=500)]
+        means, log_vars = (torch.cat(part) for part in zip(*posteriors))
+        kl = kl_per_dimension(means, log_vars)
+        dims = (kl >= ROTATION_MIN_KL).nonzero().flatten().tolist()
+        rotation = self.trainer.strategy.broadcast(independent_rotation(means, dims), src=0)
+        turn = math.degrees(math.acos(min(1.0, rotation.diagonal().min().item())))
+        used = f"the distiller's dims {dims} (KL ≥ {ROTATION_MIN_KL} nats on {len(indices):,} training images)"
+        rank_zero_info(f"code_rotation=ica: {used} turned by up to {turn:.0f}° to make their codes independent (FastICA)." if len(dims) > 1
+                       else f"code_rotation=ica: fewer than 2 dims to turn, {used}; KL per dim {[round(v, 2) for v in kl.tolist()]}: "
+                            f"the code keeps the β-VAE's axes.")
+        return rotation
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint written before ``code_rotation`` existed has the β-VAE's own axes: R = I."""
+        checkpoint["state_dict"].setdefault("code_rotation", torch.eye(self.code_dim))
+        super().on_load_checkpoint(checkpoint)
+
     def on_fit_start(self) -> None:
-        """Raises ValueError (naming the settings) when G was to start as the distiller's decoder and could not; a resumed run's G is its checkpoint's."""
+        """A fresh run fits the code's rotation R (``code_rotation``); G started as the distiller's
+        decoder then draws decoder(Rᵀ c). A resumed run keeps its checkpoint's R.
+
+        Raises:
+            ValueError: (naming the settings) G was to start as the distiller's decoder and could
+                not, or ``code_rotation: ica`` without the distiller's codes or a datamodule to read
+                training images from.
+        """
         super().on_fit_start()
         if self.generator_init == "distiller_decoder" and not self._decoder_copied and self._checkpoint_step is None:
             raise ValueError("\n".join(self.decoder_mismatches(self._vae_hparams)))
+        if self.rotation_problems(self.trainer.datamodule):
+            raise ValueError(self.rotation_problems(self.trainer.datamodule)[0])
+        if self.rotate_codes and not self._rotation_fitted and self._checkpoint_step is None:
+            rotation = self.fit_code_rotation()
+            self.code_rotation.copy_(rotation)
+            if self._decoder_copied:  # G (and its EMA copy) is still the decoder: its code columns turned with c
+                copies = [self.generator] + ([self.sampling_network_ema.module] if self.sampling_network_ema is not None else [])
+                for generator in copies:
+                    weight = generator.net[0].weight.data
+                    weight[:, : self.code_dim] = torch.einsum("ojhw,ij->oihw", weight[:, : self.code_dim], rotation)
+            self._rotation_fitted = True
 
     def decoder_mismatches(self, hparams: dict[str, Any]) -> list[str]:
         """Why G cannot start as the decoder of the distiller with ``hparams`` (``generator_init: distiller_decoder``): one message, or none."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 from wandb.proto import wandb_internal_pb2 as pb
 from datamodules.loader import ResumableDataLoader
 
@@ -46,9 +46,16 @@ class RandomImages(pl.LightningDataModule):
         low, high = value_range
         self.images = torch.rand(n, *self.data_shape, generator=generator) * (high - low) + low
 
+    def split_dataset(self, split: str) -> TensorDataset:
+        """Every split is the same images."""
+        return TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))
+
     def train_dataloader(self) -> ResumableDataLoader:
-        dataset = TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))
-        return ResumableDataLoader(dataset, batch_size=self.batch_size, shuffle=True, drop_last=True)
+        return ResumableDataLoader(self.split_dataset("train"), batch_size=self.batch_size, shuffle=True, drop_last=True)
+
+    def subset_loader(self, split: str, indices: Sequence[int], batch_size: int, **_) -> DataLoader:
+        """The images ``indices`` of ``split`` in order (``datamodules.BaseDataModule.subset_loader``'s contract)."""
+        return DataLoader(Subset(self.split_dataset(split), [int(i) for i in indices]), batch_size=batch_size)
 
 
 class TinyAutoencoder(GenerativeModule):

@@ -139,6 +139,8 @@ MODELS: dict[str, Entry] = {
     # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
     "latent-constraints": Entry(LatentConstraints, dict(data_shape=(1, 32, 32), latent_dim=4, hidden=(8,), n_critic=4), UNIT),
     "idgan-sc": Entry(IDGANSC, dict(SMALL, code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
+    # the quick start's Q (the frozen distiller) and code axes (R fitted when fit starts, a buffer: it resumes, and is every rank's)
+    "idgan-sc-ica": Entry(IDGANSC, dict(SMALL, info_head="distiller", code_rotation="ica", code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
     "idgan-sc-prior": Entry(IDGANSC, dict(SMALL, code_source="prior", code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
     "infogan": Entry(InfoGAN, dict(data_shape=(1, 64, 64)), UNIT),
     # CR switches on mid-run (step 4), so the schedule must resume with the step count

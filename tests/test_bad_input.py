@@ -206,6 +206,14 @@ def test_a_generator_unlike_the_distillers_decoder(in_tmp_path, capsys):
     assert "built with width=8; G here has width=16: set model.init_args.width=8, or model.init_args.generator_init=random" in error
 
 
+def test_a_code_rotation_without_the_distillers_codes(in_tmp_path, capsys):
+    files = previous_run(in_tmp_path / "runs" / "idgan_sc_prior_dsprites")
+    args = fit_args("idgan_sc_prior_dsprites", "--model.init_args.code_rotation=ica", *PROCEDURAL_DSPRITES)
+    error = refused(args, capsys, in_tmp_path / "runs", files)
+    assert "code_rotation=ica turns the distiller's codes, which this model does not use" in error
+    assert "set model.init_args.code_rotation=none, or model.init_args.code_source=distiller" in error
+
+
 def test_no_data_and_no_stage_one_checkpoint_are_both_reported(in_tmp_path, capsys, monkeypatch):
     """The card command on a fresh clone without a network: no CelebA, no stage-one β-VAE, and no
     Inception weights for its two FID callbacks (said once). With IDGAN_DEBUG=1 the traceback comes back."""

@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lightning_modules import IDGANSC, BetaVAE, OptimizerConfig
 from lightning_modules.training.contrastive import SupervisedContrastive
-from lightning_modules.training.latents import gaussian_posterior, pairs_differing_in, pairs_sharing
+from lightning_modules.training.latents import gaussian_posterior, independent_rotation, pairs_differing_in, pairs_sharing
 from lightning_modules.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, supervised_contrastive_loss
 from tests.helpers import RandomImages, flat_parameters, over_seeds, quiet_trainer
 
@@ -576,6 +576,86 @@ def test_a_resumed_run_keeps_its_own_g_not_the_distillers_decoder(broadcast_stag
         grab.on_train_start = lambda trainer, module: weights.update({k: v.clone() for k, v in module.generator.state_dict().items()})
         quiet_trainer(max_steps=4, callbacks=[grab]).fit(resumed, dsprites(), ckpt_path=tmp_path / "last.ckpt")
         assert weights and all(torch.equal(value, saved[f"generator.{key}"]) for key, value in weights.items())
+
+
+@pytest.mark.parametrize("degrees", [20, 30, -35])
+def test_independent_rotation_turns_two_mixed_uniform_factors_back_onto_their_dims_and_leaves_the_others(degrees):
+    """x and y uniform (dSprites' positions), seen turned by ``degrees`` in dims 1 and 2 of 4; dims 0 and 3 Gaussian, left out."""
+    generator = torch.Generator().manual_seed(0)
+    factors = torch.rand(4000, 2, generator=generator) * 2 - 1
+    angle = math.radians(degrees)
+    turn = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    codes = torch.cat([torch.randn(4000, 1, generator=generator), factors @ turn.T, torch.randn(4000, 1, generator=generator)], 1)
+    rotation = independent_rotation(codes, dims=[1, 2])
+    torch.testing.assert_close(rotation @ rotation.T, torch.eye(4))
+    assert rotation[0, 0] == rotation[3, 3] == 1 and rotation[[0, 3]][:, [1, 2]].abs().sum() == 0
+    straight = codes @ rotation.T
+    corr = torch.corrcoef(torch.cat([straight[:, 1:3], factors], 1).T)[:2, 2:]
+    assert corr.diagonal().min() > 0.995 and corr.fill_diagonal_(0).abs().max() < 0.02  # each dim its own factor, same sign
+
+
+def test_independent_rotation_of_codes_already_independent_along_their_axes_is_about_the_identity():
+    codes = torch.rand(4000, 3, generator=torch.Generator().manual_seed(1)) * torch.tensor([1.0, 2.0, 0.5])
+    assert (independent_rotation(codes, dims=[0, 1, 2]) - torch.eye(3)).abs().max() < 0.03
+    assert torch.equal(independent_rotation(codes, dims=[2]), torch.eye(3))  # nothing to turn one dim against
+    with pytest.raises(ValueError, match="at least 6 codes"):
+        independent_rotation(codes[:5], dims=[0, 1, 2])
+
+
+@pytest.fixture
+def every_used_dim_turned(monkeypatch):
+    """The 5-step distiller's dims carry under 0.5 nats: turn them all, so that R is a real rotation."""
+    monkeypatch.setattr("lightning_modules.idgan_sc.ROTATION_MIN_KL", 0.0)
+
+
+def test_code_rotation_ica_turns_the_code_everywhere_and_g_starts_as_the_decoder_of_the_unturned_code(broadcast_stage_one, every_used_dim_turned):
+    """``code_rotation: ica``: one orthogonal R, c = R μ(x) for Q and the metrics, and G (and its EMA) at step 0 = sigmoid(decoder(Rᵀ c))."""
+    path, vae = broadcast_stage_one
+    code = torch.randn(3, 4)
+    start = GeneratorAtStart(code)
+    model = IDGANSC(distiller_checkpoint=str(path), code_dim=4, noise_dim=2, generator_init="distiller_decoder", info_head="distiller",
+                    code_rotation="ica", ema_decay=0.9, **BROADCAST)
+    quiet_trainer(max_steps=1, callbacks=[start]).fit(model, dsprites())
+    rotation = model.code_rotation
+    torch.testing.assert_close(rotation @ rotation.T, torch.eye(4))
+    assert (rotation - torch.eye(4)).abs().max() > 0.05  # a real turn, so that the checks below could fail
+    images = dsprites().ground_truth.images_for(dsprites().ground_truth.sample_factors(8, torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        mean = gaussian_posterior(vae.encoder, images)[0]
+        torch.testing.assert_close(model.encode(images), mean @ rotation.T)
+        mean_image = vae.decoder(code @ rotation).sigmoid()
+    for name in ("generator", "ema"):
+        for image in start.images[name]:
+            torch.testing.assert_close(image, mean_image)
+
+
+def test_a_resumed_run_keeps_its_checkpoints_code_rotation_and_an_older_checkpoint_reads_as_unturned(broadcast_stage_one, every_used_dim_turned, tmp_path, monkeypatch):
+    path, _ = broadcast_stage_one
+    settings = dict(code_dim=4, noise_dim=2, info_head="distiller", code_rotation="ica", **BROADCAST)
+    trainer = quiet_trainer(max_steps=3, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    trainer.fit(IDGANSC(distiller_checkpoint=str(path), **settings), dsprites())
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert not torch.equal(saved["state_dict"]["code_rotation"], torch.eye(4))
+    monkeypatch.setattr(IDGANSC, "fit_code_rotation", lambda self: pytest.fail("a resumed run fitted R again"))
+    resumed = IDGANSC(distiller_checkpoint=str(path), **settings)
+    quiet_trainer(max_steps=4).fit(resumed, dsprites(), ckpt_path=tmp_path / "last.ckpt")
+    assert torch.equal(resumed.code_rotation, saved["state_dict"]["code_rotation"])
+    del saved["state_dict"]["code_rotation"]
+    torch.save(saved, tmp_path / "older.ckpt")
+    assert torch.equal(IDGANSC.load_from_checkpoint(tmp_path / "older.ckpt").code_rotation, torch.eye(4))
+
+
+def test_code_rotation_ica_without_the_distillers_codes_is_refused_before_training_naming_the_fix():
+    settings = dict(code_source="prior", info_head="trainable", code_rotation="ica", code_dim=4, noise_dim=2, **BROADCAST)
+    (problem,) = IDGANSC(**settings).check_inputs(dsprites())
+    assert "code_rotation=ica" in problem and "model.init_args.code_rotation=none" in problem
+    with pytest.raises(ValueError, match="code_rotation=none"):
+        quiet_trainer(max_steps=1).fit(IDGANSC(**settings), dsprites())
+    without_images = IDGANSC(**dict(settings, info_head="distiller"))
+    assert without_images.rotation_problems(dsprites()) == []
+    for datamodule, named in ((None, "a run without a datamodule lacks"), (pl.LightningDataModule(), "LightningDataModule lacks")):
+        (problem,) = without_images.rotation_problems(datamodule)
+        assert named in problem and "model.init_args.code_rotation=none" in problem
 
 
 @pytest.mark.parametrize(
