@@ -101,12 +101,13 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
             :func:`~lightning_modules.training.latents.independent_rotation`), fitted once when
             fit starts and kept in the checkpoint. The β-VAE's prior N(0, I) looks the same in
             every rotation, and the β-VAE's objective hardly prefers one where dims carry the same
-            information, so two such dims can each code a mix of two factors (on dSprites, x and
-            y turned by 15-40° from their axes): R turns them back. Q (info_head="distiller"), the
-            codes G is given, the KL that orders the traversal rows and the codes the metrics
-            score are all R's; G started as the decoder (generator_init) draws decoder(Rᵀ c).
-            Needs the distiller's codes (code_source="distiller" or info_head="distiller").
-            Measured in the quick start (configs/quickstart.yaml's header).
+            information, so two such dims can each code a mix of two factors (in the quick start,
+            x and y turned 15-43° from their axes on seeds 0-4): R turns them back. Q
+            (info_head="distiller"), the codes G is given, the KL that orders the traversal rows
+            and the codes the metrics score are all R's; G started as the decoder
+            (generator_init) draws decoder(Rᵀ c). Needs the distiller's codes
+            (code_source="distiller" or info_head="distiller") and a datamodule with
+            ``subset_loader``. Measured in the quick start (configs/quickstart.yaml's header).
         discriminator_normalization: D's normalization (batch norm, the DCGAN practice the paper
             follows; "spectral": Miyato et al. 2018).
         info_weight: λ (paper: 0.05).
@@ -360,8 +361,8 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         if self.rotation_problems(self.trainer.datamodule):
             raise ValueError(self.rotation_problems(self.trainer.datamodule)[0])
         if self.rotate_codes and not self._rotation_fitted and self._checkpoint_step is None:
-            rotation = self.fit_code_rotation()
-            self.code_rotation.copy_(rotation)
+            self.code_rotation.copy_(self.fit_code_rotation())
+            rotation = self.code_rotation  # on G's device
             if self._decoder_copied:  # G (and its EMA copy) is still the decoder: its code columns turned with c
                 copies = [self.generator] + ([self.sampling_network_ema.module] if self.sampling_network_ema is not None else [])
                 for generator in copies:

@@ -92,10 +92,11 @@ def independent_rotation(codes: Tensor, dims: Sequence[int], seed: int = 0) -> T
     then put on the dim it is closest to, with a positive sign, so that R is the identity where the
     codes are already independent along their axes. R leaves the other dims as they are.
 
-    Why: a β-VAE's objective (its prior N(0, I)) is the same for every rotation among code dims
-    that carry the same information, so such dims can code a mix of two factors; on dSprites, x
-    and y come out turned by 15-40° (Rolinek et al. 2019 on why axes are fixed only where the
-    dims' information differs). Independent factors become independent codes under the rotation.
+    Why: a β-VAE's prior N(0, I) is the same in every rotation of the code, and its objective
+    hardly prefers one among dims that carry the same information (Rolinek et al. 2019: the axes
+    are fixed only where the dims' information differs), so such dims can each code a mix of two
+    factors; in the quick start, x and y came out turned 15-43° on seeds 0-4. Under the rotation,
+    independent factors become independent codes.
 
     Args:
         codes: posterior means [n, k] of n ≥ 2 ``len(dims)`` images.
@@ -113,7 +114,7 @@ def independent_rotation(codes: Tensor, dims: Sequence[int], seed: int = 0) -> T
     if len(codes) < 2 * len(dims):
         raise ValueError(f"independent_rotation needs at least {2 * len(dims)} codes to rotate {len(dims)} dims, got {len(codes)}")
     block = codes[:, dims].double().cpu().numpy()
-    with warnings.catch_warnings():  # not converging leaves a rotation no worse than where it started
+    with warnings.catch_warnings():  # short of convergence the polar factor is still a rotation; the run goes on with it
         warnings.simplefilter("ignore", ConvergenceWarning)
         unmixing = FastICA(whiten="unit-variance", random_state=seed, max_iter=1000).fit(block).components_
     turn = polar(unmixing)[0]
