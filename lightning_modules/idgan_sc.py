@@ -358,8 +358,8 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         super().on_fit_start()
         if self.generator_init == "distiller_decoder" and not self._decoder_copied and self._checkpoint_step is None:
             raise ValueError("\n".join(self.decoder_mismatches(self._vae_hparams)))
-        if self.rotation_problems(self.trainer.datamodule):
-            raise ValueError(self.rotation_problems(self.trainer.datamodule)[0])
+        if problems := self.rotation_problems(self.trainer.datamodule):
+            raise ValueError(problems[0])
         if self.rotate_codes and not self._rotation_fitted and self._checkpoint_step is None:
             self.code_rotation.copy_(self.fit_code_rotation())
             rotation = self.code_rotation  # on G's device

@@ -139,7 +139,9 @@ MODELS: dict[str, Entry] = {
     # actor steps after batches 4, 8, 12: the cadence straddles the resume at batch 6
     "latent-constraints": Entry(LatentConstraints, dict(data_shape=(1, 32, 32), latent_dim=4, hidden=(8,), n_critic=4), UNIT),
     "idgan-sc": Entry(IDGANSC, dict(SMALL, code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
-    # the quick start's Q (the frozen distiller) and code axes (R fitted when fit starts, a buffer: it resumes, and is every rank's)
+    # the quick start's Q (the frozen distiller) and code_rotation: R is fitted when fit starts and kept as a buffer. The tiny
+    # distiller's dims stay under 0.5 nats, so R is the identity here: this entry runs the fit, the buffer and the broadcast
+    # through resume and DDP; test_idgan_sc.py checks a real turn.
     "idgan-sc-ica": Entry(IDGANSC, dict(SMALL, info_head="distiller", code_rotation="ica", code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
     "idgan-sc-prior": Entry(IDGANSC, dict(SMALL, code_source="prior", code_dim=3, noise_dim=2, contrastive=TINY_CONTRASTIVE), UNIT),
     "infogan": Entry(InfoGAN, dict(data_shape=(1, 64, 64)), UNIT),
