@@ -3,8 +3,9 @@
 For each seed it prints the wall times, the disentanglement scores each run printed at its end, and
 what each code dimension carries, in stage one (the β-VAE's) and in stage two (the codes G is given
 and Q reads: the distiller's, turned by stage two's ``code_rotation``), whose axes are the traversal
-rows the user sees. For every dimension used (KL to the prior ≥ 0.1 nats on 3,000 sprites), it gives |corr| of the posterior mean with posX, posY and scale, and
-its mutual information with shape over H(shape) (the code in 20 equal-width bins). A position
+rows the user sees. For every dimension used (KL to the prior ≥ 0.1 nats on 3,000 sprites), it
+gives |corr| of the posterior mean with posX, posY and scale, and its mutual information with shape
+over H(shape) (the code in 20 equal-width bins). A position
 dimension's *turn* is atan(|corr with the other axis| / |corr with its own|): 0° is a row that moves
 the sprite straight along x or y, 45° a diagonal row. The README's quick-start figures come from here:
 

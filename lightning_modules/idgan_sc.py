@@ -229,6 +229,7 @@ class IDGANSC(PretrainedVAE, AdversarialModule, frozen_vae=DISTILLER):
         if self.code_source == "prior":
             return torch.randn(len(real), self.code_dim, device=real.device)
         with torch.no_grad():
+            # R after the draw: distilled_posterior's marginal variances would drop R's correlations
             return reparameterize(*gaussian_posterior(self.distiller, real)) @ self.code_rotation.T
 
     def q_posterior(self, images: Tensor, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
